@@ -1,0 +1,159 @@
+"""Per-sample loss functions in the raw score ``z``, written once for every kernel.
+
+The functions are plain Python over scalars (and, for the softmax, small
+1-D arrays) that use only ``math``-style operations, so the same source
+compiles with ``numba.njit`` for the CPU and with ``numba.cuda.jit(device=True)``
+for the GPU. :func:`build_math` takes the decorator and the floating-point
+type to compute in; every constant is created with that type so that a
+float32 GPU kernel contains no float64 arithmetic (Numba types a bare ``1.0``
+as float64).
+
+Losses, for a label ``y`` and a raw score ``z = x·w + b``:
+
+``LOG`` (cross-entropy)
+    binary: ``log(1 + e^z) - y z``, derivative ``σ(z) - y``;
+    multinomial: ``logsumexp(z) - z_y``, derivative ``softmax(z) - onehot(y)``.
+``SQUARED`` (the seed's least-squares sigmoid neuron)
+    binary: ``½ (σ(z) - y)²``, derivative ``(σ(z) - y) σ(z) (1 - σ(z))``;
+    multinomial: ``½ ‖softmax(z) - onehot(y)‖²``, derivative
+    ``p_c (r_c - Σ_a r_a p_a)`` with ``p = softmax(z)``, ``r = p - onehot(y)``.
+"""
+
+import math
+from types import SimpleNamespace
+
+#: Loss identifiers passed to the kernels (integers, so one compiled kernel serves both).
+LOG = 0
+SQUARED = 1
+
+LOSS_IDS = {"log": LOG, "squared": SQUARED}
+
+
+def build_math(jit, real):
+    """Compile the per-sample functions with ``jit`` computing in type ``real``.
+
+    Parameters
+    ----------
+    jit : callable
+        A decorator such as ``numba.njit(inline="always")`` or
+        ``numba.cuda.jit(device=True)``.
+    real : type
+        The floating-point type of every constant, e.g. ``numpy.float64``.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        With attributes ``log1p_unit``, ``sigmoid_from``, ``log1pexp``,
+        ``sigmoid``, ``binary_loss_dz`` and ``softmax_loss_dz``.
+    """
+    zero = real(0.0)
+    one = real(1.0)
+    two = real(2.0)
+    half = real(0.5)
+    # 1 / (2n + 1), n = 1..15: the series of atanh. Named constants, written out
+    # in the Horner chain below: a loop over a tuple keeps LLVM from vectorising.
+    c3, c5, c7, c9, c11, c13, c15, c17, c19, c21, c23, c25, c27, c29, c31 = (
+        real(1.0 / (2 * n + 1)) for n in range(1, 16))
+
+    @jit
+    def log1p_unit(e):
+        """log(1 + e) for 0 <= e <= 1, branch-free (so a loop over it vectorises).
+
+        log(1 + e) = 2 atanh(s) with s = e / (2 + e) <= 1/3; sixteen terms of the
+        series in s² reach float64 rounding.
+        """
+        s = e / (two + e)
+        s2 = s * s
+        q = c31 * s2 + c29
+        q = q * s2 + c27
+        q = q * s2 + c25
+        q = q * s2 + c23
+        q = q * s2 + c21
+        q = q * s2 + c19
+        q = q * s2 + c17
+        q = q * s2 + c15
+        q = q * s2 + c13
+        q = q * s2 + c11
+        q = q * s2 + c9
+        q = q * s2 + c7
+        q = q * s2 + c5
+        q = q * s2 + c3
+        q = q * s2 + one
+        return two * s * q
+
+    @jit
+    def sigmoid_from(z, e):
+        """σ(z) given e = exp(-|z|): never evaluates exp of a positive number."""
+        return (one if z >= zero else e) / (one + e)
+
+    @jit
+    def log1pexp(z):
+        """log(1 + e^z) without overflow or cancellation, for any finite z."""
+        return max(z, zero) + log1p_unit(math.exp(-abs(z)))
+
+    @jit
+    def sigmoid(z):
+        """1 / (1 + e^-z) without overflow."""
+        return sigmoid_from(z, math.exp(-abs(z)))
+
+    @jit
+    def binary_loss_dz(loss_id, z, e, y):
+        """Loss of one sample and its derivative in ``z``.
+
+        ``e`` must be ``exp(-|z|)`` (passed in so that a kernel can compute it
+        for a whole block of rows at once); ``y`` is 0 or 1. Both losses are
+        evaluated and one is selected: without branches a loop over samples
+        vectorises.
+        """
+        p = sigmoid_from(z, e)
+        r = p - y
+        is_log = loss_id == 0
+        loss = (max(z, zero) + log1p_unit(e) - y * z) if is_log else half * r * r
+        dz = r if is_log else r * p * (one - p)
+        return loss, dz
+
+    @jit
+    def softmax_loss_dz(loss_id, z, y, dz):
+        """Loss of one sample over ``k`` classes; writes d loss / d z into ``dz``.
+
+        ``z`` and ``dz`` are arrays of shape (k,), ``y`` an integer in 0..k-1.
+        ``dz`` may be the same array as ``z``.
+        """
+        k = z.shape[0]
+        z_max = z[0]
+        for c in range(1, k):
+            if z[c] > z_max:
+                z_max = z[c]
+        total = zero
+        for c in range(k):
+            total += math.exp(z[c] - z_max)
+        log_total = math.log(total)
+        if loss_id == 0:
+            loss = log_total + z_max - z[y]
+            for c in range(k):
+                dz[c] = math.exp(z[c] - z_max - log_total)
+            dz[y] -= one
+            return loss
+        # squared: first store p, then the derivative of ½‖p - onehot(y)‖².
+        loss = zero
+        inner = zero  # Σ_a r_a p_a
+        for c in range(k):
+            p = math.exp(z[c] - z_max - log_total)
+            r = p - one if c == y else p
+            loss += half * r * r
+            inner += r * p
+            dz[c] = p
+        for c in range(k):
+            p = dz[c]
+            r = p - one if c == y else p
+            dz[c] = p * (r - inner)
+        return loss
+
+    return SimpleNamespace(
+        log1p_unit=log1p_unit,
+        sigmoid_from=sigmoid_from,
+        log1pexp=log1pexp,
+        sigmoid=sigmoid,
+        binary_loss_dz=binary_loss_dz,
+        softmax_loss_dz=softmax_loss_dz,
+    )

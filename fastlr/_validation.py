@@ -1,0 +1,75 @@
+"""Checks of user input, done once at the public boundary; inner code trusts its inputs."""
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_array
+from sklearn.utils.validation import _check_sample_weight
+
+from ._math import LOSS_IDS
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def check_loss(loss):
+    """Return the kernel id of ``loss`` ("log" or "squared")."""
+    try:
+        return LOSS_IDS[loss]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown loss {loss!r}; expected one of {', '.join(map(repr, LOSS_IDS))}"
+        ) from None
+
+
+def check_choice(name, value, choices):
+    """Raise ValueError naming ``name`` unless ``value`` is one of ``choices``."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
+
+
+def check_number(name, value, *, low=None, low_open=False, integer=False, allow_none=False):
+    """Validate a scalar parameter and return it.
+
+    Parameters
+    ----------
+    name : str
+    value : object
+    low : float, optional
+        Smallest allowed value.
+    low_open : bool
+        If True, ``value`` must be strictly greater than ``low``.
+    integer : bool
+        Require an integer (bool is rejected).
+    allow_none : bool
+    """
+    if value is None and allow_none:
+        return None
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an integer' if integer else 'a real number'}, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    return value
+
+
+def check_features(X, *, input_name="X"):
+    """X as a C-contiguous float32/float64 2-D array, finite and non-empty.
+
+    float32 and float64 C-contiguous arrays pass through without a copy; any
+    other dtype is converted to float64.
+    """
+    return check_array(
+        X, dtype=FLOAT_DTYPES, order="C", ensure_2d=True, allow_nd=False,
+        ensure_min_samples=1, ensure_min_features=1, input_name=input_name,
+    )
+
+
+def check_sample_weight(sample_weight, X):
+    """Sample weights as float64 (n,), non-negative, finite, with a positive sum; None stays None."""
+    if sample_weight is None:
+        return None
+    # scikit-learn's check also rejects weights that are all zero.
+    return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)

@@ -1,0 +1,75 @@
+"""``loss_grad``: the low-level function for benchmark comparisons."""
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_array, column_or_1d
+
+from ._validation import check_features, check_loss, check_sample_weight
+from .backends import get_backend
+
+
+def _check_labels(y, n_samples, n_classes):
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"))
+    if y.shape[0] != n_samples:
+        raise ValueError(f"y has {y.shape[0]} samples but X has {n_samples}")
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"y must hold integer class codes, got dtype {y.dtype}")
+    codes = y.astype(np.int32)
+    if np.any(codes != y) or codes.min() < 0 or codes.max() >= max(n_classes, 2):
+        allowed = "{0, 1}" if n_classes == 1 else f"0..{n_classes - 1}"
+        raise ValueError(f"y must hold integer class codes in {allowed}")
+    return codes
+
+
+def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, backend="cpu"):
+    """Mean loss and mean gradient of a logistic model, without penalty.
+
+    ``loss = Σ s_i loss(z_i, y_i) / Σ s_i`` with ``z_i = x_i·coef + intercept``
+    (``s_i = 1`` without sample weights); the gradients are those of this mean.
+    The CPU backend reads X once, in float64 arithmetic, without copying a
+    float32 or float64 C-contiguous X.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+        Integer codes: 0 or 1 for a binary model, 0..k-1 for a multinomial one.
+    coef : array-like of shape (n_features,) or (k, n_features)
+        1-D (or a single row, as scikit-learn's binary ``coef_``): binary
+        sigmoid model. ``k >= 2`` rows: softmax over ``k`` classes.
+    intercept : float or array-like of shape (k,), default=0.0
+    loss : {"log", "squared"}, default="log"
+    sample_weight : array-like of shape (n_samples,), optional
+    backend : {"cpu", "numpy", "auto"}, default="cpu"
+
+    Returns
+    -------
+    loss : float
+    grad_coef : ndarray with the shape of ``coef``, float64
+    grad_intercept : float, or ndarray with the shape of ``intercept``
+    """
+    loss_id = check_loss(loss)
+    engine = get_backend(backend)
+    X = check_features(X)
+    coef_in = check_array(coef, ensure_2d=False, dtype=np.float64, input_name="coef")
+    if coef_in.ndim not in (1, 2):
+        raise ValueError(f"coef must be 1-D or 2-D, got shape {coef_in.shape}")
+    W = np.ascontiguousarray(coef_in.reshape(1, -1) if coef_in.ndim == 1 else coef_in)
+    if W.shape[1] != X.shape[1]:
+        raise ValueError(f"coef has {W.shape[1]} features but X has {X.shape[1]}")
+    scalar_intercept = isinstance(intercept, numbers.Real) or np.ndim(intercept) == 0
+    b = np.asarray(intercept, dtype=np.float64).reshape(-1)
+    if scalar_intercept:
+        b = np.repeat(b, W.shape[0])
+    if b.shape != (W.shape[0],) or not np.all(np.isfinite(b)):
+        raise ValueError(f"intercept must be a finite scalar or of shape ({W.shape[0]},)")
+    codes = _check_labels(y, X.shape[0], W.shape[0])
+    data = engine.put(X, codes, check_sample_weight(sample_weight, X))
+    loss_sum, grad_sum = engine.loss_grad(data, W, b, loss_id)
+    S = data.weight_sum
+    grad_coef = (grad_sum[:, :-1] / S).reshape(coef_in.shape)
+    grad_intercept = grad_sum[:, -1] / S
+    if scalar_intercept:
+        grad_intercept = float(grad_intercept.sum()) if W.shape[0] == 1 else grad_intercept
+    return float(loss_sum / S), grad_coef, grad_intercept

@@ -1,0 +1,202 @@
+"""Backends: where the data lives and which kernels compute on it.
+
+A backend offers four primitives and nothing else; the trainer and the
+estimator work only through them, so they never ask what hardware they run on.
+
+``put(X, y, sample_weight) -> data``
+    Place validated arrays where the kernels want them (once per fit).
+``loss_grad(data, W, b, loss_id) -> (loss_sum, grad_sum)``
+    Weighted *sums* over the data set (sums combine across partitions and
+    devices; the trainer divides by ``data.weight_sum``).
+``sgd_epoch(data, W, b, loss_id, schedule, batch_order, rows) -> (loss_sum, n_steps)``
+    One epoch of mini-batch SGD, updating ``W`` and ``b`` in place.
+``decision_function(X, W, b) -> scores``
+
+Throughout, ``W`` has shape (k, d) and ``b`` shape (k,), float64: ``k == 1``
+is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.
+``grad_sum`` has shape (k, d + 1): the coefficient columns, then the intercept.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, logsumexp
+
+from ._math import LOG
+from .kernels import cpu
+
+_EMPTY_F64 = np.empty(0, dtype=np.float64)
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class HostData:
+    """Validated training data in host memory.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+    y : ndarray of shape (n,), int32, labels 0..k-1 (0 or 1 when binary)
+    sample_weight : ndarray of shape (n,) or (0,), float64; empty = unit weights
+    weight_sum : float
+        Sum of the sample weights (``n`` when unweighted).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray
+    weight_sum: float
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+
+@dataclass(frozen=True)
+class SGDSchedule:
+    """What one SGD epoch needs besides the data and the coefficients.
+
+    ``eta_t = eta0 / t**power_t`` at global step ``t = step0 + 1, 2, ...``;
+    ``alpha`` is the L2 strength of the mean objective.
+    """
+
+    alpha: float
+    fit_intercept: bool
+    eta0: float
+    power_t: float
+    step0: int
+    batch_size: int
+
+
+def _host_data(X, y, sample_weight):
+    if sample_weight is None:
+        return HostData(X, y, _EMPTY_F64, float(X.shape[0]))
+    return HostData(X, y, sample_weight, float(sample_weight.sum()))
+
+
+class CPUBackend:
+    """Numba kernels on the host CPU: one parallel pass over X per gradient."""
+
+    name = "cpu"
+
+    def put(self, X, y, sample_weight=None):
+        return _host_data(X, y, sample_weight)
+
+    def loss_grad(self, data, W, b, loss_id):
+        with cpu.parallel_guard():
+            if W.shape[0] == 1:
+                out = cpu.binary_loss_grad(data.X, data.y, data.sample_weight, W[0], b[0], loss_id)
+                return out[-1], out[:-1].reshape(1, -1)
+            out = cpu.multinomial_loss_grad(data.X, data.y, data.sample_weight, W, b, loss_id)
+        return out[0, -1], out[:, :-1]
+
+    def sgd_epoch(self, data, W, b, loss_id, schedule, batch_order, rows=None):
+        return cpu.sgd_epoch(
+            data.X, data.y, data.sample_weight,
+            _EMPTY_I64 if rows is None else rows,
+            batch_order, schedule.batch_size, W, b, loss_id,
+            schedule.alpha, schedule.fit_intercept, schedule.eta0, schedule.power_t,
+            schedule.step0, data.weight_sum / data.n_samples,
+        )
+
+    def decision_function(self, X, W, b):
+        with cpu.parallel_guard():
+            return cpu.decision_function(X, W, b)
+
+
+class NumpyBackend:
+    """Vectorised NumPy in float64: the reference every other backend is tested against.
+
+    It computes ``X @ W.T`` and then ``dz.T @ X`` (two passes over X, and a
+    float64 copy of float32 X): clear rather than fast.
+    """
+
+    name = "numpy"
+
+    def put(self, X, y, sample_weight=None):
+        return _host_data(X, y, sample_weight)
+
+    @staticmethod
+    def _loss_dz(Z, y, loss_id):
+        """Per-sample losses (n,) and d loss / d z (n, k) for scores Z (n, k)."""
+        if Z.shape[1] == 1:
+            z = Z[:, 0]
+            p = expit(z)
+            if loss_id == LOG:
+                return np.logaddexp(0.0, z) - y * z, (p - y)[:, None]
+            r = p - y
+            return 0.5 * r * r, (r * p * (1.0 - p))[:, None]
+        lse = logsumexp(Z, axis=1)
+        P = np.exp(Z - lse[:, None])
+        onehot = np.zeros_like(P)
+        onehot[np.arange(len(y)), y] = 1.0
+        if loss_id == LOG:
+            return lse - Z[np.arange(len(y)), y], P - onehot
+        R = P - onehot
+        inner = np.sum(R * P, axis=1)
+        return 0.5 * np.sum(R * R, axis=1), P * (R - inner[:, None])
+
+    def _sums(self, X, y, sample_weight, W, b, loss_id):
+        X64 = np.asarray(X, dtype=np.float64)
+        loss, D = self._loss_dz(X64 @ W.T + b, y, loss_id)
+        if sample_weight.shape[0]:
+            loss = loss * sample_weight
+            D = D * sample_weight[:, None]
+        grad = np.empty((W.shape[0], W.shape[1] + 1))
+        grad[:, :-1] = D.T @ X64
+        grad[:, -1] = D.sum(axis=0)
+        return loss.sum(), grad
+
+    def loss_grad(self, data, W, b, loss_id):
+        return self._sums(data.X, data.y, data.sample_weight, W, b, loss_id)
+
+    def sgd_epoch(self, data, W, b, loss_id, schedule, batch_order, rows=None):
+        n = data.n_samples
+        mean_weight = data.weight_sum / n
+        positions = np.arange(n) if rows is None else rows
+        loss_total = 0.0
+        for step, batch in enumerate(batch_order):
+            idx = positions[batch * schedule.batch_size:(batch + 1) * schedule.batch_size]
+            sw = data.sample_weight[idx] if data.sample_weight.shape[0] else _EMPTY_F64
+            loss_sum, grad = self._sums(data.X[idx], data.y[idx], sw, W, b, loss_id)
+            eta = schedule.eta0 / (schedule.step0 + step + 1.0) ** schedule.power_t
+            scale = 1.0 / (len(idx) * mean_weight)
+            W_new = W - eta * (scale * grad[:, :-1] + schedule.alpha * W)
+            b_new = b - eta * scale * grad[:, -1] if schedule.fit_intercept else b
+            if not (np.isfinite(loss_sum) and np.isfinite(W_new).all() and np.isfinite(b_new).all()):
+                return loss_total, step
+            W[:] = W_new
+            b[:] = b_new
+            loss_total += loss_sum
+        return loss_total, len(batch_order)
+
+    def decision_function(self, X, W, b):
+        return np.asarray(X, dtype=np.float64) @ W.T + b
+
+
+_BACKENDS = {"cpu": CPUBackend, "numpy": NumpyBackend}
+
+#: Names accepted by ``backend=`` ("auto" picks the fastest usable one).
+BACKEND_NAMES = ("auto",) + tuple(_BACKENDS)
+
+
+def get_backend(name):
+    """Return the backend called ``name`` ("auto", "cpu" or "numpy").
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a known backend.
+    """
+    if name == "auto":
+        name = "cpu"
+    try:
+        return _BACKENDS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown backend {name!r}; expected one of {', '.join(map(repr, BACKEND_NAMES))}"
+        ) from None

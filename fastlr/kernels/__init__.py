@@ -1,0 +1,1 @@
+"""Compiled kernels: ``cpu`` (Numba, parallel) for now; each module implements the same loops."""

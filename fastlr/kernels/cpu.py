@@ -1,0 +1,384 @@
+"""Numba CPU kernels: loss and gradient in one pass over X, one SGD epoch, scores.
+
+Design notes (see DESIGN.md §3):
+
+* One fused pass per row: the score ``z`` is computed from the row while it
+  is in L1 cache, then ``dz · x`` is accumulated from the same row. X is read
+  from memory exactly once per gradient.
+* Rows are split into chunks of :data:`CHUNK_ROWS` rows, a constant that does
+  not depend on the thread count. Each chunk accumulates into its own row of
+  a partial-sum array (``prange`` over chunks: no shared ``grad[j] +=`` race),
+  and the partials are added serially in chunk order. The result is therefore
+  bitwise identical for any number of threads, run after run.
+* All arithmetic is float64, whatever X's dtype: float32 X is read as it is
+  (no copy) and converted in registers; a memory-bound loop pays nothing for it.
+* ``fastmath`` allows only re-association and contraction (so the dot
+  product vectorises); NaN/inf semantics stay IEEE.
+"""
+
+import math
+import threading
+from contextlib import nullcontext
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .._math import build_math
+
+#: Rows per partial sum. Fixed, so summation order never depends on the thread count.
+CHUNK_ROWS = 2048
+
+#: Rows whose scores are computed together, so that the exp / log of the loss
+#: run as one vectorised loop; the block's rows are then still in L1 cache
+#: when ``dz · x`` is accumulated from them.
+BLOCK_ROWS = 16
+
+_FASTMATH = {"reassoc", "contract"}
+
+# error_model="numpy": a float division by zero gives inf as in NumPy instead of
+# raising, which removes the check per division that stops LLVM vectorising.
+_JIT = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
+
+_M = build_math(njit(inline="always", error_model="numpy"), np.float64)
+_binary_loss_dz = _M.binary_loss_dz
+_softmax_loss_dz = _M.softmax_loss_dz
+
+# exp(x) for -708 <= x <= 0 as 2^k · p(t): Cody–Waite reduction t = x - k ln 2
+# (|t| <= ln2 / 2) and the Taylor polynomial of e^t to degree 13 (error < 1e-17).
+# 2^k is built from its bit pattern, so the loop has no call and vectorises;
+# libm's scalar exp made the whole gradient twice as slow.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_LOG2E = 1.4426950408889634
+# 1 / n!, written out in the Horner chain: a loop over a tuple does not vectorise.
+_F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12, _F13 = (
+    1.0 / math.factorial(n) for n in range(2, 14))
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _exp_neg_abs(z, m, e, bits):
+    """``e[r] = exp(-|z[r]|)`` for ``r < m``; ``bits`` is int64 scratch of len(e)."""
+    scale = bits.view(np.float64)
+    for r in range(m):
+        x = max(-abs(z[r]), -708.0)
+        k = math.floor(x * _LOG2E + 0.5)
+        t = x - k * _LN2_HI - k * _LN2_LO
+        p = _F13 * t + _F12
+        p = p * t + _F11
+        p = p * t + _F10
+        p = p * t + _F9
+        p = p * t + _F8
+        p = p * t + _F7
+        p = p * t + _F6
+        p = p * t + _F5
+        p = p * t + _F4
+        p = p * t + _F3
+        p = p * t + _F2
+        p = p * t + 1.0
+        p = p * t + 1.0
+        bits[r] = (np.int64(k) + 1023) << 52
+        e[r] = p
+    for r in range(m):
+        e[r] *= scale[r]
+
+
+@njit(inline="always")
+def _block_scratch(d, dtype):
+    """Scratch arrays for :func:`_binary_rows`: z, e, bits, dz, acc_block."""
+    return (np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS, np.int64),
+            np.empty(BLOCK_ROWS, dtype), np.empty(d, dtype))
+
+
+@njit(**_JIT)
+def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch):
+    """Add the weighted sums of rows ``start:stop`` of a binary model into ``acc``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,), int32
+    sample_weight : ndarray of shape (n,) or (0,)
+    start, stop : int
+    w : ndarray of shape (d,), dtype of X
+        Scores are dot products in X's precision; everything after the dot
+        product (loss, derivative, partial sums) is float64, except the
+        ``BLOCK_ROWS``-row partial of ``dz · x``, kept in X's dtype.
+    b : float
+    loss_id : int
+    acc : ndarray of shape (d + 2,), float64
+        Receives Σ s dz x_j (columns < d), Σ s dz (column d), Σ s loss (column d + 1).
+    scratch : tuple from :func:`_block_scratch`
+    """
+    z, e, bits, dz, acc_block = scratch
+    d = X.shape[1]
+    weighted = sample_weight.shape[0] > 0
+    for s0 in range(start, stop, BLOCK_ROWS):
+        m = min(BLOCK_ROWS, stop - s0)
+        for r in range(m):
+            zr = X[s0 + r, 0] * w[0]
+            for j in range(1, d):
+                zr += X[s0 + r, j] * w[j]
+            z[r] = zr + b
+        _exp_neg_abs(z, m, e, bits)
+        loss_sum = 0.0
+        dz_sum = 0.0
+        for r in range(m):
+            loss, g = _binary_loss_dz(loss_id, z[r], e[r], np.float64(y[s0 + r]))
+            if weighted:
+                loss *= sample_weight[s0 + r]
+                g *= sample_weight[s0 + r]
+            loss_sum += loss
+            dz_sum += g
+            dz[r] = g
+        acc[d] += dz_sum
+        acc[d + 1] += loss_sum
+        acc_block[:] = 0
+        for r in range(m):
+            for j in range(d):
+                acc_block[j] += dz[r] * X[s0 + r, j]
+        for j in range(d):
+            acc[j] += acc_block[j]
+
+
+@njit(**_JIT)
+def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, z):
+    """Add the weighted sums of rows ``start:stop`` of a softmax model into ``acc``.
+
+    ``W`` (k, d) and ``b`` (k,) are float64; ``acc`` has shape (k, d + 2):
+    Σ s dz_c x_j, Σ s dz_c, and the loss sum in ``acc[0, d + 1]``; ``z`` is
+    float64 scratch of shape (k,).
+    """
+    d = X.shape[1]
+    k = W.shape[0]
+    weighted = sample_weight.shape[0] > 0
+    for i in range(start, stop):
+        for cls in range(k):
+            s = b[cls]
+            for j in range(d):
+                s += X[i, j] * W[cls, j]
+            z[cls] = s
+        loss = _softmax_loss_dz(loss_id, z, y[i], z)  # z now holds dz
+        s_i = sample_weight[i] if weighted else 1.0
+        acc[0, d + 1] += s_i * loss
+        for cls in range(k):
+            r = s_i * z[cls]
+            for j in range(d):
+                acc[cls, j] += r * X[i, j]
+            acc[cls, d] += r
+
+
+@njit(parallel=True, **_JIT)
+def binary_loss_grad(X, y, sample_weight, w, b, loss_id):
+    """Weighted loss sum and gradient sum of a binary model, one pass over X.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+    y : ndarray of shape (n,), int32 in {0, 1}
+    sample_weight : ndarray of shape (n,) or (0,), float64
+        An empty array means unit weights.
+    w : ndarray of shape (d,), float64
+    b : float
+    loss_id : int
+
+    Returns
+    -------
+    ndarray of shape (d + 2,), float64
+        ``[Σ s dz x_0, ..., Σ s dz x_{d-1}, Σ s dz, Σ s loss]`` (sums, not means).
+    """
+    n, d = X.shape
+    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    w_x = w.astype(X.dtype)
+    partial = np.zeros((n_chunks, d + 2))
+    for c in prange(n_chunks):
+        _binary_rows(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
+                     w_x, b, loss_id, partial[c], _block_scratch(d, X.dtype))
+    total = np.zeros(d + 2)
+    for c in range(n_chunks):
+        total += partial[c]
+    return total
+
+
+@njit(parallel=True, **_JIT)
+def multinomial_loss_grad(X, y, sample_weight, W, b, loss_id):
+    """Weighted loss sum and gradient sum of a softmax model, one pass over X.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+    y : ndarray of shape (n,), int32 in 0..k-1
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+    loss_id : int
+
+    Returns
+    -------
+    ndarray of shape (k, d + 2), float64
+        Column ``j < d`` holds Σ s dz_c x_j, column ``d`` Σ s dz_c, and
+        element ``[0, d + 1]`` the weighted loss sum.
+    """
+    n, d = X.shape
+    k = W.shape[0]
+    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    partial = np.zeros((n_chunks, k, d + 2))
+    for c in prange(n_chunks):
+        _softmax_rows(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
+                      W, b, loss_id, partial[c], np.empty(k))
+    total = np.zeros((k, d + 2))
+    for c in range(n_chunks):
+        total += partial[c]
+    return total
+
+
+@njit(**_JIT)
+def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
+              alpha, fit_intercept, eta0, power_t, step0, mean_weight):
+    """One epoch of mini-batch SGD, updating ``W`` and ``b`` in place.
+
+    Each batch takes the step ``W -= eta_t (g / (m_b · mean_weight) + alpha W)``
+    (and ``b -= eta_t g_b / (m_b · mean_weight)``), where ``g`` is the batch's
+    weighted gradient sum and ``m_b`` its number of rows: the averaged gradient
+    of the seed, an unbiased estimate of the full mean gradient when samples
+    are weighted. ``eta_t = eta0 / t**power_t`` with ``t = step0 + 1, 2, ...``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,), int32
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    rows : ndarray of shape (n,) or (0,), int64
+        Row permutation: batches are gathered through it into a contiguous
+        buffer. Empty: batches are runs of consecutive rows, read in place.
+    batch_order : ndarray of shape (n_batches,), int64
+        The order in which batches (of consecutive positions) are visited.
+    batch_size : int
+    W : ndarray of shape (k, d), float64, updated in place
+    b : ndarray of shape (k,), float64, updated in place
+    loss_id : int
+    alpha : float
+        L2 penalty strength of the mean objective (0 for none).
+    fit_intercept : bool
+    eta0, power_t : float
+    step0 : int
+        Steps taken before this epoch (for the invscaling schedule).
+    mean_weight : float
+        Mean sample weight over the whole data set (1 when unweighted).
+
+    Returns
+    -------
+    loss_sum : float
+        Weighted sum of per-sample losses, each taken at the coefficients
+        in force when its batch was visited.
+    n_steps : int
+        Steps taken; fewer than ``len(batch_order)`` if the iterate diverged,
+        in which case ``W`` and ``b`` hold the last finite values.
+    """
+    n, d = X.shape
+    k = W.shape[0]
+    weighted = sample_weight.shape[0] > 0
+    gathered = rows.shape[0] > 0
+    X_batch = np.empty((batch_size if gathered else 0, d), X.dtype)
+    y_batch = np.empty(batch_size if gathered else 0, y.dtype)
+    sw_batch = np.empty(batch_size if gathered and weighted else 0)
+    acc = np.empty((k, d + 2))
+    scratch = _block_scratch(d, X.dtype)
+    z = np.empty(k)
+    w_x = np.empty(d, X.dtype)
+    W_prev = np.empty((k, d))
+    b_prev = np.empty(k)
+    loss_total = 0.0
+    for step in range(batch_order.shape[0]):
+        start = batch_order[step] * batch_size
+        stop = min(start + batch_size, n)
+        Xb, yb, swb, lo, hi = X, y, sample_weight, start, stop
+        if gathered:
+            for r in range(stop - start):
+                X_batch[r] = X[rows[start + r]]
+                y_batch[r] = y[rows[start + r]]
+                if weighted:
+                    sw_batch[r] = sample_weight[rows[start + r]]
+            Xb, yb, swb, lo, hi = X_batch, y_batch, sw_batch, 0, stop - start
+        acc[:] = 0.0
+        if k == 1:
+            w_x[:] = W[0]
+            _binary_rows(Xb, yb, swb, lo, hi, w_x, b[0], loss_id, acc[0], scratch)
+            loss_sum = acc[0, d + 1]
+        else:
+            _softmax_rows(Xb, yb, swb, lo, hi, W, b, loss_id, acc, z)
+            loss_sum = acc[0, d + 1]
+        eta = eta0 / (step0 + step + 1.0) ** power_t
+        scale = 1.0 / ((stop - start) * mean_weight)
+        W_prev[:] = W
+        b_prev[:] = b
+        finite = np.isfinite(loss_sum)
+        for cls in range(k):
+            for j in range(d):
+                W[cls, j] -= eta * (scale * acc[cls, j] + alpha * W[cls, j])
+                finite &= np.isfinite(W[cls, j])
+            if fit_intercept:
+                b[cls] -= eta * scale * acc[cls, d]
+                finite &= np.isfinite(b[cls])
+        if not finite:
+            W[:] = W_prev
+            b[:] = b_prev
+            return loss_total, step
+        loss_total += loss_sum
+    return loss_total, batch_order.shape[0]
+
+
+@njit(parallel=True, **_JIT)
+def decision_function(X, W, b):
+    """Raw scores ``X @ W.T + b`` in float64 without copying X.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+
+    Returns
+    -------
+    ndarray of shape (n, k), float64
+    """
+    n, d = X.shape
+    k = W.shape[0]
+    out = np.empty((n, k))
+    for i in prange(n):
+        for cls in range(k):
+            s = b[cls]
+            for j in range(d):
+                s += X[i, j] * W[cls, j]
+            out[i, cls] = s
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _touch_threads(n):
+    total = 0.0
+    for i in prange(n):
+        total += i
+    return total
+
+
+_lock = threading.Lock()
+_needs_lock = None
+
+
+def parallel_guard():
+    """A context manager to hold while a parallel kernel runs.
+
+    Numba's ``workqueue`` threading layer aborts the process when parallel
+    kernels are entered from two Python threads at once; ``tbb`` and ``omp``
+    do not. Which layer Numba loads is only known after the first parallel
+    call, so that call is made once here under the lock. With workqueue every
+    kernel call is serialised; with the others this returns a no-op context.
+    """
+    global _needs_lock
+    if _needs_lock is None:
+        with _lock:
+            if _needs_lock is None:
+                _touch_threads(4)
+                _needs_lock = numba.threading_layer() == "workqueue"
+    return _lock if _needs_lock else nullcontext()

@@ -1,0 +1,346 @@
+"""Solvers over the backend primitives: L-BFGS, gradient descent, mini-batch SGD.
+
+The trainer minimises the mean objective
+
+    F(W, b) = (1 / S) Σ_i s_i loss(z_i, y_i) + (alpha / 2) ‖W‖²,     S = Σ_i s_i,
+
+which is scikit-learn's ``C Σ s_i loss_i + ½‖W‖²`` divided by ``C S`` when
+``alpha = 1 / (C S)``; the intercept is not penalised. It calls only
+``backend.loss_grad`` and ``backend.sgd_epoch``, never asks which hardware
+it is on, and keeps the coefficients in float64 on the host.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from .backends import SGDSchedule
+
+SOLVERS = ("lbfgs", "gd", "sgd")
+LEARNING_RATES = ("constant", "invscaling", "adaptive", "backtracking")
+
+# Below this step size the adaptive schedule gives up, as scikit-learn's SGD does.
+_MIN_ADAPTIVE_ETA = 1e-6
+
+
+class DivergenceWarning(ConvergenceWarning):
+    """The iterates stopped being finite: the learning rate is too large."""
+
+
+@dataclass
+class TrainOptions:
+    """Settings of a training run; see ``LogisticRegression`` for their meaning."""
+
+    solver: str = "lbfgs"
+    max_iter: int = 100
+    tol: float | None = 1e-4
+    learning_rate: str = "constant"
+    eta0: float = 0.1
+    power_t: float = 0.5
+    batch_size: int = 256
+    shuffle: bool | str = True
+    n_iter_no_change: int = 5
+    random_state: object = None
+    verbose: int = 0
+
+
+@dataclass
+class TrainResult:
+    """Fitted coefficients and how the run went.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (k, d), float64
+    intercept : ndarray of shape (k,), float64
+    n_iter : int
+        Iterations (lbfgs, gd) or epochs (sgd) run.
+    loss_curve : list of float
+        Objective F after each iteration or epoch (for sgd, the mean of the
+        batch losses seen during the epoch plus the penalty at its end).
+    converged : bool
+    steps : int
+        SGD updates taken in total (for the invscaling schedule of a next call).
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    n_iter: int = 0
+    loss_curve: list = field(default_factory=list)
+    converged: bool = False
+    steps: int = 0
+
+
+class Objective:
+    """F(θ) and ∇F(θ) of the mean penalised objective over a flat parameter vector.
+
+    ``θ`` is ``W.ravel()`` followed by ``b`` when the intercept is fitted.
+
+    Parameters
+    ----------
+    backend : Backend
+    data : object returned by ``backend.put``
+    loss_id : int
+    n_outputs : int
+        ``k``: 1 for a binary model, the number of classes for a softmax one.
+    alpha : float
+    fit_intercept : bool
+    """
+
+    def __init__(self, backend, data, loss_id, n_outputs, alpha, fit_intercept):
+        self.backend = backend
+        self.data = data
+        self.loss_id = loss_id
+        self.shape = (n_outputs, data.n_features)
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.n_evals = 0
+
+    def pack(self, W, b):
+        """Flat float64 parameter vector from W (k, d) and b (k,)."""
+        parts = [np.asarray(W, dtype=np.float64).ravel()]
+        if self.fit_intercept:
+            parts.append(np.asarray(b, dtype=np.float64))
+        return np.concatenate(parts)
+
+    def unpack(self, theta):
+        """(W (k, d), b (k,)) views/copies of the flat vector ``theta``."""
+        k, d = self.shape
+        W = theta[: k * d].reshape(k, d)
+        b = theta[k * d:] if self.fit_intercept else np.zeros(k)
+        return W, b
+
+    def __call__(self, theta):
+        W, b = self.unpack(theta)
+        loss_sum, grad_sum = self.backend.loss_grad(self.data, W, b, self.loss_id)
+        self.n_evals += 1
+        S = self.data.weight_sum
+        value = loss_sum / S + 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))
+        grad_W = grad_sum[:, :-1] / S + self.alpha * W
+        if self.fit_intercept:
+            grad = np.concatenate([grad_W.ravel(), grad_sum[:, -1] / S])
+        else:
+            grad = grad_W.ravel()
+        return value, grad
+
+
+def _warn_max_iter(solver, max_iter):
+    warnings.warn(
+        f"solver {solver!r} did not converge in max_iter={max_iter} iterations; "
+        "increase max_iter, loosen tol or scale the data",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_diverged(where, eta):
+    warnings.warn(
+        f"training diverged at {where} (the iterates became infinite or NaN) with "
+        f"learning rate {eta:.3g}; kept the last finite coefficients. "
+        "Lower eta0, scale the data or use solver='lbfgs'.",
+        DivergenceWarning,
+        stacklevel=4,
+    )
+
+
+def _report(verbose, what, i, value):
+    if verbose:
+        print(f"[fastlr] {what} {i}: objective {value:.10g}", flush=True)
+
+
+def train_lbfgs(objective, theta0, options):
+    """Minimise with scipy's L-BFGS-B (gradient tolerance ``tol``, as scikit-learn)."""
+    curve = []
+
+    def record(intermediate_result):
+        curve.append(float(intermediate_result.fun))
+        _report(options.verbose, "iteration", len(curve), curve[-1])
+
+    tol = 0.0 if options.tol is None else options.tol
+    result = minimize(
+        objective, theta0, method="L-BFGS-B", jac=True, callback=record,
+        options={"maxiter": options.max_iter, "maxls": 50, "gtol": tol,
+                 "ftol": 64 * np.finfo(float).eps},
+    )
+    converged = result.status == 0
+    if result.status == 1:
+        _warn_max_iter("lbfgs", options.max_iter)
+    return result.x, int(result.nit), curve, converged
+
+
+class _NoImprovement:
+    """scikit-learn's SGD stopping rule: ``n`` epochs without improving the best loss by ``tol``."""
+
+    def __init__(self, tol, patience):
+        self.tol = tol
+        self.patience = patience
+        self.best = np.inf
+        self.count = 0
+
+    def update(self, value):
+        """Record a loss; True when ``patience`` updates in a row missed the bar."""
+        if self.tol is None:
+            return False
+        self.count = self.count + 1 if value > self.best - self.tol else 0
+        self.best = min(self.best, value)
+        if self.count >= self.patience:
+            self.count = 0
+            return True
+        return False
+
+
+def _next_eta(options, eta, step, stalled):
+    """Learning rate for the next step; None means the adaptive schedule is exhausted."""
+    if options.learning_rate == "invscaling":
+        return options.eta0 / (step + 1.0) ** options.power_t
+    if options.learning_rate == "adaptive" and stalled:
+        eta /= 5.0
+        return eta if eta >= _MIN_ADAPTIVE_ETA else None
+    return eta
+
+
+def train_gd(objective, theta0, options):
+    """Full-batch gradient descent: ``θ ← θ − η ∇F(θ)``.
+
+    With ``learning_rate="constant"`` every step is exactly the seed's
+    ``w ← w − eta0 · (mean gradient + penalty gradient)``. ``"backtracking"``
+    starts each step from twice the last accepted η and halves it until the
+    Armijo condition ``F(θ − η g) ≤ F(θ) − η/2 ‖g‖²`` holds. Stops when
+    ``max |∇F| ≤ tol``.
+    """
+    theta = theta0
+    value, grad = objective(theta)
+    if not np.isfinite(value):
+        raise ValueError("the objective is not finite at the initial coefficients")
+    curve = []
+    eta = options.eta0
+    no_gain = _NoImprovement(options.tol, options.n_iter_no_change)
+    tol = -1.0 if options.tol is None else options.tol
+    for it in range(options.max_iter):
+        if np.max(np.abs(grad)) <= tol:
+            return theta, it, curve, True
+        if options.learning_rate == "backtracking":
+            g2 = float(np.dot(grad, grad))
+            while True:
+                trial = theta - eta * grad
+                new_value, new_grad = objective(trial)
+                if new_value <= value - 0.5 * eta * g2:
+                    break
+                eta *= 0.5
+                if eta * np.sqrt(g2) <= np.finfo(float).eps * (1.0 + np.linalg.norm(theta)):
+                    return theta, it, curve, True  # no representable decrease is left
+        else:
+            trial = theta - eta * grad
+            new_value, new_grad = objective(trial)
+        if not (np.isfinite(new_value) and np.all(np.isfinite(trial))):
+            _warn_diverged(f"iteration {it + 1}", eta)
+            return theta, it, curve, False
+        theta, value, grad = trial, new_value, new_grad
+        curve.append(float(value))
+        _report(options.verbose, "iteration", it + 1, value)
+        if options.learning_rate == "backtracking":
+            eta *= 2.0
+        else:
+            eta = _next_eta(options, eta, it + 1, no_gain.update(value))
+            if eta is None:
+                return theta, it + 1, curve, True
+    if np.max(np.abs(grad)) <= tol:
+        return theta, options.max_iter, curve, True
+    _warn_max_iter("gd", options.max_iter)
+    return theta, options.max_iter, curve, False
+
+
+def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0=0, max_epochs=None):
+    """Mini-batch SGD, one compiled call per epoch, updating ``W`` and ``b`` in place.
+
+    Parameters
+    ----------
+    backend, data, loss_id : see :class:`Objective`
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+    alpha : float
+    fit_intercept : bool
+    options : TrainOptions
+        ``shuffle=True`` visits the batches (runs of ``batch_size`` consecutive
+        rows) in a new random order each epoch, which keeps memory access
+        sequential; ``shuffle="rows"`` draws a new permutation of the rows each
+        epoch (slower: rows are gathered); ``False`` keeps the data order.
+    step0 : int
+        SGD steps taken before (``partial_fit`` continues the schedule).
+    max_epochs : int, optional
+        Defaults to ``options.max_iter``.
+
+    Returns
+    -------
+    n_epochs, loss_curve, converged, steps
+    """
+    n = data.n_samples
+    n_batches = -(-n // options.batch_size)
+    rng = check_random_state(options.random_state)
+    max_epochs = options.max_iter if max_epochs is None else max_epochs
+    no_gain = _NoImprovement(options.tol, options.n_iter_no_change)
+    eta = options.eta0
+    power_t = options.power_t if options.learning_rate == "invscaling" else 0.0
+    curve = []
+    step = step0
+    for epoch in range(max_epochs):
+        batch_order = rng.permutation(n_batches) if options.shuffle else np.arange(n_batches)
+        rows = rng.permutation(n) if options.shuffle == "rows" else None
+        schedule = SGDSchedule(alpha, fit_intercept, eta, power_t, step, options.batch_size)
+        loss_sum, n_steps = backend.sgd_epoch(data, W, b, loss_id, schedule, batch_order, rows)
+        step += n_steps
+        if n_steps < n_batches:
+            _warn_diverged(f"epoch {epoch + 1}, batch {n_steps + 1}", eta)
+            return epoch, curve, False, step
+        value = loss_sum / data.weight_sum + 0.5 * alpha * float(np.sum(W * W))
+        curve.append(value)
+        _report(options.verbose, "epoch", epoch + 1, value)
+        stalled = no_gain.update(value)
+        if stalled and options.learning_rate != "adaptive":
+            return epoch + 1, curve, True, step
+        if options.learning_rate == "adaptive" and stalled:
+            eta /= 5.0
+            if eta < _MIN_ADAPTIVE_ETA:
+                return epoch + 1, curve, True, step
+    return max_epochs, curve, False, step
+
+
+def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef_init=None,
+          intercept_init=None):
+    """Fit with ``options.solver``; the single entry point the estimator uses.
+
+    Parameters
+    ----------
+    backend : Backend
+    data : object returned by ``backend.put``
+    loss_id : int
+    n_outputs : int
+    alpha : float
+        L2 strength of the mean objective (``1 / (C S)``, or 0 without penalty).
+    fit_intercept : bool
+    options : TrainOptions
+    coef_init : ndarray of shape (k, d), optional
+    intercept_init : ndarray of shape (k,), optional
+
+    Returns
+    -------
+    TrainResult
+    """
+    k, d = n_outputs, data.n_features
+    W = np.zeros((k, d)) if coef_init is None else np.array(coef_init, dtype=np.float64)
+    b = np.zeros(k) if intercept_init is None or not fit_intercept else np.array(
+        intercept_init, dtype=np.float64)
+    if options.solver == "sgd":
+        n_epochs, curve, converged, steps = train_sgd(
+            backend, data, loss_id, W, b, alpha, fit_intercept, options)
+        if not converged and n_epochs == options.max_iter and options.tol is not None:
+            _warn_max_iter("sgd", options.max_iter)
+        return TrainResult(W, b, n_epochs, curve, converged, steps)
+    objective = Objective(backend, data, loss_id, k, alpha, fit_intercept)
+    solve = train_lbfgs if options.solver == "lbfgs" else train_gd
+    theta, n_iter, curve, converged = solve(objective, objective.pack(W, b), options)
+    W, b = objective.unpack(np.array(theta))
+    return TrainResult(W.copy(), np.array(b, dtype=np.float64), n_iter, curve, converged)
