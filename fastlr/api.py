@@ -52,9 +52,9 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
     loss_id = check_loss(loss)
     engine = get_backend(backend)
     X = check_features(X)
+    if np.ndim(coef) not in (1, 2):
+        raise ValueError(f"coef must be 1-D or 2-D, got shape {np.shape(coef)}")
     coef_in = check_array(coef, ensure_2d=False, dtype=np.float64, input_name="coef")
-    if coef_in.ndim not in (1, 2):
-        raise ValueError(f"coef must be 1-D or 2-D, got shape {coef_in.shape}")
     W = np.ascontiguousarray(coef_in.reshape(1, -1) if coef_in.ndim == 1 else coef_in)
     if W.shape[1] != X.shape[1]:
         raise ValueError(f"coef has {W.shape[1]} features but X has {X.shape[1]}")

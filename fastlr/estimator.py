@@ -114,15 +114,18 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     # -- parameters -----------------------------------------------------------------------
 
-    def _check_params(self, solver):
-        """Validate the hyper-parameters; return (loss_id, backend, TrainOptions)."""
+    def _check_params(self, solver, partial=False):
+        """Validate the hyper-parameters; return (loss_id, backend, TrainOptions).
+
+        ``partial``: for ``partial_fit``, where ``"backtracking"`` means constant steps.
+        """
         loss_id = check_loss(self.loss)
         if self.penalty not in ("l2", None):
             raise ValueError(f"unknown penalty {self.penalty!r}; expected 'l2' or None")
         check_number("C", self.C, low=0, low_open=True)
         check_choice("solver", solver, SOLVERS)
         check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
-        if self.learning_rate == "backtracking" and solver != "gd":
+        if self.learning_rate == "backtracking" and solver != "gd" and not partial:
             raise ValueError("learning_rate='backtracking' is a line search for solver='gd' only")
         backend = get_backend(check_choice("backend", self.backend, BACKEND_NAMES))
         if self.shuffle not in (True, False, "rows"):
@@ -224,7 +227,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         Uses ``learning_rate``, ``eta0``, ``batch_size`` and ``shuffle`` as
         ``solver="sgd"`` does (whatever ``solver`` is set to), continuing the
-        invscaling schedule across calls. The L2 penalty is that of a fit on
+        invscaling schedule across calls; ``"backtracking"``, a full-batch
+        line search, becomes constant steps of ``eta0`` here. The L2 penalty is that of a fit on
         this chunk (``alpha = 1 / (C · chunk weight)``), so one ``partial_fit``
         on all the data equals one epoch of ``fit`` with ``solver="sgd"``.
 
@@ -240,7 +244,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        loss_id, backend, options = self._check_params("sgd")
+        loss_id, backend, options = self._check_params("sgd", partial=True)
+        if options.learning_rate == "backtracking":
+            options.learning_rate = "constant"  # a full-batch line search has no meaning per chunk
         first = not hasattr(self, "classes_")
         X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", reset=first)
         if first:

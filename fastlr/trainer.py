@@ -118,8 +118,10 @@ class Objective:
         loss_sum, grad_sum = self.backend.loss_grad(self.data, W, b, self.loss_id)
         self.n_evals += 1
         S = self.data.weight_sum
-        value = loss_sum / S + 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))
-        grad_W = grad_sum[:, :-1] / S + self.alpha * W
+        # a diverging step can overflow here; the solvers check for non-finite values
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = loss_sum / S + 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))
+            grad_W = grad_sum[:, :-1] / S + self.alpha * W
         if self.fit_intercept:
             grad = np.concatenate([grad_W.ravel(), grad_sum[:, -1] / S])
         else:

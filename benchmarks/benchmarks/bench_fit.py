@@ -1,0 +1,181 @@
+"""``LogisticRegression.fit``: time, memory and how close each solver gets.
+
+Suites
+------
+FitBinary
+    A 1M x 64 float32 binary problem (``n_samples`` is a parameter; 20 000
+    under ``FASTLR_BENCH_SMALL=1``).
+FitMultinomial
+    A 100 000 x 64 float32 10-class problem (softmax model).
+
+Both are parametrised by ``solver``: fastlr's ``lbfgs``, ``gd`` and ``sgd``
+(options in :data:`SOLVER_OPTIONS`) and, as peers on the same data,
+scikit-learn's ``LogisticRegression`` (lbfgs, default tol) and
+scikit-learn-intelex's (skipped when ``sklearnex`` is not installed). Every
+model minimises the same objective, ``C Σ loss_i + ½‖W‖²`` with ``C = 1``;
+``track_objective_gap`` reports ``(F - F*) / |F*|`` against a tight
+scikit-learn solution ``F*`` (``tol=1e-10``, ``max_iter=1000``, float64)
+computed once per run in ``setup_cache``, with both objectives evaluated by
+the same NumPy code (:func:`common.objective`).
+"""
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
+
+import fastlr
+
+from .common import N_BINARY, N_MULTINOMIAL, make_problem, objective, relative_gap
+
+#: fastlr solver settings. lbfgs and sgd use fastlr's defaults (sgd seeded);
+#: gd uses the Armijo line search, as full-batch gradient descent with the
+#: default constant step 0.1 does not get near the optimum in 100 iterations.
+SOLVER_OPTIONS = {
+    "lbfgs": {"solver": "lbfgs"},
+    "gd": {"solver": "gd", "learning_rate": "backtracking", "eta0": 1.0},
+    "sgd": {"solver": "sgd", "random_state": 0},
+}
+PEERS = ["sklearn_lbfgs", "sklearnex_lbfgs"]
+SOLVERS = list(SOLVER_OPTIONS) + PEERS
+
+#: The tight reference fit: scikit-learn's lbfgs run to (near) machine precision.
+REFERENCE_OPTIONS = {"tol": 1e-10, "max_iter": 1000}
+
+
+def _quiet_fit(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return model.fit(X, y)
+
+
+def _estimator(solver):
+    """An unfitted estimator for ``solver`` (fastlr's or a peer's)."""
+    if solver in SOLVER_OPTIONS:
+        return fastlr.LogisticRegression(**SOLVER_OPTIONS[solver])
+    if solver == "sklearn_lbfgs":
+        return SklearnLogisticRegression()
+    if solver == "sklearnex_lbfgs":
+        try:
+            from sklearnex.linear_model import LogisticRegression
+        except ImportError as exc:  # not installed, or no wheel for this platform
+            raise NotImplementedError(f"scikit-learn-intelex unavailable: {exc}") from None
+        return LogisticRegression()
+    raise ValueError(f"unknown solver {solver!r}")
+
+
+def _references(kind, sizes):
+    """{n: tight scikit-learn solution and its objective} for each problem size."""
+    out = {}
+    for n in sizes:
+        X, y = make_problem(kind, n)
+        ref = _quiet_fit(SklearnLogisticRegression(**REFERENCE_OPTIONS), X.astype(np.float64), y)
+        F_ref = objective(X, y, ref.coef_, ref.intercept_)
+        # The optimum the gaps are measured from beats scikit-learn's default fit.
+        default = _quiet_fit(SklearnLogisticRegression(), X, y)
+        F_default = objective(X, y, default.coef_, default.intercept_)
+        assert F_ref <= F_default * (1 + 1e-12), (F_ref, F_default)
+        out[n] = {"coef": ref.coef_.copy(), "intercept": ref.intercept_.copy(), "objective": F_ref}
+    return out
+
+
+# Parameter sets whose correctness check and warm-up already ran in this process.
+_READY = set()
+
+
+def _check_fastlr(kind, X, y):
+    """Before anything is timed: fastlr is right on this problem.
+
+    * ``loss_grad``'s CPU backend agrees with the NumPy reference on a slice;
+    * fastlr's lbfgs reaches scikit-learn's optimum on a slice, and its
+      ``loss_curve_`` ends at that objective divided by ``C n``.
+    """
+    m = min(4096, X.shape[0])
+    Xs, ys = X[:m], y[:m]
+    k = 1 if kind == "binary" else int(y.max()) + 1
+    rng = np.random.default_rng(2)
+    coef = rng.standard_normal(X.shape[1]) if k == 1 else rng.standard_normal((k, X.shape[1]))
+    coef /= np.sqrt(X.shape[1])
+    got = fastlr.loss_grad(Xs, ys, coef, 0.1, backend="cpu")
+    ref = fastlr.loss_grad(Xs, ys, coef, 0.1, backend="numpy")
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    fast = _quiet_fit(fastlr.LogisticRegression(tol=1e-8, max_iter=500), Xs, ys)
+    sk = _quiet_fit(SklearnLogisticRegression(**REFERENCE_OPTIONS), Xs.astype(np.float64), ys)
+    F_fast = objective(Xs, ys, fast.coef_, fast.intercept_)
+    F_sk = objective(Xs, ys, sk.coef_, sk.intercept_)
+    assert abs(relative_gap(F_fast, F_sk)) < 1e-6, (F_fast, F_sk)
+    # loss_curve_ is the mean objective F / (C n).
+    np.testing.assert_allclose(fast.loss_curve_[-1], F_fast / m, rtol=1e-6)
+
+
+class _FitSuite:
+    """Shared body of FitBinary and FitMultinomial; ``kind`` names the problem."""
+
+    kind = None
+    param_names = ["n_samples", "solver"]
+    timeout = 900
+
+    def setup(self, refs, n, solver):
+        self.X, self.y = make_problem(self.kind, n)
+        self.ref = refs[n]
+        self.solver = solver
+        _estimator(solver)  # raises NotImplementedError (skip) for a missing peer
+        key = (self.kind, n, solver)
+        if key not in _READY:
+            if (self.kind, n) not in _READY:
+                _check_fastlr(self.kind, self.X, self.y)
+                _READY.add((self.kind, n))
+            # JIT warm-up (compile or load from Numba's cache) on a slice.
+            _quiet_fit(_estimator(solver), self.X[:2048], self.y[:2048])
+            _READY.add(key)
+
+    def _fit(self):
+        return _quiet_fit(_estimator(self.solver), self.X, self.y)
+
+    def time_fit(self, refs, n, solver):
+        self._fit()
+
+    def peakmem_fit(self, refs, n, solver):
+        self._fit()
+
+    def track_objective_gap(self, refs, n, solver):
+        """(F - F*) / |F*|, F = C Σ loss + ½‖W‖² of the fitted model, F* the tight reference."""
+        model = self._fit()
+        return relative_gap(objective(self.X, self.y, model.coef_, model.intercept_),
+                            self.ref["objective"])
+
+    track_objective_gap.unit = "relative gap"
+
+    def track_n_iter(self, refs, n, solver):
+        """Iterations (lbfgs, gd) or epochs (sgd) the fit ran."""
+        return int(np.max(self._fit().n_iter_))
+
+    track_n_iter.unit = "iterations"
+
+
+class FitBinary(_FitSuite):
+    """Binary logistic regression, 64 standardised float32 features."""
+
+    kind = "binary"
+    params = [[N_BINARY], SOLVERS]
+
+    def setup_cache(self):
+        return _references("binary", self.params[0])
+
+    setup_cache.timeout = 1200
+
+
+class FitMultinomial(_FitSuite):
+    """10-class softmax regression, 64 standardised float32 features."""
+
+    kind = "multinomial"
+    params = [[N_MULTINOMIAL], SOLVERS]
+
+    def setup_cache(self):
+        return _references("multinomial", self.params[0])
+
+    setup_cache.timeout = 1200

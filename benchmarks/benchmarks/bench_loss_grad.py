@@ -1,0 +1,206 @@
+"""``fastlr.loss_grad``: one pass over X, measured against the memory system.
+
+Suites
+------
+LossGrad
+    ``fastlr.loss_grad`` (binary model, log loss) for each backend, dtype and
+    shape: the public call (validation included) and the backend primitive
+    alone, their throughput in GB/s of X, and their speed as a fraction of
+    the machine's parallel read bandwidth.
+Baselines
+    What the numbers above are judged by, per dtype and shape: a Numba
+    parallel sum over X (the read-bandwidth ceiling for a one-pass kernel)
+    and the plain NumPy two-pass gradient (``X @ w``, then ``X.T @ r``, in
+    X's dtype) that fastlr's CPU backend must beat.
+"""
+
+import numpy as np
+from numba import njit, prange
+from scipy.special import expit
+
+import fastlr
+from fastlr.backends import get_backend
+
+from .common import SMALL, make_binary, median_time, pick
+
+SHAPES = pick([(1_000_000, 64), (100_000, 256)], [(20_000, 64), (20_000, 256)])
+DTYPES = ["float32", "float64"]
+BACKENDS = ["cpu", "numpy"]
+
+#: Repeats of the timings taken inside ``track_*`` (their median is reported).
+TRACK_REPEAT = 3 if SMALL else 7
+
+# Rows per partial sum of the read-bandwidth kernel (fastlr's kernels use 2048 too).
+_CHUNK_ROWS = 2048
+
+
+@njit(parallel=True, fastmath=True)
+def _parallel_sum(X):
+    """Sum of all elements of a C-contiguous X: one parallel read of X, nothing else.
+
+    Chunks of rows go to threads through ``prange``; each chunk sums into its
+    own partial (float64, as fastlr accumulates), and the partials are added
+    at the end.
+    """
+    n, d = X.shape
+    flat = X.reshape(n * d)
+    n_chunks = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
+    partial = np.zeros(n_chunks)
+    for c in prange(n_chunks):
+        lo = c * _CHUNK_ROWS * d
+        hi = min((c + 1) * _CHUNK_ROWS, n) * d
+        s = 0.0
+        for t in range(lo, hi):
+            s += flat[t]
+        partial[c] = s
+    return partial.sum()
+
+
+def _numpy_two_pass(X, y_x, w_x):
+    """Loss and gradient the textbook NumPy way, in X's dtype: two BLAS passes over X."""
+    z = X @ w_x
+    loss = np.sum(np.logaddexp(0, z) - y_x * z)
+    r = expit(z)
+    r -= y_x
+    return loss, X.T @ r
+
+
+def _coefficients(d):
+    rng = np.random.default_rng(1)
+    return rng.standard_normal(d) / np.sqrt(d), 0.1
+
+
+def _check_cpu_against_numpy(X, y, coef, intercept):
+    """The CPU backend agrees with the float64 NumPy reference on a slice of X."""
+    m = min(4096, X.shape[0])
+    got = fastlr.loss_grad(X[:m], y[:m], coef, intercept, backend="cpu")
+    ref = fastlr.loss_grad(X[:m], y[:m], coef, intercept, backend="numpy")
+    # float32 X: the CPU backend forms the dot products in float32.
+    rtol, atol = (1e-5, 1e-6) if X.dtype == np.float32 else (1e-10, 1e-12)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+# Parameter sets whose correctness check and warm-up already ran in this process
+# (asv re-runs setup before every sample).
+_READY = set()
+
+
+class LossGrad:
+    """``fastlr.loss_grad`` of a binary logistic model, per backend, dtype and (n, d)."""
+
+    params = [BACKENDS, DTYPES, SHAPES]
+    param_names = ["backend", "dtype", "shape"]
+    timeout = 300
+
+    def setup(self, backend, dtype, shape):
+        n, d = shape
+        self.X, self.y = make_binary(n, d, dtype)
+        self.coef, self.intercept = _coefficients(d)
+        self.backend = backend
+        engine = get_backend(backend)
+        self.engine = engine
+        self.data = engine.put(self.X, self.y, None)
+        self.W = self.coef.reshape(1, -1).copy()
+        self.b = np.array([self.intercept])
+        key = (backend, dtype, shape)
+        if key not in _READY:
+            _check_cpu_against_numpy(self.X, self.y, self.coef, self.intercept)
+            # JIT compile (or load from Numba's cache) and touch every page of X.
+            self._api()
+            self._kernel()
+            _parallel_sum(self.X)
+            _READY.add(key)
+
+    def _api(self):
+        return fastlr.loss_grad(self.X, self.y, self.coef, self.intercept, backend=self.backend)
+
+    def _kernel(self):
+        return self.engine.loss_grad(self.data, self.W, self.b, 0)
+
+    def time_loss_grad(self, backend, dtype, shape):
+        """The public call: input validation, then one pass over X (cpu)."""
+        self._api()
+
+    def time_backend_loss_grad(self, backend, dtype, shape):
+        """The backend primitive alone (what the solvers call every iteration)."""
+        self._kernel()
+
+    def peakmem_loss_grad(self, backend, dtype, shape):
+        self._api()
+
+    def track_gbps(self, backend, dtype, shape):
+        """X.nbytes / median time of the public call, in GB/s."""
+        return self.X.nbytes / median_time(self._api, TRACK_REPEAT) / 1e9
+
+    track_gbps.unit = "GB/s"
+
+    def track_backend_gbps(self, backend, dtype, shape):
+        """X.nbytes / median time of the backend primitive, in GB/s."""
+        return self.X.nbytes / median_time(self._kernel, TRACK_REPEAT) / 1e9
+
+    track_backend_gbps.unit = "GB/s"
+
+    def track_fraction_of_read_bandwidth(self, backend, dtype, shape):
+        """Time of a bare parallel read of X / time of the public call (1.0 = at the ceiling)."""
+        read = median_time(lambda: _parallel_sum(self.X), TRACK_REPEAT)
+        return read / median_time(self._api, TRACK_REPEAT)
+
+    track_fraction_of_read_bandwidth.unit = "fraction"
+
+    def track_backend_fraction_of_read_bandwidth(self, backend, dtype, shape):
+        """Time of a bare parallel read of X / time of the backend primitive."""
+        read = median_time(lambda: _parallel_sum(self.X), TRACK_REPEAT)
+        return read / median_time(self._kernel, TRACK_REPEAT)
+
+    track_backend_fraction_of_read_bandwidth.unit = "fraction"
+
+
+class Baselines:
+    """Reference points for LossGrad on the same X: read bandwidth and NumPy two-pass."""
+
+    params = [DTYPES, SHAPES]
+    param_names = ["dtype", "shape"]
+    timeout = 300
+
+    def setup(self, dtype, shape):
+        n, d = shape
+        self.X, self.y = make_binary(n, d, dtype)
+        coef, _ = _coefficients(d)
+        self.w_x = coef.astype(dtype)
+        self.y_x = self.y.astype(dtype)
+        key = ("baselines", dtype, shape)
+        if key not in _READY:
+            np.testing.assert_allclose(
+                _parallel_sum(self.X[:4096]), np.sum(self.X[:4096], dtype=np.float64),
+                rtol=1e-9, atol=1e-6,
+            )
+            # The two-pass gradient is the same gradient fastlr computes.
+            m = min(4096, n)
+            _, grad = _numpy_two_pass(self.X[:m], self.y_x[:m], self.w_x)
+            _, ref, _ = fastlr.loss_grad(self.X[:m], self.y[:m], coef, 0.0, backend="numpy")
+            np.testing.assert_allclose(grad / m, ref, rtol=1e-3 if dtype == "float32" else 1e-9,
+                                       atol=1e-5 if dtype == "float32" else 1e-12)
+            _parallel_sum(self.X)
+            _READY.add(key)
+
+    def time_read_bandwidth(self, dtype, shape):
+        """Numba parallel sum over X: the floor for any one-pass kernel."""
+        _parallel_sum(self.X)
+
+    def time_numpy_two_pass(self, dtype, shape):
+        """``X @ w`` then ``X.T @ r`` in X's dtype (BLAS): the baseline to beat."""
+        _numpy_two_pass(self.X, self.y_x, self.w_x)
+
+    def track_read_gbps(self, dtype, shape):
+        """Parallel read bandwidth of this machine over X, in GB/s."""
+        return self.X.nbytes / median_time(lambda: _parallel_sum(self.X), TRACK_REPEAT) / 1e9
+
+    track_read_gbps.unit = "GB/s"
+
+    def track_numpy_two_pass_gbps(self, dtype, shape):
+        """X.nbytes / median time of the NumPy two-pass gradient, in GB/s."""
+        return self.X.nbytes / median_time(
+            lambda: _numpy_two_pass(self.X, self.y_x, self.w_x), TRACK_REPEAT) / 1e9
+
+    track_numpy_two_pass_gbps.unit = "GB/s"

@@ -1,0 +1,132 @@
+"""LogisticRegression against scikit-learn, and scikit-learn's own estimator checks."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastlr import LogisticRegression, loss_grad
+
+
+def standardised(loader):
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("loader", [load_breast_cancer, load_digits], ids=["breast_cancer", "digits"])
+@pytest.mark.parametrize("C", [0.1, 1.0], ids=["C=0.1", "C=1"])
+def test_coefficients_match_sklearn(loader, C, backend):
+    X, y = standardised(loader)
+    ref = SklearnLogisticRegression(C=C, tol=1e-10, max_iter=10000).fit(X, y)
+    model = LogisticRegression(C=C, tol=1e-10, max_iter=10000, backend=backend).fit(X, y)
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(model.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+    np.testing.assert_array_equal(model.classes_, ref.classes_)
+
+
+def test_no_penalty_and_sample_weights_match_sklearn():
+    X, y = standardised(load_breast_cancer)
+    X = X[:, :5]
+    sw = np.random.default_rng(0).uniform(0.2, 3, len(y))
+    ref = SklearnLogisticRegression(C=0.3, tol=1e-10, max_iter=10000).fit(X, y, sample_weight=sw)
+    model = LogisticRegression(C=0.3, tol=1e-10).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-5)
+    ref = SklearnLogisticRegression(penalty=None, tol=1e-10, max_iter=10000).fit(X, y)
+    model = LogisticRegression(penalty=None, tol=1e-10).fit(X, y)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-4)
+
+
+def test_class_weight_equals_sample_weight():
+    X, y = standardised(load_digits)
+    weights = {c: 1.0 + c for c in range(10)}
+    a = LogisticRegression(class_weight=weights, tol=1e-8).fit(X, y)
+    b = LogisticRegression(tol=1e-8).fit(X, y, sample_weight=np.array([weights[c] for c in y]))
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10)
+    ref = SklearnLogisticRegression(class_weight="balanced", tol=1e-10, max_iter=10000).fit(X[:300], y[:300])
+    model = LogisticRegression(class_weight="balanced", tol=1e-10, max_iter=1000).fit(X[:300], y[:300])
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-4, atol=1e-4 * np.abs(ref.coef_).max())
+
+
+def test_string_labels_and_methods_are_consistent():
+    X, y = standardised(load_digits)
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    labels = names[y]
+    model = LogisticRegression().fit(X, labels)
+    assert set(model.classes_) == set(names)
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.exp(model.predict_log_proba(X)), proba, rtol=1e-10)
+    np.testing.assert_array_equal(model.predict(X), model.classes_[np.argmax(proba, axis=1)])
+    assert model.score(X, labels) > 0.95
+    assert model.decision_function(X).shape == (len(y), 10)
+
+
+def test_binary_predict_log_proba_is_finite_for_huge_scores():
+    X = np.array([[-1.0], [1.0]] * 5)
+    y = np.array([0, 1] * 5)
+    model = LogisticRegression(penalty=None, max_iter=5).fit(X, y)
+    model.coef_ = np.array([[1e4]])
+    log_proba = model.predict_log_proba(np.array([[1.0], [-1.0]]))
+    assert np.all(np.isfinite(log_proba))
+    np.testing.assert_allclose(log_proba, [[-1e4, 0.0], [0.0, -1e4]])
+
+
+def test_float32_input_reaches_the_float64_objective():
+    """float32 X is fitted in float32 precision (scores x·w in float32): same optimum to ~1e-8."""
+    X, y = standardised(load_breast_cancer)
+    a = LogisticRegression(tol=1e-8).fit(X, y)
+    b = LogisticRegression(tol=1e-8).fit(X.astype(np.float32), y)
+
+    def objective(model):
+        mean_loss = loss_grad(X, y, model.coef_, model.intercept_)[0]
+        return mean_loss + np.sum(model.coef_ ** 2) / (2 * len(y))
+
+    assert objective(b) == pytest.approx(objective(a), rel=1e-6)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-2, atol=1e-2)
+
+
+def test_warm_start_continues_from_previous_solution():
+    X, y = standardised(load_breast_cancer)
+    model = LogisticRegression(warm_start=True, tol=1e-8, max_iter=1000).fit(X, y)
+    first = model.n_iter_
+    model.fit(X, y)
+    assert model.n_iter_ < first / 3
+
+
+def test_squared_loss_fits_separable_data():
+    X, y = standardised(load_breast_cancer)
+    model = LogisticRegression(loss="squared", max_iter=500).fit(X, y)
+    assert model.score(X, y) > 0.97
+
+
+def test_pickle_round_trip_predicts_identically():
+    X, y = standardised(load_digits)
+    model = LogisticRegression(max_iter=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
+
+
+def test_backend_auto_is_reported():
+    X, y = standardised(load_breast_cancer)
+    assert LogisticRegression().fit(X, y).backend_ == "cpu"
+
+
+@parametrize_with_checks([
+    LogisticRegression(),
+    LogisticRegression(solver="sgd", learning_rate="adaptive", random_state=0, max_iter=200),
+    LogisticRegression(solver="gd", learning_rate="backtracking", eta0=1.0, max_iter=500),
+])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)

@@ -1,0 +1,179 @@
+"""Kernels against the numpy reference backend, the seed's loop and finite differences."""
+
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+import fastlr
+from fastlr.kernels.cpu import CHUNK_ROWS
+from reference import seed_loss_grad
+
+LOSSES = ["log", "squared"]
+DTYPES = [np.float32, np.float64]
+SHAPES = [(1, 3), (5, 1), (37, 4), (2 * CHUNK_ROWS + 7, 5)]
+
+
+def make_problem(n, d, k, dtype, weighted, seed=0):
+    """Random X, labels, coefficients and (optional) weights; k = 1 means binary."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    if k == 1:
+        y = rng.integers(0, 2, n)
+        coef = rng.standard_normal(d) * 0.5
+        intercept = 0.3
+    else:
+        y = rng.integers(0, k, n)
+        coef = rng.standard_normal((k, d)) * 0.5
+        intercept = rng.standard_normal(k) * 0.1
+    sw = rng.uniform(0.1, 3.0, n) if weighted else None
+    return X, y, coef, intercept, sw
+
+
+def tolerance(dtype):
+    # the CPU kernel forms x·w in X's precision; everything after it is float64
+    return 1e-5 if dtype == np.float32 else 1e-12
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"n={s[0]},d={s[1]}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 4], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_cpu_matches_numpy_backend(loss, k, dtype, shape, weighted):
+    X, y, coef, intercept, sw = make_problem(*shape, k, dtype, weighted)
+    cpu = fastlr.loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw, backend="cpu")
+    ref = fastlr.loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw, backend="numpy")
+    rtol = tolerance(dtype)
+    np.testing.assert_allclose(cpu[0], ref[0], rtol=rtol)
+    scale = np.max(np.abs(ref[1]))
+    np.testing.assert_allclose(cpu[1], ref[1], rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(cpu[2], ref[2], rtol=rtol, atol=rtol * scale)
+    assert np.shape(cpu[1]) == np.shape(coef) and np.shape(cpu[2]) == np.shape(intercept)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("shape", [(1, 3), (5, 1), (23, 4)], ids=lambda s: f"n={s[0]},d={s[1]}")
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_backends_match_seed_loop(backend, loss, k, shape, weighted):
+    X, y, coef, intercept, sw = make_problem(*shape, k, np.float64, weighted, seed=2)
+    got = fastlr.loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw, backend=backend)
+    ref = seed_loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gradient_matches_central_finite_differences(loss, k):
+    X, y, coef, intercept, sw = make_problem(50, 4, k, np.float64, True, seed=3)
+    coef = np.asarray(coef, dtype=np.float64)
+    intercept = np.asarray(intercept, dtype=np.float64)
+    _, grad_coef, grad_intercept = fastlr.loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw)
+    h = 1e-6
+
+    def f(c, b):
+        return fastlr.loss_grad(X, y, c, b, loss=loss, sample_weight=sw)[0]
+
+    fd = np.zeros_like(coef)
+    for idx in np.ndindex(coef.shape):
+        step = np.zeros_like(coef)
+        step[idx] = h
+        fd[idx] = (f(coef + step, intercept) - f(coef - step, intercept)) / (2 * h)
+    np.testing.assert_allclose(grad_coef, fd, rtol=1e-6, atol=1e-8)
+    fd_b = np.zeros(np.shape(intercept))
+    for idx in np.ndindex(fd_b.shape):
+        step = np.zeros(np.shape(intercept))
+        step[idx] = h
+        fd_b[idx] = (f(coef, intercept + step) - f(coef, intercept - step)) / (2 * h)
+    np.testing.assert_allclose(grad_intercept, fd_b, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_extreme_scores_give_finite_exact_values(loss):
+    X = np.array([[1.0], [1.0], [-1.0], [-1.0]])
+    y = np.array([0, 1, 0, 1])
+    for scale in (1e2, 1e3, 1e4):
+        cpu = fastlr.loss_grad(X, y, np.array([scale]), 0.0, loss=loss)
+        ref = fastlr.loss_grad(X, y, np.array([scale]), 0.0, loss=loss, backend="numpy")
+        assert np.isfinite(cpu[0]) and np.all(np.isfinite(cpu[1]))
+        np.testing.assert_allclose(cpu[0], ref[0], rtol=1e-14)
+        np.testing.assert_allclose(cpu[1], ref[1], rtol=1e-14, atol=1e-300)
+    if loss == "log":
+        # two of four samples are wrong by a margin of 1e4: mean loss 1e4 / 2
+        assert fastlr.loss_grad(X, y, np.array([1e4]), 0.0, loss=loss)[0] == pytest.approx(5e3)
+
+
+@pytest.mark.slow
+def test_float32_gradient_over_a_million_rows_matches_float64_reference():
+    n, d = 1_000_000, 16
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    y = rng.integers(0, 2, n)
+    w = rng.standard_normal(d) * 0.3
+    got = fastlr.loss_grad(X, y, w, 0.1)
+    X64 = X.astype(np.float64)
+    z = X64 @ w + 0.1
+    p = 1 / (1 + np.exp(-z))
+    ref_loss = np.mean(np.logaddexp(0, z) - y * z)
+    ref_grad = X64.T @ (p - y) / n
+    assert got[0] == pytest.approx(ref_loss, rel=1e-5)
+    np.testing.assert_allclose(got[1], ref_grad, rtol=1e-5, atol=1e-5 * np.abs(ref_grad).max())
+
+
+def test_float32_input_is_not_copied(monkeypatch):
+    """The CPU backend hands the caller's float32 buffer to the kernel."""
+    from fastlr import backends
+
+    seen = {}
+    original = backends.CPUBackend.loss_grad
+
+    def spy(self, data, W, b, loss_id):
+        seen["X"] = data.X
+        return original(self, data, W, b, loss_id)
+
+    monkeypatch.setattr(backends.CPUBackend, "loss_grad", spy)
+    X = np.ones((10, 3), dtype=np.float32)
+    fastlr.loss_grad(X, np.zeros(10, int), np.zeros(3))
+    assert seen["X"] is X or np.shares_memory(seen["X"], X)
+    assert seen["X"].dtype == np.float32
+
+
+@pytest.mark.parametrize("k", [1, 5], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_bitwise_identical_for_one_and_two_threads(dtype, k):
+    X, y, coef, intercept, sw = make_problem(5 * CHUNK_ROWS + 11, 9, k, dtype, True, seed=5)
+    results = []
+    for threads in (1, 2, 1, 2):
+        numba.set_num_threads(threads)
+        try:
+            results.append(fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for other in results[1:]:
+        assert other[0] == results[0][0]
+        np.testing.assert_array_equal(other[1], results[0][1])
+        np.testing.assert_array_equal(other[2], results[0][2])
+
+
+def test_bitwise_identical_across_processes_with_different_thread_counts():
+    code = textwrap.dedent("""
+        import numpy as np, fastlr
+        rng = np.random.default_rng(6)
+        X = rng.standard_normal((20000, 13)).astype(np.float32)
+        y = rng.integers(0, 2, 20000)
+        loss, g, gb = fastlr.loss_grad(X, y, rng.standard_normal(13), 0.2)
+        print(repr(loss), g.tobytes().hex(), repr(gb))
+    """)
+    outputs = set()
+    for threads in ("1", "2"):
+        env = {**__import__("os").environ, "NUMBA_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=True)
+        outputs.add(out.stdout)
+    assert len(outputs) == 1

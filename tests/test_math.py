@@ -1,0 +1,70 @@
+"""The per-sample functions against NumPy/SciPy float64 formulas, including extreme scores."""
+
+import math
+
+import numpy as np
+import pytest
+from numba import njit
+from scipy.special import expit, log_softmax, softmax
+
+from fastlr._math import LOG, SQUARED, build_math
+from fastlr.kernels import cpu
+
+M = build_math(njit, np.float64)
+
+Z_GRID = np.concatenate([-np.logspace(-8, 4, 60), [0.0], np.logspace(-8, 4, 60), [-745.0, 745.0]])
+
+
+@pytest.mark.parametrize("z", Z_GRID, ids=lambda z: f"z={z:.3g}")
+def test_log1pexp_and_sigmoid_match_reference(z):
+    assert M.log1pexp(z) == pytest.approx(np.logaddexp(0.0, z), rel=1e-14, abs=1e-300)
+    assert M.sigmoid(z) == pytest.approx(expit(z), rel=1e-14, abs=1e-300)
+
+
+@pytest.mark.parametrize("z", [-1e4, -40.0, -1.0, 0.0, 1.0, 40.0, 1e4], ids=lambda z: f"z={z:g}")
+@pytest.mark.parametrize("y", [0.0, 1.0], ids=["y=0", "y=1"])
+@pytest.mark.parametrize("loss_id", [LOG, SQUARED], ids=["log", "squared"])
+def test_binary_loss_is_finite_and_correct_for_huge_scores(loss_id, y, z):
+    loss, dz = M.binary_loss_dz(loss_id, z, math.exp(-abs(z)), y)
+    p = expit(z)
+    if loss_id == LOG:
+        expected = np.logaddexp(0.0, z) - y * z
+        expected_dz = p - y
+    else:
+        expected = 0.5 * (p - y) ** 2
+        expected_dz = (p - y) * p * (1 - p)
+    assert np.isfinite(loss) and np.isfinite(dz)
+    assert loss == pytest.approx(expected, rel=1e-13, abs=1e-300)
+    assert dz == pytest.approx(expected_dz, rel=1e-13, abs=1e-300)
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0, 1e4], ids=lambda s: f"scale={s:g}")
+@pytest.mark.parametrize("loss_id", [LOG, SQUARED], ids=["log", "squared"])
+def test_softmax_loss_matches_scipy(loss_id, scale):
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(7) * scale
+    y = 3
+    dz = np.empty(7)
+    loss = M.softmax_loss_dz(loss_id, z.copy(), y, dz)
+    p = softmax(z)
+    onehot = np.eye(7)[y]
+    if loss_id == LOG:
+        np.testing.assert_allclose(loss, -log_softmax(z)[y], rtol=1e-12)
+        np.testing.assert_allclose(dz, p - onehot, atol=1e-15)
+    else:
+        r = p - onehot
+        np.testing.assert_allclose(loss, 0.5 * r @ r, rtol=1e-12)
+        np.testing.assert_allclose(dz, p * (r - r @ p), atol=1e-15)
+
+
+def test_vectorised_exp_matches_numpy():
+    z = np.concatenate([np.linspace(-800, 800, 4001), [0.0, -1e-300, 1e-12]])
+    expected = np.exp(-np.abs(np.maximum(np.abs(z), 0)))
+    expected = np.where(np.abs(z) > 708, np.exp(-708.0), expected)  # documented clamp
+    out = np.empty_like(z)
+    for s in range(0, len(z), cpu.BLOCK_ROWS):
+        m = min(cpu.BLOCK_ROWS, len(z) - s)
+        e = np.empty(cpu.BLOCK_ROWS)
+        cpu._exp_neg_abs(z[s:s + m].copy(), m, e, np.empty(cpu.BLOCK_ROWS, np.int64))
+        out[s:s + m] = e[:m]
+    np.testing.assert_allclose(out, expected, rtol=4e-16, atol=0)

@@ -1,0 +1,167 @@
+"""Solvers: the seed's gradient descent, SGD epochs against the reference backend, stopping."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from fastlr import DivergenceWarning, LogisticRegression
+from fastlr._math import LOG, SQUARED
+from fastlr.backends import CPUBackend, NumpyBackend, SGDSchedule
+from fastlr.trainer import Objective, TrainOptions, train
+from reference import seed_gradient_descent
+
+
+def binary_data(n=200, d=5, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    w = rng.standard_normal(d)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X @ w)))).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_constant_gd_reproduces_the_seed_numbers(backend):
+    X, y = binary_data(60, 3)
+    W_seed, b_seed = seed_gradient_descent(X, y, lr=0.5, n_iter=25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(loss="squared", penalty=None, solver="gd", learning_rate="constant",
+                                   eta0=0.5, max_iter=25, tol=0.0, backend=backend).fit(X, y)
+    assert model.n_iter_ == 25
+    np.testing.assert_allclose(model.coef_[0], W_seed, rtol=1e-12)
+    np.testing.assert_allclose(model.intercept_[0], b_seed, rtol=1e-12)
+
+
+def test_gd_step_includes_the_penalty_gradient_exactly():
+    X, y = binary_data(80, 4)
+    C, eta = 0.5, 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(solver="gd", eta0=eta, max_iter=1, tol=0.0, C=C).fit(X, y)
+    # one step from zero: w1 = -eta (mean gradient at 0) ; the penalty gradient at 0 is 0
+    r = 0.5 - y
+    np.testing.assert_allclose(model.coef_[0], -eta * (X.T @ r) / len(y), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model2 = LogisticRegression(solver="gd", eta0=eta, max_iter=2, tol=0.0, C=C).fit(X, y)
+    w1, b1 = model.coef_[0], model.intercept_[0]
+    p = 1 / (1 + np.exp(-(X @ w1 + b1)))
+    grad = X.T @ (p - y) / len(y) + w1 / (C * len(y))
+    np.testing.assert_allclose(model2.coef_[0], w1 - eta * grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("loss_id", [LOG, SQUARED], ids=["log", "squared"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("gather", [False, True], ids=["contiguous", "gathered"])
+def test_sgd_epoch_matches_numpy_backend(k, loss_id, weighted, gather):
+    rng = np.random.default_rng(1)
+    n, d = 1003, 6
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, max(k, 2), n).astype(np.int32)
+    sw = rng.uniform(0.5, 2.0, n) if weighted else None
+    batch_size = 64
+    order = rng.permutation(-(-n // batch_size))
+    rows = rng.permutation(n) if gather else None
+    schedule = SGDSchedule(alpha=1e-3, fit_intercept=True, eta0=0.2, power_t=0.5, step0=3,
+                           batch_size=batch_size)
+    results = []
+    for backend in (CPUBackend(), NumpyBackend()):
+        data = backend.put(X, y, sw)
+        W, b = np.zeros((k, d)), np.zeros(k)
+        loss_sum, steps = backend.sgd_epoch(data, W, b, loss_id, schedule, order, rows)
+        results.append((loss_sum, steps, W, b))
+    (l1, s1, W1, b1), (l2, s2, W2, b2) = results
+    assert s1 == s2 == len(order)
+    np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    np.testing.assert_allclose(W1, W2, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(b1, b2, rtol=1e-10, atol=1e-13)
+
+
+def test_sgd_converges_to_the_lbfgs_objective():
+    X, y = binary_data(4000, 5, seed=2)
+    exact = LogisticRegression(tol=1e-10).fit(X, y)
+    sgd = LogisticRegression(solver="sgd", learning_rate="invscaling", eta0=0.5, max_iter=60,
+                             tol=None, batch_size=32, random_state=0).fit(X, y)
+    assert sgd.loss_curve_[-1] == pytest.approx(exact.loss_curve_[-1], rel=2e-3)
+    np.testing.assert_allclose(sgd.coef_, exact.coef_, rtol=0.05, atol=0.02)
+
+
+def test_sgd_is_reproducible_with_random_state():
+    X, y = binary_data(1000, 4, seed=3)
+    a = LogisticRegression(solver="sgd", max_iter=5, tol=None, random_state=7).fit(X, y)
+    b = LogisticRegression(solver="sgd", max_iter=5, tol=None, random_state=7).fit(X, y)
+    c = LogisticRegression(solver="sgd", max_iter=5, tol=None, random_state=8).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert not np.array_equal(a.coef_, c.coef_)
+
+
+def test_partial_fit_on_all_data_equals_one_sgd_epoch_of_fit():
+    X, y = binary_data(500, 4, seed=4)
+    params = dict(solver="sgd", batch_size=50, eta0=0.3, random_state=3, tol=None)
+    fitted = LogisticRegression(max_iter=1, **params).fit(X, y)
+    streamed = LogisticRegression(**params).partial_fit(X, y, classes=[0, 1])
+    np.testing.assert_array_equal(fitted.coef_, streamed.coef_)
+    np.testing.assert_array_equal(fitted.intercept_, streamed.intercept_)
+
+
+def test_partial_fit_over_chunks_approaches_the_full_fit():
+    X, y = binary_data(6000, 4, seed=5)
+    exact = LogisticRegression(penalty=None, tol=1e-10).fit(X, y)
+    model = LogisticRegression(penalty=None, eta0=0.2, batch_size=20, random_state=0)
+    for epoch in range(8):
+        for start in range(0, len(y), 1000):
+            model.partial_fit(X[start:start + 1000], y[start:start + 1000], classes=[0, 1])
+    np.testing.assert_allclose(model.coef_, exact.coef_, rtol=0.1, atol=0.05)
+    assert model.t_ == 8 * 6 * 50
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_divergence_warns_and_keeps_last_finite_coefficients(solver):
+    X, y = binary_data(300, 3, seed=6)
+    X = X * 1e150  # a step of eta0 * gradient overflows quickly
+    with pytest.warns(DivergenceWarning, match="diverged"):
+        model = LogisticRegression(solver=solver, penalty="l2", C=1e-300, eta0=1e10, max_iter=50,
+                                   loss="squared", random_state=0).fit(X, y)
+    assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
+
+
+def test_max_iter_reached_warns():
+    X, y = binary_data(300, 3, seed=7)
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        LogisticRegression(max_iter=2, tol=1e-12).fit(X, y)
+
+
+@pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive", "backtracking"])
+def test_gd_schedules_decrease_the_objective(learning_rate):
+    X, y = binary_data(400, 4, seed=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(solver="gd", learning_rate=learning_rate, eta0=1.0, max_iter=40).fit(X, y)
+    curve = np.array(model.loss_curve_)
+    assert curve[-1] < curve[0]
+    if learning_rate == "backtracking":
+        assert np.all(np.diff(curve) <= 0)  # Armijo: every accepted step decreases F
+
+
+def test_lbfgs_loss_curve_is_the_objective_it_reports():
+    X, y = binary_data(500, 4, seed=9)
+    model = LogisticRegression(C=0.7).fit(X, y)
+    backend = CPUBackend()
+    objective = Objective(backend, backend.put(X, y.astype(np.int32)), LOG, 1,
+                          1 / (0.7 * len(y)), True)
+    value, _ = objective(objective.pack(model.coef_, model.intercept_))
+    assert model.loss_curve_[-1] == pytest.approx(value, rel=1e-12)
+    assert len(model.loss_curve_) == model.n_iter_
+
+
+def test_trainer_is_the_same_for_every_backend():
+    X, y = binary_data(700, 5, seed=10)
+    results = []
+    for backend in (CPUBackend(), NumpyBackend()):
+        data = backend.put(X, y.astype(np.int32))
+        results.append(train(backend, data, LOG, 1, 1e-3, True, TrainOptions(tol=1e-10)))
+    np.testing.assert_allclose(results[0].coef, results[1].coef, rtol=1e-7)
+    assert results[0].n_iter == results[1].n_iter
