@@ -81,8 +81,15 @@ def run_demo(n_large=1_000_000, file=sys.stdout):
           file=file)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage dump) and exit status 2."""
+
+    def error(self, message):
+        self.exit(_EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fastlr", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="fastlr", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train on bundled and generated data and print a table")
     demo.add_argument("--n", type=int, default=1_000_000,

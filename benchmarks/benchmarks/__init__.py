@@ -1,0 +1,1 @@
+"""asv benchmark suites of fastlr (see benchmarks/README.md)."""
