@@ -179,13 +179,18 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return weights if sample_weight is None else weights * sample_weight
 
     def _set_classes(self, y, classes=None):
+        """Set ``classes_`` from ``y`` (or from ``classes``); return y's int32 codes."""
         check_classification_targets(y)
-        self.classes_ = np.unique(y if classes is None else classes)
+        if classes is None:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+        else:
+            self.classes_ = np.unique(classes)
         if len(self.classes_) < 2:
             raise ValueError(
                 "LogisticRegression needs samples of at least 2 classes in the data; "
                 f"got only one class: {self.classes_.tolist()}"
             )
+        return codes.astype(np.int32) if classes is None else self._encode(y)
 
     # -- fitting --------------------------------------------------------------------------
 
@@ -206,8 +211,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """
         loss_id, backend, options = self._check_params(self.solver)
         X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", ensure_min_samples=1)
-        self._set_classes(y)
-        codes = self._encode(y)
+        codes = self._set_classes(y)
         weights = self._weights(codes, sample_weight, X)
         data = backend.put(X, codes, weights)
         k = 1 if len(self.classes_) == 2 else len(self.classes_)
@@ -252,13 +256,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if first:
             if classes is None:
                 raise ValueError("classes must be given on the first call to partial_fit")
-            self._set_classes(y, classes)
+            codes = self._set_classes(y, classes)
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"classes {np.unique(classes).tolist()} differ from classes_ "
                              f"{self.classes_.tolist()} given earlier")
         else:
             check_classification_targets(y)
-        codes = self._encode(y)
+            codes = self._encode(y)
         weights = self._weights(codes, sample_weight, X)
         data = backend.put(X, codes, weights)
         k = 1 if len(self.classes_) == 2 else len(self.classes_)
