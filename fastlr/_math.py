@@ -44,7 +44,8 @@ def build_math(jit, real):
     -------
     types.SimpleNamespace
         With attributes ``log1p_unit``, ``sigmoid_from``, ``log1pexp``,
-        ``sigmoid``, ``binary_loss_dz`` and ``softmax_loss_dz``.
+        ``sigmoid``, ``binary_loss_dz``, ``softmax_loss_dz_from_exp`` and
+        ``softmax_loss_dz``.
     """
     zero = real(0.0)
     one = real(1.0)
@@ -113,6 +114,39 @@ def build_math(jit, real):
         return loss, dz
 
     @jit
+    def softmax_loss_dz_from_exp(loss_id, z_y, e, y, dz):
+        """Loss of one sample over ``k`` classes from its shifted exponentials.
+
+        ``e`` (k,) holds ``exp(z_c - max(z))``, ``z_y`` is ``z[y] - max(z)``, ``y``
+        an integer in 0..k-1. Writes d loss / d z into ``dz`` (k,), which may be
+        ``e`` itself, and returns the loss.
+        """
+        k = e.shape[0]
+        total = zero
+        for c in range(k):
+            total += e[c]
+        inv_total = one / total
+        if loss_id == 0:
+            for c in range(k):
+                dz[c] = e[c] * inv_total
+            dz[y] -= one
+            return math.log(total) - z_y
+        # squared: ½‖p - onehot(y)‖², derivative p_c (r_c - Σ_a r_a p_a) with r = p - onehot
+        loss = zero
+        inner = zero
+        for c in range(k):
+            p = e[c] * inv_total
+            r = p - one if c == y else p
+            loss += half * r * r
+            inner += r * p
+            dz[c] = p
+        for c in range(k):
+            p = dz[c]
+            r = p - one if c == y else p
+            dz[c] = p * (r - inner)
+        return loss
+
+    @jit
     def softmax_loss_dz(loss_id, z, y, dz):
         """Loss of one sample over ``k`` classes; writes d loss / d z into ``dz``.
 
@@ -124,30 +158,10 @@ def build_math(jit, real):
         for c in range(1, k):
             if z[c] > z_max:
                 z_max = z[c]
-        total = zero
+        z_y = z[y] - z_max
         for c in range(k):
-            total += math.exp(z[c] - z_max)
-        log_total = math.log(total)
-        if loss_id == 0:
-            loss = log_total + z_max - z[y]
-            for c in range(k):
-                dz[c] = math.exp(z[c] - z_max - log_total)
-            dz[y] -= one
-            return loss
-        # squared: first store p, then the derivative of ½‖p - onehot(y)‖².
-        loss = zero
-        inner = zero  # Σ_a r_a p_a
-        for c in range(k):
-            p = math.exp(z[c] - z_max - log_total)
-            r = p - one if c == y else p
-            loss += half * r * r
-            inner += r * p
-            dz[c] = p
-        for c in range(k):
-            p = dz[c]
-            r = p - one if c == y else p
-            dz[c] = p * (r - inner)
-        return loss
+            dz[c] = math.exp(z[c] - z_max)
+        return softmax_loss_dz_from_exp(loss_id, z_y, dz, y, dz)
 
     return SimpleNamespace(
         log1p_unit=log1p_unit,
@@ -155,5 +169,6 @@ def build_math(jit, real):
         log1pexp=log1pexp,
         sigmoid=sigmoid,
         binary_loss_dz=binary_loss_dz,
+        softmax_loss_dz_from_exp=softmax_loss_dz_from_exp,
         softmax_loss_dz=softmax_loss_dz,
     )

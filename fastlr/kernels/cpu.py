@@ -42,7 +42,7 @@ _JIT = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 
 _M = build_math(njit(inline="always", error_model="numpy"), np.float64)
 _binary_loss_dz = _M.binary_loss_dz
-_softmax_loss_dz = _M.softmax_loss_dz
+_softmax_loss_dz_from_exp = _M.softmax_loss_dz_from_exp
 
 # exp(x) for -708 <= x <= 0 as 2^k · p(t): Cody–Waite reduction t = x - k ln 2
 # (|t| <= ln2 / 2) and the Taylor polynomial of e^t to degree 13 (error < 1e-17).
@@ -141,31 +141,74 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch):
             acc[j] += acc_block[j]
 
 
+@njit(inline="always")
+def _softmax_scratch(k, d, dtype):
+    """Scratch arrays for :func:`_softmax_rows`: Z, shifted, e, bits, dz, acc_block."""
+    n = BLOCK_ROWS * k
+    return (np.empty((BLOCK_ROWS, k)), np.empty(n), np.empty(n), np.empty(n, np.int64),
+            np.empty((BLOCK_ROWS, k), dtype), np.empty((k, d), dtype))
+
+
 @njit(**_JIT)
-def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, z):
+def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch):
     """Add the weighted sums of rows ``start:stop`` of a softmax model into ``acc``.
 
-    ``W`` (k, d) and ``b`` (k,) are float64; ``acc`` has shape (k, d + 2):
-    Σ s dz_c x_j, Σ s dz_c, and the loss sum in ``acc[0, d + 1]``; ``z`` is
-    float64 scratch of shape (k,).
+    The same blocking as :func:`_binary_rows`: scores of ``BLOCK_ROWS`` rows,
+    then all their ``exp(z_c - max z)`` in one vectorised sweep, then the
+    per-sample loss and derivative, then ``dz_c · x`` from the cached rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,), int32 in 0..k-1
+    sample_weight : ndarray of shape (n,) or (0,)
+    start, stop : int
+    W : ndarray of shape (k, d), dtype of X
+    b : ndarray of shape (k,), float64
+    loss_id : int
+    acc : ndarray of shape (k, d + 2), float64
+        Receives Σ s dz_c x_j, Σ s dz_c, and the loss sum in ``acc[0, d + 1]``.
+    scratch : tuple from :func:`_softmax_scratch`
     """
+    Z, shifted, e, bits, dz, acc_block = scratch
     d = X.shape[1]
     k = W.shape[0]
     weighted = sample_weight.shape[0] > 0
-    for i in range(start, stop):
+    for s0 in range(start, stop, BLOCK_ROWS):
+        m = min(BLOCK_ROWS, stop - s0)
+        for r in range(m):
+            for cls in range(k):
+                s = X[s0 + r, 0] * W[cls, 0]
+                for j in range(1, d):
+                    s += X[s0 + r, j] * W[cls, j]
+                Z[r, cls] = s + b[cls]
+        for r in range(m):
+            z_max = Z[r, 0]
+            for cls in range(1, k):
+                z_max = max(z_max, Z[r, cls])
+            for cls in range(k):
+                shifted[r * k + cls] = Z[r, cls] - z_max
+        _exp_neg_abs(shifted, m * k, e, bits)  # shifted <= 0, so exp(-|t|) = exp(t)
+        loss_sum = 0.0
+        for r in range(m):
+            row = e[r * k:(r + 1) * k]
+            loss = _softmax_loss_dz_from_exp(loss_id, shifted[r * k + y[s0 + r]], row, y[s0 + r], row)
+            s_i = sample_weight[s0 + r] if weighted else 1.0
+            loss_sum += s_i * loss
+            for cls in range(k):
+                g = s_i * row[cls]
+                dz[r, cls] = g
+                acc[cls, d] += g
+        acc[0, d + 1] += loss_sum
+        acc_block[:] = 0
+        for r in range(m):
+            for cls in range(k):
+                g = dz[r, cls]
+                for j in range(d):
+                    acc_block[cls, j] += g * X[s0 + r, j]
         for cls in range(k):
-            s = b[cls]
             for j in range(d):
-                s += X[i, j] * W[cls, j]
-            z[cls] = s
-        loss = _softmax_loss_dz(loss_id, z, y[i], z)  # z now holds dz
-        s_i = sample_weight[i] if weighted else 1.0
-        acc[0, d + 1] += s_i * loss
-        for cls in range(k):
-            r = s_i * z[cls]
-            for j in range(d):
-                acc[cls, j] += r * X[i, j]
-            acc[cls, d] += r
+                acc[cls, j] += acc_block[cls, j]
 
 
 @njit(parallel=True, **_JIT)
@@ -222,10 +265,11 @@ def multinomial_loss_grad(X, y, sample_weight, W, b, loss_id):
     n, d = X.shape
     k = W.shape[0]
     n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    W_x = W.astype(X.dtype)
     partial = np.zeros((n_chunks, k, d + 2))
     for c in prange(n_chunks):
         _softmax_rows(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
-                      W, b, loss_id, partial[c], np.empty(k))
+                      W_x, b, loss_id, partial[c], _softmax_scratch(k, d, X.dtype))
     total = np.zeros((k, d + 2))
     for c in range(n_chunks):
         total += partial[c]
@@ -284,8 +328,8 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
     sw_batch = np.empty(batch_size if gathered and weighted else 0)
     acc = np.empty((k, d + 2))
     scratch = _block_scratch(d, X.dtype)
-    z = np.empty(k)
-    w_x = np.empty(d, X.dtype)
+    softmax_scratch = _softmax_scratch(k, d, X.dtype)
+    W_x = np.empty((k, d), X.dtype)
     W_prev = np.empty((k, d))
     b_prev = np.empty(k)
     loss_total = 0.0
@@ -301,13 +345,12 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
                     sw_batch[r] = sample_weight[rows[start + r]]
             Xb, yb, swb, lo, hi = X_batch, y_batch, sw_batch, 0, stop - start
         acc[:] = 0.0
+        W_x[:] = W  # scores in X's precision, as in the full-gradient kernels
         if k == 1:
-            w_x[:] = W[0]
-            _binary_rows(Xb, yb, swb, lo, hi, w_x, b[0], loss_id, acc[0], scratch)
-            loss_sum = acc[0, d + 1]
+            _binary_rows(Xb, yb, swb, lo, hi, W_x[0], b[0], loss_id, acc[0], scratch)
         else:
-            _softmax_rows(Xb, yb, swb, lo, hi, W, b, loss_id, acc, z)
-            loss_sum = acc[0, d + 1]
+            _softmax_rows(Xb, yb, swb, lo, hi, W_x, b, loss_id, acc, softmax_scratch)
+        loss_sum = acc[0, d + 1]
         eta = eta0 / (step0 + step + 1.0) ** power_t
         scale = 1.0 / ((stop - start) * mean_weight)
         W_prev[:] = W
