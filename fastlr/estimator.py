@@ -5,6 +5,8 @@ A thin shell: it validates parameters and data once, encodes labels, turns
 hands everything to :func:`fastlr.trainer.train` through a backend.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -169,12 +171,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         sample_weight = check_sample_weight(sample_weight, X)
         if self.class_weight is None:
             return sample_weight
-        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            per_class = compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=y_codes)
+        elif isinstance(self.class_weight, Mapping):
+            per_class = np.array([self.class_weight.get(c, 1.0) for c in self.classes_], dtype=np.float64)
+            if not np.all(np.isfinite(per_class) & (per_class >= 0)):
+                raise ValueError(f"class_weight values must be finite and >= 0, got {self.class_weight!r}")
+        else:
             raise ValueError(f"class_weight must be a dict, 'balanced' or None, got {self.class_weight!r}")
-        per_class = compute_class_weight(
-            self.class_weight, classes=np.arange(len(self.classes_)), y=y_codes,
-        ) if self.class_weight == "balanced" else np.array(
-            [self.class_weight.get(c, 1.0) for c in self.classes_], dtype=np.float64)
         weights = per_class[y_codes]
         return weights if sample_weight is None else weights * sample_weight
 

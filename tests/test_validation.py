@@ -68,6 +68,8 @@ BAD_PARAMS = [
     ("backtracking-with-lbfgs", {"learning_rate": "backtracking"}, ValueError, "solver='gd' only"),
     ("bad-shuffle", {"shuffle": "blocks", "solver": "sgd"}, ValueError, "shuffle must be"),
     ("bad-class-weight", {"class_weight": "auto"}, ValueError, "class_weight"),
+    ("class-weight-list", {"class_weight": [1, 2]}, ValueError, "class_weight must be a dict"),
+    ("class-weight-negative", {"class_weight": {0: -1.0}}, ValueError, "finite and >= 0"),
 ]
 
 
