@@ -55,15 +55,18 @@ def check_number(name, value, *, low=None, low_open=False, integer=False, allow_
     return value
 
 
-def check_features(X, *, input_name="X"):
-    """X as a C-contiguous float32/float64 2-D array, finite and non-empty.
+def check_features(X, *, input_name="X", ensure_all_finite=True):
+    """X as a C-contiguous float32/float64 2-D array, non-empty (and finite, by default).
 
     float32 and float64 C-contiguous arrays pass through without a copy; any
-    other dtype is converted to float64.
+    other dtype is converted to float64. ``ensure_all_finite=False`` skips the
+    pass over X that looks for NaN/inf, for callers that detect them afterwards
+    from a non-finite result (see :func:`fastlr.loss_grad`).
     """
     return check_array(
         X, dtype=FLOAT_DTYPES, order="C", ensure_2d=True, allow_nd=False,
         ensure_min_samples=1, ensure_min_features=1, input_name=input_name,
+        ensure_all_finite=ensure_all_finite,
     )
 
 

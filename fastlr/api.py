@@ -27,8 +27,11 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
 
     ``loss = Σ s_i loss(z_i, y_i) / Σ s_i`` with ``z_i = x_i·coef + intercept``
     (``s_i = 1`` without sample weights); the gradients are those of this mean.
-    The CPU backend reads X once, in float64 arithmetic, without copying a
-    float32 or float64 C-contiguous X.
+    The CPU backend reads X once, without copying a float32 or float64
+    C-contiguous X; that pass also serves to detect NaN or inf in X (they make
+    the result non-finite, and then ValueError is raised), so no separate pass
+    over X checks it. Scores ``x·w`` are formed in X's precision, everything
+    after them in float64.
 
     Parameters
     ----------
@@ -51,7 +54,9 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
     """
     loss_id = check_loss(loss)
     engine = get_backend(backend)
-    X = check_features(X)
+    # NaN/inf in X are found from the result instead of by a pass of their own,
+    # so that the call reads X once: any of them makes the loss or gradient non-finite.
+    X = check_features(X, ensure_all_finite=False)
     if np.ndim(coef) not in (1, 2):
         raise ValueError(f"coef must be 1-D or 2-D, got shape {np.shape(coef)}")
     coef_in = check_array(coef, ensure_2d=False, dtype=np.float64, input_name="coef")
@@ -67,6 +72,8 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
     codes = _check_labels(y, X.shape[0], W.shape[0])
     data = engine.put(X, codes, check_sample_weight(sample_weight, X))
     loss_sum, grad_sum = engine.loss_grad(data, W, b, loss_id)
+    if not (np.isfinite(loss_sum) and np.all(np.isfinite(grad_sum))):
+        check_features(X)  # raises the usual "Input X contains NaN/infinity" error
     S = data.weight_sum
     grad_coef = (grad_sum[:, :-1] / S).reshape(coef_in.shape)
     grad_intercept = grad_sum[:, -1] / S

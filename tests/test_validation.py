@@ -124,3 +124,23 @@ def test_loss_grad_rejects_bad_input(overrides, error, match):
     kwargs = {k: args.pop(k) for k in ("loss", "backend") if k in args}
     with pytest.raises(error, match=match):
         fastlr.loss_grad(args["X"], args["y"], args["coef"], args["intercept"], **kwargs)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "+inf", "-inf"])
+@pytest.mark.parametrize("coef", ["zeros", "random", "multinomial"])
+@pytest.mark.parametrize("loss", ["log", "squared"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_loss_grad_finds_non_finite_X_from_its_single_pass(value, coef, loss, dtype):
+    """loss_grad skips the separate finiteness pass; every NaN/inf must still be reported."""
+    rng = np.random.default_rng(0)
+    n, d = 5000, 4
+    W = {"zeros": np.zeros(d), "random": rng.standard_normal(d),
+         "multinomial": rng.standard_normal((3, d))}[coef]
+    y = rng.integers(0, 3 if coef == "multinomial" else 2, n)
+    for row, col in [(0, 0), (n - 1, d - 1), (2500, 2)]:
+        X = rng.standard_normal((n, d)).astype(dtype)
+        X[row, col] = value
+        for label in (0, 1):
+            y[row] = label
+            with pytest.raises(ValueError, match="NaN|infinity"):
+                fastlr.loss_grad(X, y, W, 0.0, loss=loss)

@@ -51,18 +51,21 @@ def _quiet_fit(model, X, y):
         return model.fit(X, y)
 
 
-def _estimator(solver):
-    """An unfitted estimator for ``solver`` (fastlr's or a peer's)."""
+def _estimator_class(solver):
+    """A zero-argument factory of unfitted estimators for ``solver`` (fastlr's or a peer's).
+
+    Raises NotImplementedError (asv: skip) when a peer's library is missing.
+    """
     if solver in SOLVER_OPTIONS:
-        return fastlr.LogisticRegression(**SOLVER_OPTIONS[solver])
+        return lambda: fastlr.LogisticRegression(**SOLVER_OPTIONS[solver])
     if solver == "sklearn_lbfgs":
-        return SklearnLogisticRegression()
+        return SklearnLogisticRegression
     if solver == "sklearnex_lbfgs":
         try:
             from sklearnex.linear_model import LogisticRegression
         except ImportError as exc:  # not installed, or no wheel for this platform
             raise NotImplementedError(f"scikit-learn-intelex unavailable: {exc}") from None
-        return LogisticRegression()
+        return LogisticRegression
     raise ValueError(f"unknown solver {solver!r}")
 
 
@@ -122,19 +125,18 @@ class _FitSuite:
     def setup(self, refs, n, solver):
         self.X, self.y = make_problem(self.kind, n)
         self.ref = refs[n]
-        self.solver = solver
-        _estimator(solver)  # raises NotImplementedError (skip) for a missing peer
+        self.make = _estimator_class(solver)  # NotImplementedError (skip): missing peer
         key = (self.kind, n, solver)
         if key not in _READY:
             if (self.kind, n) not in _READY:
                 _check_fastlr(self.kind, self.X, self.y)
                 _READY.add((self.kind, n))
             # JIT warm-up (compile or load from Numba's cache) on a slice.
-            _quiet_fit(_estimator(solver), self.X[:2048], self.y[:2048])
+            _quiet_fit(self.make(), self.X[:2048], self.y[:2048])
             _READY.add(key)
 
     def _fit(self):
-        return _quiet_fit(_estimator(self.solver), self.X, self.y)
+        return _quiet_fit(self.make(), self.X, self.y)
 
     def time_fit(self, refs, n, solver):
         self._fit()
