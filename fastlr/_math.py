@@ -131,15 +131,17 @@ def build_math(jit, real):
                 dz[c] = e[c] * inv_total
             dz[y] -= one
             return math.log(total) - z_y
-        # squared: ½‖p - onehot(y)‖², derivative p_c (r_c - Σ_a r_a p_a) with r = p - onehot
+        # squared: ½‖p - onehot(y)‖², derivative p_c (r_c - Σ_a r_a p_a) with r = p - onehot.
+        # Loops either store or reduce, never both: see the note in kernels/cpu.py.
+        for c in range(k):
+            dz[c] = e[c] * inv_total
         loss = zero
         inner = zero
         for c in range(k):
-            p = e[c] * inv_total
+            p = dz[c]
             r = p - one if c == y else p
             loss += half * r * r
             inner += r * p
-            dz[c] = p
         for c in range(k):
             p = dz[c]
             r = p - one if c == y else p

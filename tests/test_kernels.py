@@ -177,3 +177,48 @@ def test_bitwise_identical_across_processes_with_different_thread_counts():
                              check=True)
         outputs.add(out.stdout)
     assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("k", [1, 4], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_bitwise_identical_wherever_the_arrays_lie_in_memory(loss, k):
+    """Summation order must not depend on addresses (LLVM's runtime alias checks pick paths)."""
+    from fastlr import LogisticRegression
+
+    X, y, coef, intercept, sw = make_problem(3 * CHUNK_ROWS + 5, 7, k, np.float32, True, seed=7)
+    first = None
+    keep = []
+    for trial in range(12):
+        keep.append(np.empty(int(np.random.default_rng(trial).integers(1, 5000))))  # shift the heap
+        offset = trial % 4
+        buffer = np.empty(X.size + offset, dtype=X.dtype)
+        X_moved = buffer[offset:].reshape(X.shape)  # same values, another address and alignment
+        X_moved[...] = X
+        grad = fastlr.loss_grad(X_moved, y, coef, intercept, loss=loss, sample_weight=sw)
+        sgd = LogisticRegression(loss=loss, solver="sgd", max_iter=1, tol=None, batch_size=100,
+                                 random_state=0).fit(X_moved, y, sample_weight=sw)
+        result = (grad[0], grad[1].tobytes(), np.asarray(grad[2]).tobytes(),
+                  sgd.coef_.tobytes(), sgd.intercept_.tobytes())
+        first = first or result
+        assert result == first, f"trial {trial} differs"
+
+
+@pytest.mark.parametrize("gap", [0, 1, 3, 8, 40], ids=lambda g: f"gap={g}")
+def test_block_sums_do_not_depend_on_scratch_placement(gap):
+    """Scratch arrays packed next to each other (as an allocator may place them) give the same bits."""
+    from fastlr.kernels import cpu
+
+    X, y, coef, intercept, sw = make_problem(1000, 37, 1, np.float64, True, seed=8)
+    y = y.astype(np.int32)
+    B = cpu.BLOCK_ROWS
+
+    def run(z, e, bits, dz, acc_block):
+        acc = np.zeros(X.shape[1] + 2)
+        cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, bits, dz, acc_block))
+        return acc
+
+    separate = run(np.empty(B), np.empty(B), np.empty(B, np.int64), np.empty(B), np.empty(37))
+    packed = np.empty(5 * (B + gap) + 37)
+    views = [packed[i * (B + gap):i * (B + gap) + B] for i in range(4)]
+    together = run(views[0], views[1], views[2].view(np.int64), views[3], packed[4 * (B + gap):][:37])
+    np.testing.assert_array_equal(together, separate)

@@ -43,18 +43,17 @@ def _parallel_sum(X):
 
     Chunks of rows go to threads through ``prange``; each chunk sums into its
     own partial (float64, as fastlr accumulates), and the partials are added
-    at the end.
+    at the end. Indexed as 2-D rows, which LLVM vectorises (a loop over
+    ``X.reshape(-1)`` did not, and ran 5x slower: a compute-bound "ceiling").
     """
     n, d = X.shape
-    flat = X.reshape(n * d)
     n_chunks = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
     partial = np.zeros(n_chunks)
     for c in prange(n_chunks):
-        lo = c * _CHUNK_ROWS * d
-        hi = min((c + 1) * _CHUNK_ROWS, n) * d
         s = 0.0
-        for t in range(lo, hi):
-            s += flat[t]
+        for i in range(c * _CHUNK_ROWS, min((c + 1) * _CHUNK_ROWS, n)):
+            for j in range(d):
+                s += X[i, j]
         partial[c] = s
     return partial.sum()
 

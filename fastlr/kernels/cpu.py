@@ -90,6 +90,30 @@ def _block_scratch(d, dtype):
             np.empty(BLOCK_ROWS, dtype), np.empty(d, dtype))
 
 
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _add_weighted_rows(X, s0, m, g, out):
+    """``out[:] = Σ_r g[r] · X[s0 + r]`` over ``r < m``, summed in a fixed order.
+
+    Four rows per sweep of ``out``: one load and one store of ``out[j]`` per
+    four multiply-adds (a sweep per row was bound by those loads and stores).
+    """
+    out[:] = 0
+    r = 0
+    while r + 4 <= m:
+        g0 = g[r]
+        g1 = g[r + 1]
+        g2 = g[r + 2]
+        g3 = g[r + 3]
+        for j in range(X.shape[1]):
+            out[j] += (g0 * X[s0 + r, j] + g1 * X[s0 + r + 1, j]) + (
+                g2 * X[s0 + r + 2, j] + g3 * X[s0 + r + 3, j])
+        r += 4
+    while r < m:
+        for j in range(X.shape[1]):
+            out[j] += g[r] * X[s0 + r, j]
+        r += 1
+
+
 @njit(**_JIT)
 def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch):
     """Add the weighted sums of rows ``start:stop`` of a binary model into ``acc``.
@@ -115,28 +139,43 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch):
     weighted = sample_weight.shape[0] > 0
     for s0 in range(start, stop, BLOCK_ROWS):
         m = min(BLOCK_ROWS, stop - s0)
-        for r in range(m):
+        # Scores two rows at a time (each w[j] loaded once for both), then the odd row.
+        r = 0
+        while r + 2 <= m:
+            z0 = X[s0 + r, 0] * w[0]
+            z1 = X[s0 + r + 1, 0] * w[0]
+            for j in range(1, d):
+                z0 += X[s0 + r, j] * w[j]
+                z1 += X[s0 + r + 1, j] * w[j]
+            z[r] = z0 + b
+            z[r + 1] = z1 + b
+            r += 2
+        if r < m:
             zr = X[s0 + r, 0] * w[0]
             for j in range(1, d):
                 zr += X[s0 + r, j] * w[j]
             z[r] = zr + b
         _exp_neg_abs(z, m, e, bits)
-        loss_sum = 0.0
-        dz_sum = 0.0
+        # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
+        # that both stores and reduces gets a runtime alias check from LLVM, and
+        # which path it takes (vector or scalar, two summation orders) would then
+        # depend on where the scratch arrays happen to lie in memory.
         for r in range(m):
             loss, g = _binary_loss_dz(loss_id, z[r], e[r], np.float64(y[s0 + r]))
             if weighted:
                 loss *= sample_weight[s0 + r]
                 g *= sample_weight[s0 + r]
-            loss_sum += loss
-            dz_sum += g
+            z[r] = loss
+            e[r] = g
             dz[r] = g
+        loss_sum = 0.0
+        dz_sum = 0.0
+        for r in range(m):
+            loss_sum += z[r]
+            dz_sum += e[r]
         acc[d] += dz_sum
         acc[d + 1] += loss_sum
-        acc_block[:] = 0
-        for r in range(m):
-            for j in range(d):
-                acc_block[j] += dz[r] * X[s0 + r, j]
+        _add_weighted_rows(X, s0, m, dz, acc_block)
         for j in range(d):
             acc[j] += acc_block[j]
 
@@ -146,7 +185,7 @@ def _softmax_scratch(k, d, dtype):
     """Scratch arrays for :func:`_softmax_rows`: Z, shifted, e, bits, dz, acc_block."""
     n = BLOCK_ROWS * k
     return (np.empty((BLOCK_ROWS, k)), np.empty(n), np.empty(n), np.empty(n, np.int64),
-            np.empty((BLOCK_ROWS, k), dtype), np.empty((k, d), dtype))
+            np.empty((k, BLOCK_ROWS), dtype), np.empty(d, dtype))
 
 
 @njit(**_JIT)
@@ -197,18 +236,13 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch)
             loss_sum += s_i * loss
             for cls in range(k):
                 g = s_i * row[cls]
-                dz[r, cls] = g
+                dz[cls, r] = g
                 acc[cls, d] += g
         acc[0, d + 1] += loss_sum
-        acc_block[:] = 0
-        for r in range(m):
-            for cls in range(k):
-                g = dz[r, cls]
-                for j in range(d):
-                    acc_block[cls, j] += g * X[s0 + r, j]
         for cls in range(k):
+            _add_weighted_rows(X, s0, m, dz[cls], acc_block)
             for j in range(d):
-                acc[cls, j] += acc_block[cls, j]
+                acc[cls, j] += acc_block[j]
 
 
 @njit(parallel=True, **_JIT)
