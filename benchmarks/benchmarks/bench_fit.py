@@ -181,3 +181,68 @@ class FitMultinomial(_FitSuite):
         return _references("multinomial", self.params[0])
 
     setup_cache.timeout = 1200
+
+
+_PEAK_MEMORY_CODE = """
+import sys, warnings
+import numpy as np
+import fastlr
+
+def peak_rss():
+    # VmHWM, not ru_maxrss: getrusage carries the parent's peak across fork + exec.
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+path, solver = sys.argv[1], sys.argv[2]
+y = np.load(path + ".y.npy")
+fastlr.LogisticRegression(solver=solver, max_iter=2).fit(
+    np.ones((64, 64), np.float32), np.arange(64) % 2)  # JIT cache loaded before measuring
+before = peak_rss()
+X = np.load(path)  # read straight into one float32 array: no temporaries
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    fastlr.LogisticRegression(solver=solver).fit(X, y)
+after = peak_rss()
+print((after - before) / X.nbytes)
+"""
+
+
+class FitPeakMemory:
+    """Peak resident memory that ``fit`` adds, as a multiple of ``X.nbytes`` (float32 X).
+
+    Measured in a fresh interpreter that loads X from a ``.npy`` file written in
+    ``setup``: its peak RSS after loading X and fitting, minus its peak before X
+    was loaded, divided by X's size. 1.0 means the fit needed nothing beyond X
+    itself (plus y); a hidden float64 copy of X would add 2.0.
+    """
+
+    params = [[N_BINARY], ["lbfgs", "sgd"]]
+    param_names = ["n_samples", "solver"]
+    timeout = 600
+
+    def setup(self, n, solver):
+        import sys
+        import tempfile
+
+        if not sys.platform.startswith("linux"):
+            raise NotImplementedError("reads /proc/self/status")
+
+        self.tmp = tempfile.TemporaryDirectory()
+        self.path = f"{self.tmp.name}/X.npy"
+        X, y = make_problem("binary", n)
+        np.save(self.path, X)
+        np.save(self.path + ".y.npy", y)
+
+    def teardown(self, n, solver):
+        self.tmp.cleanup()
+
+    def track_peak_memory_over_X(self, n, solver):
+        import subprocess
+        import sys
+
+        out = subprocess.run([sys.executable, "-c", _PEAK_MEMORY_CODE, self.path, solver],
+                             capture_output=True, text=True, check=True)
+        return float(out.stdout.strip())
+
+    track_peak_memory_over_X.unit = "x X.nbytes"
