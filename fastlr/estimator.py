@@ -18,7 +18,7 @@ from ._validation import (
     FLOAT_DTYPES, check_choice, check_loss, check_number, check_sample_weight,
 )
 from .backends import BACKEND_NAMES, get_backend
-from .trainer import LEARNING_RATES, SOLVERS, TrainOptions, train, train_sgd
+from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -214,16 +214,26 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self
         """
         loss_id, backend, options = self._check_params(self.solver)
-        X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", ensure_min_samples=1)
+        # Full-batch solvers find NaN/inf in X from the first gradient (NonFiniteObjective)
+        # instead of a separate pass over X; SGD checks X up front.
+        finite_checked = self.solver == "sgd"
+        X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", ensure_min_samples=1,
+                             ensure_all_finite=finite_checked)
         codes = self._set_classes(y)
         weights = self._weights(codes, sample_weight, X)
         data = backend.put(X, codes, weights)
         k = 1 if len(self.classes_) == 2 else len(self.classes_)
         warm = self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (k, X.shape[1])
-        result = train(
-            backend, data, loss_id, k, self._alpha(data.weight_sum), self.fit_intercept, options,
-            coef_init=self.coef_ if warm else None, intercept_init=self.intercept_ if warm else None,
-        )
+        try:
+            result = train(
+                backend, data, loss_id, k, self._alpha(data.weight_sum), self.fit_intercept, options,
+                coef_init=self.coef_ if warm else None,
+                intercept_init=self.intercept_ if warm else None,
+            )
+        except NonFiniteObjective:
+            if not finite_checked:
+                validate_data(self, X, reset=False)  # names the NaN or inf in X, if that is it
+            raise
         self._store(result.coef, result.intercept, backend)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = list(result.loss_curve)

@@ -31,6 +31,16 @@ class DivergenceWarning(ConvergenceWarning):
     """The iterates stopped being finite: the learning rate is too large."""
 
 
+class NonFiniteObjective(ValueError):
+    """The objective or its gradient is not finite at the initial coefficients.
+
+    With finite data and coefficients this cannot happen (the losses are
+    evaluated stably), so it means NaN or inf in X: 0 · inf and 0 · NaN are NaN,
+    and every element of X enters the gradient. The estimator uses this to
+    skip a separate pass over X looking for them.
+    """
+
+
 @dataclass
 class TrainOptions:
     """Settings of a training run; see ``LogisticRegression`` for their meaning."""
@@ -98,6 +108,7 @@ class Objective:
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.n_evals = 0
+        self._last = None  # (theta, value, grad): solvers often ask again for the start point
 
     def pack(self, W, b):
         """Flat float64 parameter vector from W (k, d) and b (k,)."""
@@ -114,6 +125,13 @@ class Objective:
         return W, b
 
     def __call__(self, theta):
+        if self._last is not None and np.array_equal(theta, self._last[0]):
+            return self._last[1], self._last[2].copy()
+        value, grad = self._evaluate(theta)
+        self._last = (np.array(theta, copy=True), value, grad.copy())
+        return value, grad
+
+    def _evaluate(self, theta):
         W, b = self.unpack(theta)
         loss_sum, grad_sum = self.backend.loss_grad(self.data, W, b, self.loss_id)
         self.n_evals += 1
@@ -215,8 +233,6 @@ def train_gd(objective, theta0, options):
     """
     theta = theta0
     value, grad = objective(theta)
-    if not np.isfinite(value):
-        raise ValueError("the objective is not finite at the initial coefficients")
     curve = []
     eta = options.eta0
     no_gain = _NoImprovement(options.tol, options.n_iter_no_change)
@@ -342,7 +358,12 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
             _warn_max_iter("sgd", options.max_iter)
         return TrainResult(W, b, n_epochs, curve, converged, steps)
     objective = Objective(backend, data, loss_id, k, alpha, fit_intercept)
+    theta0 = objective.pack(W, b)
+    value, grad = objective(theta0)  # cached: the solver's first request costs nothing
+    if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+        raise NonFiniteObjective(
+            "the objective or its gradient is not finite at the initial coefficients")
     solve = train_lbfgs if options.solver == "lbfgs" else train_gd
-    theta, n_iter, curve, converged = solve(objective, objective.pack(W, b), options)
+    theta, n_iter, curve, converged = solve(objective, theta0, options)
     W, b = objective.unpack(np.array(theta))
     return TrainResult(W.copy(), np.array(b, dtype=np.float64), n_iter, curve, converged)

@@ -144,3 +144,27 @@ def test_loss_grad_finds_non_finite_X_from_its_single_pass(value, coef, loss, dt
             y[row] = label
             with pytest.raises(ValueError, match="NaN|infinity"):
                 fastlr.loss_grad(X, y, W, 0.0, loss=loss)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "+inf", "-inf"])
+@pytest.mark.parametrize("case", ["lbfgs", "gd", "sgd", "multinomial", "squared", "zero-weight-row",
+                                  "warm-start", "float32"])
+def test_fit_reports_non_finite_X_for_every_solver_and_start(case, value):
+    """fit finds NaN/inf in X from the first gradient for lbfgs/gd: check every way in."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 4))
+    y = rng.integers(0, 3 if case == "multinomial" else 2, 300)
+    params = {"solver": case} if case in ("lbfgs", "gd", "sgd") else {}
+    params.update({"squared": {"loss": "squared"}, "warm-start": {"warm_start": True}}.get(case, {}))
+    model = LogisticRegression(**params)
+    if case == "warm-start":
+        model.fit(X, y)
+    sw = np.ones(300)
+    bad_row = 123
+    if case == "zero-weight-row":
+        sw[bad_row] = 0.0
+    if case == "float32":
+        X = X.astype(np.float32)
+    X[bad_row, 2] = value
+    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        model.fit(X, y, sample_weight=sw)
