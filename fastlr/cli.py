@@ -1,4 +1,4 @@
-"""Command line: ``fastlr demo`` (a first version; train/predict/info come later).
+"""Command line: ``fastlr demo`` and ``fastlr bench`` (train/predict/info come later).
 
 User errors print one line to stderr and exit with status 2.
 """
@@ -94,8 +94,52 @@ def build_parser():
     demo = sub.add_parser("demo", help="train on bundled and generated data and print a table")
     demo.add_argument("--n", type=int, default=1_000_000,
                       help="rows of the generated problem (0 to skip it; default 1,000,000)")
+    bench = sub.add_parser(
+        "bench", help="time fastlr against the read-bandwidth limit and other libraries",
+        description="Generate a problem, time a parallel read of X, loss_grad per backend and "
+                    "the fit of every peer library on the same objective; print a table.")
+    bench.add_argument("--n", type=int, default=1_000_000, help="rows (default 1,000,000)")
+    bench.add_argument("--d", type=int, default=64, help="features (default 64)")
+    bench.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                       help="dtype of X (default float32)")
+    bench.add_argument("--classes", type=int, default=2,
+                       help="classes: 2 = sigmoid model, 3 or more = softmax (default 2)")
+    bench.add_argument("--backends", default="cpu,numpy",
+                       help="loss_grad backends, comma-separated (default cpu,numpy)")
+    bench.add_argument("--peers", default="all",
+                       help="comma-separated peers, or 'all' (every installed one; default). "
+                            "fastlr-lbfgs always runs: speed-ups are against it")
+    bench.add_argument("--repeat", type=int, default=3,
+                       help="timed runs per measurement, the median is reported (default 3)")
+    bench.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    bench.add_argument("--plot", metavar="PATH",
+                       help="write a PNG: fit time per peer, time vs n (needs matplotlib)")
     return parser
 
+
+def run_bench_command(args, file=sys.stdout):
+    """``fastlr bench``: check the arguments and outputs first, then measure, print, save."""
+    from . import bench
+
+    if args.json:
+        bench.check_writable(args.json, "--json")
+    if args.plot:
+        bench.check_writable(args.plot, "--plot")
+        bench.require_matplotlib()
+    progress = None
+    if sys.stderr.isatty():
+        def progress(message):
+            print(f"fastlr bench: {message} ...", file=sys.stderr, flush=True)
+    result = bench.run_bench(n=args.n, d=args.d, dtype=args.dtype, classes=args.classes,
+                             backends=args.backends, peers=args.peers, repeat=args.repeat,
+                             scaling=bool(args.plot), progress=progress)
+    print(bench.format_table(result), file=file)
+    if args.json:
+        bench.write_json(result, args.json)
+        print(f"results written to {args.json}", file=file)
+    if args.plot:
+        bench.write_plot(result, args.plot)
+        print(f"plot written to {args.plot}", file=file)
 
 
 def main(argv=None):
@@ -107,6 +151,12 @@ def main(argv=None):
             if args.n < 0:
                 raise ValueError(f"--n must be >= 0, got {args.n}")
             run_demo(n_large=args.n)
+        elif args.command == "bench":
+            try:
+                run_bench_command(args)
+            except (ValueError, TypeError, OSError, ImportError) as exc:
+                print(f"fastlr bench: error: {exc}", file=sys.stderr)
+                return _EXIT_USAGE
     except (ValueError, TypeError, OSError) as exc:
         print(f"fastlr: error: {exc}", file=sys.stderr)
         return _EXIT_USAGE

@@ -9,10 +9,13 @@ FitMultinomial
     A 100 000 x 64 float32 10-class problem (softmax model).
 
 Both are parametrised by ``solver``: fastlr's ``lbfgs``, ``gd`` and ``sgd``
-(options in :data:`SOLVER_OPTIONS`) and, as peers on the same data,
-scikit-learn's ``LogisticRegression`` (lbfgs, default tol) and
-scikit-learn-intelex's (skipped when ``sklearnex`` is not installed). Every
-model minimises the same objective, ``C Σ loss_i + ½‖W‖²`` with ``C = 1``;
+(options in :data:`SOLVER_OPTIONS`) and, as peers on the same data, run
+through :func:`fastlr.peers.fit_peer` with its defaults (``C=1``,
+``max_iter=100``, ``tol=1e-4``): scikit-learn's ``LogisticRegression`` with
+lbfgs and with newton-cholesky, scikit-learn-intelex's lbfgs and PyTorch's
+``torch.optim.LBFGS`` on the CPU. A peer whose library is not installed
+(:class:`fastlr.peers.PeerUnavailable`) is skipped ("n/a"). Every model
+minimises the same objective, ``C Σ loss_i + ½‖W‖²`` with ``C = 1``;
 ``track_objective_gap`` reports ``(F - F*) / |F*|`` against a tight
 scikit-learn solution ``F*`` (``tol=1e-10``, ``max_iter=1000``, float64)
 computed once per run in ``setup_cache``, with both objectives evaluated by
@@ -26,6 +29,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
 import fastlr
+from fastlr.peers import PeerUnavailable, fit_peer
+from fastlr.peers import objective as peers_objective
 
 from .common import N_BINARY, N_MULTINOMIAL, make_problem, objective, relative_gap
 
@@ -37,11 +42,17 @@ SOLVER_OPTIONS = {
     "gd": {"solver": "gd", "learning_rate": "backtracking", "eta0": 1.0},
     "sgd": {"solver": "sgd", "random_state": 0},
 }
-PEERS = ["sklearn_lbfgs", "sklearnex_lbfgs"]
+#: Peers, by their :data:`fastlr.peers.PEER_NAMES` name, fitted by ``fit_peer``.
+PEERS = ["sklearn-lbfgs", "sklearn-newton-cholesky", "sklearnex-lbfgs", "torch-lbfgs"]
 SOLVERS = list(SOLVER_OPTIONS) + PEERS
 
 #: The tight reference fit: scikit-learn's lbfgs run to (near) machine precision.
 REFERENCE_OPTIONS = {"tol": 1e-10, "max_iter": 1000}
+
+#: Largest relative objective gap a peer may leave on the check slice (default
+#: tolerances): far above a converged solver's (~1e-7), far below what solving a
+#: different objective gives (another C, a missing or penalised intercept).
+PEER_CHECK_GAP = 1e-3
 
 
 def _quiet_fit(model, X, y):
@@ -51,21 +62,27 @@ def _quiet_fit(model, X, y):
         return model.fit(X, y)
 
 
-def _estimator_class(solver):
-    """A zero-argument factory of unfitted estimators for ``solver`` (fastlr's or a peer's).
+def _fitter(solver):
+    """A function ``(X, y) -> (coef (k, d), intercept (k,), n_iter)`` fitting ``solver``.
 
-    Raises NotImplementedError (asv: skip) when a peer's library is missing.
+    fastlr's solvers run ``fastlr.LogisticRegression``; peers run
+    ``fastlr.peers.fit_peer`` (which raises PeerUnavailable when the peer's
+    library is missing).
     """
     if solver in SOLVER_OPTIONS:
-        return lambda: fastlr.LogisticRegression(**SOLVER_OPTIONS[solver])
-    if solver == "sklearn_lbfgs":
-        return SklearnLogisticRegression
-    if solver == "sklearnex_lbfgs":
-        try:
-            from sklearnex.linear_model import LogisticRegression
-        except ImportError as exc:  # not installed, or no wheel for this platform
-            raise NotImplementedError(f"scikit-learn-intelex unavailable: {exc}") from None
-        return LogisticRegression
+        def fit(X, y):
+            model = _quiet_fit(fastlr.LogisticRegression(**SOLVER_OPTIONS[solver]), X, y)
+            return model.coef_, model.intercept_, int(np.max(model.n_iter_))
+        return fit
+    if solver in PEERS:
+        def fit(X, y):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                result = fit_peer(solver, X, y)
+            return np.atleast_2d(result.coef), np.ravel(result.intercept), int(
+                np.max(result.n_iter))
+        return fit
     raise ValueError(f"unknown solver {solver!r}")
 
 
@@ -88,12 +105,20 @@ def _references(kind, sizes):
 _READY = set()
 
 
+def _slice_reference(X, y):
+    """Tight scikit-learn fit on a slice: (coef, intercept, objective)."""
+    sk = _quiet_fit(SklearnLogisticRegression(**REFERENCE_OPTIONS), X.astype(np.float64), y)
+    return sk.coef_, sk.intercept_, objective(X, y, sk.coef_, sk.intercept_)
+
+
 def _check_fastlr(kind, X, y):
     """Before anything is timed: fastlr is right on this problem.
 
     * ``loss_grad``'s CPU backend agrees with the NumPy reference on a slice;
     * fastlr's lbfgs reaches scikit-learn's optimum on a slice, and its
-      ``loss_curve_`` ends at that objective divided by ``C n``.
+      ``loss_curve_`` ends at that objective divided by ``C n``;
+    * ``fastlr.peers.objective`` (which the ``bench`` CLI reports) agrees with
+      this suite's independent :func:`common.objective`.
     """
     m = min(4096, X.shape[0])
     Xs, ys = X[:m], y[:m]
@@ -107,12 +132,34 @@ def _check_fastlr(kind, X, y):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     fast = _quiet_fit(fastlr.LogisticRegression(tol=1e-8, max_iter=500), Xs, ys)
-    sk = _quiet_fit(SklearnLogisticRegression(**REFERENCE_OPTIONS), Xs.astype(np.float64), ys)
+    sk_coef, sk_intercept, F_sk = _slice_reference(Xs, ys)
     F_fast = objective(Xs, ys, fast.coef_, fast.intercept_)
-    F_sk = objective(Xs, ys, sk.coef_, sk.intercept_)
     assert abs(relative_gap(F_fast, F_sk)) < 1e-6, (F_fast, F_sk)
     # loss_curve_ is the mean objective F / (C n).
     np.testing.assert_allclose(fast.loss_curve_[-1], F_fast / m, rtol=1e-6)
+    np.testing.assert_allclose(peers_objective(Xs, ys, sk_coef, sk_intercept), F_sk, rtol=1e-9)
+
+
+def _check_peer(solver, fit, kind, X, y):
+    """Before a peer is timed: it solves the same problem as fastlr, on a slice.
+
+    Its coefficients have the model's shape and are finite, and its objective
+    is within :data:`PEER_CHECK_GAP` of the tight reference. The first call
+    also warms the peer up (imports, thread pools). A missing library: skip.
+    """
+    m = min(4096, X.shape[0])
+    Xs, ys = X[:m], y[:m]
+    try:
+        coef, intercept, n_iter = fit(Xs, ys)
+    except PeerUnavailable as exc:
+        raise NotImplementedError(f"{solver} unavailable: {exc}") from None
+    k = 1 if kind == "binary" else int(y.max()) + 1
+    assert coef.shape == (k, X.shape[1]) and intercept.shape == (k,), (coef.shape,
+                                                                       intercept.shape)
+    assert np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept)) and n_iter >= 1
+    F_ref = _slice_reference(Xs, ys)[2]
+    gap = relative_gap(objective(Xs, ys, coef, intercept), F_ref)
+    assert -1e-8 < gap < PEER_CHECK_GAP, (solver, gap)
 
 
 class _FitSuite:
@@ -125,36 +172,35 @@ class _FitSuite:
     def setup(self, refs, n, solver):
         self.X, self.y = make_problem(self.kind, n)
         self.ref = refs[n]
-        self.make = _estimator_class(solver)  # NotImplementedError (skip): missing peer
+        self.fit = _fitter(solver)
         key = (self.kind, n, solver)
         if key not in _READY:
             if (self.kind, n) not in _READY:
                 _check_fastlr(self.kind, self.X, self.y)
                 _READY.add((self.kind, n))
-            # JIT warm-up (compile or load from Numba's cache) on a slice.
-            _quiet_fit(self.make(), self.X[:2048], self.y[:2048])
+            if solver in PEERS:
+                # NotImplementedError (skip) when the peer's library is missing.
+                _check_peer(solver, self.fit, self.kind, self.X, self.y)
+            # Warm-up (JIT compile or load from Numba's cache; a peer's imports) on a slice.
+            self.fit(self.X[:2048], self.y[:2048])
             _READY.add(key)
 
-    def _fit(self):
-        return _quiet_fit(self.make(), self.X, self.y)
-
     def time_fit(self, refs, n, solver):
-        self._fit()
+        self.fit(self.X, self.y)
 
     def peakmem_fit(self, refs, n, solver):
-        self._fit()
+        self.fit(self.X, self.y)
 
     def track_objective_gap(self, refs, n, solver):
         """(F - F*) / |F*|, F = C Σ loss + ½‖W‖² of the fitted model, F* the tight reference."""
-        model = self._fit()
-        return relative_gap(objective(self.X, self.y, model.coef_, model.intercept_),
-                            self.ref["objective"])
+        coef, intercept, _ = self.fit(self.X, self.y)
+        return relative_gap(objective(self.X, self.y, coef, intercept), self.ref["objective"])
 
     track_objective_gap.unit = "relative gap"
 
     def track_n_iter(self, refs, n, solver):
-        """Iterations (lbfgs, gd) or epochs (sgd) the fit ran."""
-        return int(np.max(self._fit().n_iter_))
+        """Iterations (lbfgs, gd, newton-cholesky) or epochs (sgd) the fit ran."""
+        return self.fit(self.X, self.y)[2]
 
     track_n_iter.unit = "iterations"
 

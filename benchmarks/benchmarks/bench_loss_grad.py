@@ -10,53 +10,38 @@ LossGrad
     in the same process).
 Baselines
     What the numbers above are judged by, per dtype and shape: a Numba
-    parallel sum over X (the read-bandwidth ceiling for a one-pass kernel)
+    parallel sum over X (``fastlr.kernels.cpu.read_sum``, which ``fastlr
+    bench`` uses too) (the read-bandwidth ceiling for a one-pass kernel)
     and the plain NumPy two-pass gradient (``X @ w``, then ``X.T @ r``, in
     X's dtype) that fastlr's CPU backend must beat.
+
+Both run on the same grid: ``n_samples`` in {1e4, 1e5, 1e6, 1e7} x
+``n_features`` in {8, 64, 256, 1024} (:data:`common.GRID_N_SAMPLES`,
+:data:`common.GRID_N_FEATURES`), per dtype. Grid points whose X would be
+larger than 2 GiB (:data:`common.MAX_X_BYTES`) are skipped in ``setup``
+(NotImplementedError, shown as "n/a"), so the whole grid runs on a 24 GB
+machine; ``FASTLR_BENCH_SMALL=1`` leaves one 20 000 x 64 shape.
 """
 
 import numpy as np
-from numba import njit, prange
 from scipy.special import expit
 
 import fastlr
 from fastlr.backends import get_backend
+from fastlr.kernels.cpu import read_sum
 
-from .common import SMALL, make_binary, median_time, pick
+from .common import (GRID_N_FEATURES, GRID_N_SAMPLES, SMALL, make_binary, median_time,
+                     skip_if_too_large)
 
-#: (n_samples, n_features). FASTLR_BENCH_SMALL=1: one tiny shape (X then sits in
-#: cache, so GB/s figures are meaningless there: it only checks that the suite runs).
-SHAPES = pick([(1_000_000, 64), (100_000, 256)], [(20_000, 64)])
+#: The shape grid. FASTLR_BENCH_SMALL=1: one tiny shape (X then sits in cache, so
+#: GB/s figures are meaningless there: it only checks that the suite runs).
+N_SAMPLES = GRID_N_SAMPLES
+N_FEATURES = GRID_N_FEATURES
 DTYPES = ["float32", "float64"]
 BACKENDS = ["cpu", "numpy"]
 
 #: Repeats of the timings taken inside ``track_*`` (their median is reported).
 TRACK_REPEAT = 3 if SMALL else 7
-
-# Rows per partial sum of the read-bandwidth kernel (fastlr's kernels use 2048 too).
-_CHUNK_ROWS = 2048
-
-
-@njit(parallel=True, fastmath=True, cache=True)
-def _parallel_sum(X):
-    """Sum of all elements of a C-contiguous X: one parallel read of X, nothing else.
-
-    Chunks of rows go to threads through ``prange``; each chunk sums into its
-    own partial (float64, as fastlr accumulates), and the partials are added
-    at the end. Indexed as 2-D rows, which LLVM vectorises (a loop over
-    ``X.reshape(-1)`` did not, and ran 5x slower: a compute-bound "ceiling").
-    """
-    n, d = X.shape
-    n_chunks = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
-    partial = np.zeros(n_chunks)
-    for c in prange(n_chunks):
-        s = 0.0
-        for i in range(c * _CHUNK_ROWS, min((c + 1) * _CHUNK_ROWS, n)):
-            for j in range(d):
-                s += X[i, j]
-        partial[c] = s
-    return partial.sum()
-
 
 def _numpy_two_pass(X, y_x, w_x):
     """Loss and gradient the textbook NumPy way, in X's dtype: two BLAS passes over X."""
@@ -91,12 +76,12 @@ _READY = set()
 class LossGrad:
     """``fastlr.loss_grad`` of a binary logistic model, per backend, dtype and (n, d)."""
 
-    params = [BACKENDS, DTYPES, SHAPES]
-    param_names = ["backend", "dtype", "shape"]
-    timeout = 300
+    params = [BACKENDS, DTYPES, N_SAMPLES, N_FEATURES]
+    param_names = ["backend", "dtype", "n_samples", "n_features"]
+    timeout = 600
 
-    def setup(self, backend, dtype, shape):
-        n, d = shape
+    def setup(self, backend, dtype, n, d):
+        skip_if_too_large(n, d, dtype)
         self.X, self.y = make_binary(n, d, dtype)
         self.coef, self.intercept = _coefficients(d)
         self.backend = backend
@@ -105,11 +90,11 @@ class LossGrad:
         self.data = engine.put(self.X, self.y, None)
         self.W = self.coef.reshape(1, -1).copy()
         self.b = np.array([self.intercept])
-        key = (backend, dtype, shape)
+        key = (backend, dtype, n, d)
         if key not in _READY:
             _check_cpu_against_numpy(self.X, self.y, self.coef, self.intercept)
             # JIT compile (or load from Numba's cache) and touch every page of X.
-            _parallel_sum(self.X)
+            read_sum(self.X)
             self._kernel()
             self._api()
             _READY.add(key)
@@ -120,32 +105,32 @@ class LossGrad:
     def _kernel(self):
         return self.engine.loss_grad(self.data, self.W, self.b, 0)
 
-    def time_loss_grad(self, backend, dtype, shape):
+    def time_loss_grad(self, backend, dtype, n, d):
         """The public call: input validation, then one pass over X (cpu)."""
         self._api()
 
-    def time_backend_loss_grad(self, backend, dtype, shape):
+    def time_backend_loss_grad(self, backend, dtype, n, d):
         """The backend primitive alone (what the solvers call every iteration)."""
         self._kernel()
 
-    def peakmem_loss_grad(self, backend, dtype, shape):
+    def peakmem_loss_grad(self, backend, dtype, n, d):
         self._api()
 
-    def track_gbps(self, backend, dtype, shape):
+    def track_gbps(self, backend, dtype, n, d):
         """X.nbytes / median time of the public call, in GB/s."""
         return self.X.nbytes / median_time(self._api, TRACK_REPEAT) / 1e9
 
     track_gbps.unit = "GB/s"
 
-    def track_backend_gbps(self, backend, dtype, shape):
+    def track_backend_gbps(self, backend, dtype, n, d):
         """X.nbytes / median time of the backend primitive, in GB/s."""
         return self.X.nbytes / median_time(self._kernel, TRACK_REPEAT) / 1e9
 
     track_backend_gbps.unit = "GB/s"
 
-    def track_fraction_of_read_bandwidth(self, backend, dtype, shape):
+    def track_fraction_of_read_bandwidth(self, backend, dtype, n, d):
         """Time of a bare parallel read of X / time of the public call (1.0 = at the ceiling)."""
-        read = median_time(lambda: _parallel_sum(self.X), TRACK_REPEAT)
+        read = median_time(lambda: read_sum(self.X), TRACK_REPEAT)
         return read / median_time(self._api, TRACK_REPEAT)
 
     track_fraction_of_read_bandwidth.unit = "fraction"
@@ -154,20 +139,20 @@ class LossGrad:
 class Baselines:
     """Reference points for LossGrad on the same X: read bandwidth and NumPy two-pass."""
 
-    params = [DTYPES, SHAPES]
-    param_names = ["dtype", "shape"]
-    timeout = 300
+    params = [DTYPES, N_SAMPLES, N_FEATURES]
+    param_names = ["dtype", "n_samples", "n_features"]
+    timeout = 600
 
-    def setup(self, dtype, shape):
-        n, d = shape
+    def setup(self, dtype, n, d):
+        skip_if_too_large(n, d, dtype)
         self.X, self.y = make_binary(n, d, dtype)
         coef, _ = _coefficients(d)
         self.w_x = coef.astype(dtype)
         self.y_x = self.y.astype(dtype)
-        key = ("baselines", dtype, shape)
+        key = ("baselines", dtype, n, d)
         if key not in _READY:
             np.testing.assert_allclose(
-                _parallel_sum(self.X[:4096]), np.sum(self.X[:4096], dtype=np.float64),
+                read_sum(self.X[:4096]), np.sum(self.X[:4096], dtype=np.float64),
                 rtol=1e-9, atol=1e-6,
             )
             # The two-pass gradient is the same gradient fastlr computes.
@@ -176,24 +161,24 @@ class Baselines:
             _, ref, _ = fastlr.loss_grad(self.X[:m], self.y[:m], coef, 0.0, backend="numpy")
             np.testing.assert_allclose(grad / m, ref, rtol=1e-3 if dtype == "float32" else 1e-9,
                                        atol=1e-5 if dtype == "float32" else 1e-12)
-            _parallel_sum(self.X)
+            read_sum(self.X)
             _READY.add(key)
 
-    def time_read_bandwidth(self, dtype, shape):
+    def time_read_bandwidth(self, dtype, n, d):
         """Numba parallel sum over X: the floor for any one-pass kernel."""
-        _parallel_sum(self.X)
+        read_sum(self.X)
 
-    def time_numpy_two_pass(self, dtype, shape):
+    def time_numpy_two_pass(self, dtype, n, d):
         """``X @ w`` then ``X.T @ r`` in X's dtype (BLAS): the baseline to beat."""
         _numpy_two_pass(self.X, self.y_x, self.w_x)
 
-    def track_read_gbps(self, dtype, shape):
+    def track_read_gbps(self, dtype, n, d):
         """Parallel read bandwidth of this machine over X, in GB/s."""
-        return self.X.nbytes / median_time(lambda: _parallel_sum(self.X), TRACK_REPEAT) / 1e9
+        return self.X.nbytes / median_time(lambda: read_sum(self.X), TRACK_REPEAT) / 1e9
 
     track_read_gbps.unit = "GB/s"
 
-    def track_numpy_two_pass_gbps(self, dtype, shape):
+    def track_numpy_two_pass_gbps(self, dtype, n, d):
         """X.nbytes / median time of the NumPy two-pass gradient, in GB/s."""
         return self.X.nbytes / median_time(
             lambda: _numpy_two_pass(self.X, self.y_x, self.w_x), TRACK_REPEAT) / 1e9

@@ -11,6 +11,12 @@ SklearnSGDEpoch
     The peer: ``SGDClassifier(loss="log_loss").partial_fit``, one epoch of
     per-sample SGD on the same data (scikit-learn copies X to float64 first,
     which is part of what a user pays).
+TorchSGDEpoch
+    The PyTorch peer: one epoch of the tutorial mini-batch loop
+    (``torch.optim.SGD``, ``lr=0.1``, consecutive slices of ``batch_size``
+    rows, float32 tensors sharing X's memory) through
+    ``fastlr.peers.fit_peer("torch-sgd", ...)``, per batch size. Skipped
+    ("n/a") when PyTorch is not installed.
 """
 
 import warnings
@@ -21,6 +27,7 @@ from sklearn.linear_model import SGDClassifier
 
 import fastlr
 from fastlr.backends import CPUBackend, NumpyBackend, SGDSchedule
+from fastlr.peers import PeerUnavailable, fit_peer
 
 from .common import N_BINARY, N_FEATURES, SMALL, make_binary, median_time
 
@@ -157,5 +164,43 @@ class SklearnSGDEpoch:
 
     def track_samples_per_second(self, n):
         return n / median_time(self._partial_fit, TRACK_REPEAT)
+
+    track_samples_per_second.unit = "samples/s"
+
+
+class TorchSGDEpoch:
+    """Peer: one epoch of PyTorch's mini-batch SGD loop on the same data, per batch size."""
+
+    params = [[N_BINARY], BATCH_SIZES]
+    param_names = ["n_samples", "batch_size"]
+    timeout = 300
+
+    def setup(self, n, batch_size):
+        self.X, self.y = make_binary(n, N_FEATURES, "float32")
+        self.batch_size = batch_size
+        key = ("torch", n, batch_size)
+        if key not in _READY:
+            try:
+                result = self._fit()  # also the warm-up: import, thread pool, allocator
+            except PeerUnavailable as exc:
+                raise NotImplementedError(f"torch-sgd unavailable: {exc}") from None
+            assert result.n_iter == 1 and result.coef.shape == (1, N_FEATURES)
+            assert np.all(np.isfinite(result.coef)) and np.all(np.isfinite(result.intercept))
+            # The epoch learned something: the mean log loss is below log 2 (w = 0).
+            z = self.X[:4096].astype(np.float64) @ result.coef[0] + result.intercept[0]
+            assert np.mean(np.logaddexp(0.0, z) - self.y[:4096] * z) < np.log(2.0)
+            _READY.add(key)
+
+    def _fit(self):
+        return fit_peer("torch-sgd", self.X, self.y, C=1.0, batch_size=self.batch_size,
+                        epochs=1, random_state=0)
+
+    def time_epoch(self, n, batch_size):
+        """``fit_peer("torch-sgd")``: tensor set-up (no copy of X) and one epoch."""
+        self._fit()
+
+    def track_samples_per_second(self, n, batch_size):
+        """Rows per second of the epoch loop alone (``PeerResult.runtime``)."""
+        return n / float(np.median([self._fit().runtime for _ in range(TRACK_REPEAT)]))
 
     track_samples_per_second.unit = "samples/s"

@@ -6,7 +6,8 @@ and never finds a ``time_``/``track_`` attribute here).
 Sizes
 -----
 ``FASTLR_BENCH_SMALL=1`` (any value but ``""`` and ``"0"``) switches every
-suite to tiny problems (20 000 rows) and drops the 1M-row cases, so that
+suite to tiny problems (20 000 rows), drops the 1M-row cases and shrinks
+the ``loss_grad`` shape grid to one 20 000 x 64 shape, so that
 ``asv run --quick`` finishes in a couple of minutes on a laptop or in CI.
 The variable must be set for the whole ``asv`` command: asv discovers the
 parameters in one process and runs them in others, and both must agree.
@@ -34,6 +35,30 @@ N_FEATURES = 64
 #: Rows and classes of the multinomial problem (bench_fit).
 N_MULTINOMIAL = pick(100_000, 20_000)
 N_CLASSES = 10
+
+#: The ``loss_grad`` shape grid (bench_loss_grad, bench_gpu): every n x d pair, less
+#: those whose X exceeds :data:`MAX_X_BYTES`. FASTLR_BENCH_SMALL=1: one tiny shape.
+GRID_N_SAMPLES = pick([10_000, 100_000, 1_000_000, 10_000_000], [20_000])
+GRID_N_FEATURES = pick([8, 64, 256, 1024], [64])
+
+#: Largest X (bytes) a grid point may need: 2 GiB. With the cached data (two problems
+#: at most), a float64 copy made by the NumPy reference backend and BLAS temporaries,
+#: a grid point then stays well inside a 24 GB machine. Override with
+#: ``FASTLR_BENCH_MAX_X_BYTES`` (e.g. on a bigger machine or a GPU with more memory).
+MAX_X_BYTES = int(float(os.environ.get("FASTLR_BENCH_MAX_X_BYTES", "") or 2 * 2**30))
+
+
+def skip_if_too_large(n, d, dtype):
+    """Raise NotImplementedError (asv: skipped, "n/a") if an (n, d) X of ``dtype`` is too big.
+
+    Call it first thing in ``setup``, before any data is made.
+    """
+    nbytes = n * d * np.dtype(dtype).itemsize
+    if nbytes > MAX_X_BYTES:
+        raise NotImplementedError(
+            f"X of {n} x {d} {dtype} is {nbytes / 2**30:.1f} GiB, over the "
+            f"{MAX_X_BYTES / 2**30:.1f} GiB limit (FASTLR_BENCH_MAX_X_BYTES)"
+        )
 
 
 # -- data ---------------------------------------------------------------------------------

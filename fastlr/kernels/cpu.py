@@ -431,6 +431,40 @@ def decision_function(X, W, b):
     return out
 
 
+@njit(parallel=True, fastmath=True, cache=True)
+def read_sum(X):
+    """Sum of all elements of a C-contiguous 2-D X: one parallel read of X, nothing else.
+
+    The read-bandwidth floor that a one-pass kernel such as ``binary_loss_grad``
+    is measured against (``fastlr bench`` and the asv suites): a gradient over
+    X cannot take less time than this. Rows are split into chunks of
+    :data:`CHUNK_ROWS`, as in the gradient kernels; ``prange`` hands the chunks
+    to threads, each sums into its own float64 partial, and the partials are
+    added at the end. Indexed as 2-D rows, which LLVM vectorises (a loop over
+    ``X.reshape(-1)`` did not, and ran 5x slower: a compute-bound "ceiling").
+    ``fastmath`` lets the sum re-associate, so the last bits of the result
+    are not meaningful; only the time is.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+
+    Returns
+    -------
+    float
+    """
+    n, d = X.shape
+    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    partial = np.zeros(n_chunks)
+    for c in prange(n_chunks):
+        s = 0.0
+        for i in range(c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n)):
+            for j in range(d):
+                s += X[i, j]
+        partial[c] = s
+    return partial.sum()
+
+
 @njit(parallel=True, cache=True)
 def _touch_threads(n):
     total = 0.0
