@@ -30,7 +30,6 @@ from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
 import fastlr
 from fastlr.peers import PeerUnavailable, fit_peer
-from fastlr.peers import objective as peers_objective
 
 from .common import N_BINARY, N_MULTINOMIAL, make_problem, objective, relative_gap
 
@@ -116,9 +115,7 @@ def _check_fastlr(kind, X, y):
 
     * ``loss_grad``'s CPU backend agrees with the NumPy reference on a slice;
     * fastlr's lbfgs reaches scikit-learn's optimum on a slice, and its
-      ``loss_curve_`` ends at that objective divided by ``C n``;
-    * ``fastlr.peers.objective`` (which the ``bench`` CLI reports) agrees with
-      this suite's independent :func:`common.objective`.
+      ``loss_curve_`` ends at that objective divided by ``C n``.
     """
     m = min(4096, X.shape[0])
     Xs, ys = X[:m], y[:m]
@@ -132,12 +129,11 @@ def _check_fastlr(kind, X, y):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     fast = _quiet_fit(fastlr.LogisticRegression(tol=1e-8, max_iter=500), Xs, ys)
-    sk_coef, sk_intercept, F_sk = _slice_reference(Xs, ys)
+    _, _, F_sk = _slice_reference(Xs, ys)
     F_fast = objective(Xs, ys, fast.coef_, fast.intercept_)
     assert abs(relative_gap(F_fast, F_sk)) < 1e-6, (F_fast, F_sk)
     # loss_curve_ is the mean objective F / (C n).
     np.testing.assert_allclose(fast.loss_curve_[-1], F_fast / m, rtol=1e-6)
-    np.testing.assert_allclose(peers_objective(Xs, ys, sk_coef, sk_intercept), F_sk, rtol=1e-9)
 
 
 def _check_peer(solver, fit, kind, X, y):

@@ -19,6 +19,10 @@ import time
 
 import numpy as np
 
+# scikit-learn's L2 logistic objective C Σ loss_i + ½‖W‖² in plain NumPy (independent of
+# fastlr's kernels): the one yardstick for fastlr and every peer, shared with `fastlr bench`.
+from fastlr.peers import objective  # noqa: F401  (re-exported to the suites)
+
 #: True when the suites should use tiny problems (CI, smoke tests).
 SMALL = os.environ.get("FASTLR_BENCH_SMALL", "").strip() not in ("", "0")
 
@@ -152,31 +156,7 @@ def make_problem(kind, n, dtype="float32", seed=0):
     raise ValueError(f"unknown problem kind {kind!r}")
 
 
-# -- objective ----------------------------------------------------------------------------
-
-def objective(X, y, coef, intercept, C=1.0, chunk=1 << 18):
-    """scikit-learn's L2 logistic objective ``C Σ_i loss_i + ½‖W‖²`` in float64.
-
-    Computed here with NumPy, independently of fastlr, so that fastlr's and
-    scikit-learn's solutions are scored by the same yardstick. ``coef`` is
-    (1, d) (binary, sigmoid) or (k, d) (softmax); the intercept is not
-    penalised.
-    """
-    W = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    b = np.asarray(intercept, dtype=np.float64).reshape(-1)
-    total = 0.0
-    for start in range(0, X.shape[0], chunk):
-        Z = X[start:start + chunk].astype(np.float64) @ W.T + b
-        yc = y[start:start + chunk]
-        if W.shape[0] == 1:
-            z = Z[:, 0]
-            total += float(np.sum(np.logaddexp(0.0, z) - yc * z))
-        else:
-            zmax = Z.max(axis=1)
-            lse = zmax + np.log(np.exp(Z - zmax[:, None]).sum(axis=1))
-            total += float(np.sum(lse - Z[np.arange(len(yc)), yc]))
-    return C * total + 0.5 * float(np.sum(W * W))
-
+# -- objective gap ----------------------------------------------------------------------
 
 def relative_gap(value, reference):
     """``(value - reference) / |reference|``."""
