@@ -1,0 +1,465 @@
+"""Reading training data and writing predictions.
+
+``read_data(path, target=None, dtype=None)`` picks the reader by extension:
+
+``.npy``
+    A 2-D numeric array, X only (``y`` is None). Float32/float64 files are
+    memory-mapped read-only (``np.load(mmap_mode="r")``), not copied.
+``.npz``
+    Arrays ``"X"`` (required) and ``"y"`` (optional); an optional unicode
+    array ``"feature_names"``. ``X`` is memory-mapped when it is stored
+    uncompressed (``np.savez``), read otherwise (``np.savez_compressed``).
+``.csv`` / ``.tsv`` / ``.txt``
+    Read with ``pyarrow.csv``. A header row is required. The target is the
+    column named ``target``, by default the last column; every other column
+    must be numeric (empty cells and ``NaN`` become NaN). ``.txt`` is
+    tab-separated when its header line has a tab and no comma.
+``.parquet`` / ``.pq``
+    Read with ``pyarrow.parquet``; same target rule as CSV.
+``.svm`` / ``.svmlight`` / ``.libsvm``
+    ``sklearn.datasets.load_svmlight_file``, densified; ``y`` from the file.
+
+Every problem with the user's file raises :class:`DataFileError`, a
+``ValueError`` whose message is one line naming the file (and the line or
+column where known). NaN in X is passed through (the estimator rejects it).
+
+``iter_npy_chunks`` streams a large ``.npy`` file in row chunks;
+``write_predictions_csv`` writes predictions atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DataFileError", "Dataset", "read_data", "iter_npy_chunks", "write_predictions_csv"]
+
+CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
+PARQUET_EXTENSIONS = (".parquet", ".pq")
+SVMLIGHT_EXTENSIONS = (".svm", ".svmlight", ".libsvm")
+NPY_EXTENSIONS = (".npy",)
+NPZ_EXTENSIONS = (".npz",)
+ALL_EXTENSIONS = NPY_EXTENSIONS + NPZ_EXTENSIONS + CSV_EXTENSIONS + PARQUET_EXTENSIONS + SVMLIGHT_EXTENSIONS
+
+
+class DataFileError(ValueError):
+    """A user's data file cannot be used.
+
+    ``str()`` is one line naming the file (and line/column where known) and
+    the problem.
+    """
+
+    def __init__(self, path, problem):
+        self.path = os.fspath(path)
+        self.problem = _one_line(problem)
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+@dataclass
+class Dataset:
+    """Data read from a file.
+
+    X : (n, d) float32 or float64 C-contiguous array (a read-only np.memmap for .npy).
+    y : (n,) labels, or None when the file has no target.
+    feature_names : column names of X, or None when the file has none.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    feature_names: list[str] | None
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _check_dtype(dtype):
+    if dtype is None:
+        return None
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32, float64 or None, got {dtype!r}")
+    return dt
+
+
+def _extension(path):
+    name = os.path.basename(os.fspath(path)).lower()
+    for ext in sorted(ALL_EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return ext
+    return os.path.splitext(name)[1]
+
+
+def _check_file(path):
+    if not os.path.exists(path):
+        raise DataFileError(path, "no such file")
+    if os.path.isdir(path):
+        raise DataFileError(path, "is a directory, not a data file")
+    if os.path.getsize(path) == 0:
+        raise DataFileError(path, "empty file (no rows)")
+
+
+def read_data(path, *, target=None, dtype=None) -> Dataset:
+    """Read a data file; see the module docstring for the formats.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    target : str, optional
+        Name of the label column (CSV and Parquet); default the last column.
+    dtype : {None, float32, float64}
+        dtype of X. None keeps a float32/float64 array file's dtype and
+        gives float64 for everything else.
+
+    Raises
+    ------
+    DataFileError
+        The file is missing, empty, of an unknown kind, or unusable.
+    """
+    path = os.fspath(path)
+    dt = _check_dtype(dtype)
+    ext = _extension(path)
+    if ext not in ALL_EXTENSIONS:
+        raise DataFileError(
+            path, f"unknown data file extension {ext or '(none)'!r}; expected one of {', '.join(ALL_EXTENSIONS)}"
+        )
+    _check_file(path)
+    if target is not None and ext not in CSV_EXTENSIONS + PARQUET_EXTENSIONS:
+        raise DataFileError(path, f"a target column name applies to CSV and Parquet files only, not {ext}")
+    if ext in NPY_EXTENSIONS:
+        data = _read_npy(path, dt)
+    elif ext in NPZ_EXTENSIONS:
+        data = _read_npz(path, dt)
+    elif ext in CSV_EXTENSIONS:
+        data = _read_csv(path, ext, target, dt)
+    elif ext in PARQUET_EXTENSIONS:
+        data = _read_parquet(path, target, dt)
+    else:
+        data = _read_svmlight(path, dt)
+    if data.X.shape[0] == 0:
+        raise DataFileError(path, "empty file (no rows)")
+    return data
+
+
+# -- numpy files ------------------------------------------------------------------------
+
+
+def _as_features(path, X, dt, what="array"):
+    """Check a numeric 2-D array; return it (no copy when already right) as float C-contiguous."""
+    if X.ndim != 2:
+        raise DataFileError(path, f"{what} must be 2-D (rows, features), got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise DataFileError(path, f"{what} must be numeric, got dtype {X.dtype}")
+    target = dt
+    if target is None:
+        target = X.dtype if X.dtype in (np.dtype(np.float32), np.dtype(np.float64)) else np.dtype(np.float64)
+    if X.dtype == target and X.flags.c_contiguous:
+        return X
+    return np.ascontiguousarray(X, dtype=target)
+
+
+def _read_npy(path, dt):
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any failure is the file's
+        raise DataFileError(path, f"not a readable .npy array file ({exc})") from None
+    return Dataset(_as_features(path, X, dt), None, None)
+
+
+def _npz_member_memmap(path, zf, name):
+    """Memory-map an uncompressed ``name`` member of the npz; None if that is not possible."""
+    info = zf.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_len = int.from_bytes(local[26:28], "little")
+        extra_len = int.from_bytes(local[28:30], "little")
+        start = info.header_offset + 30 + name_len + extra_len
+        f.seek(start)
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            return None
+        offset = f.tell()
+    if dtype.hasobject or len(shape) != 2 or 0 in shape:
+        return None
+    if offset - start + dtype.itemsize * shape[0] * shape[1] != info.file_size:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                     order="F" if fortran else "C")
+
+
+def _read_npz(path, dt):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if "X.npy" not in names:
+                raise DataFileError(path, f".npz file has no array 'X' (arrays: {sorted(n[:-4] for n in names if n.endswith('.npy'))})")
+            X = _npz_member_memmap(path, zf, "X.npy")
+        with np.load(path, allow_pickle=False) as npz:
+            if X is None:
+                X = npz["X"]
+            y = npz["y"] if "y" in npz.files else None
+            names_arr = npz["feature_names"] if "feature_names" in npz.files else None
+    except DataFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataFileError(path, f"not a readable .npz archive ({exc})") from None
+    X = _as_features(path, X, dt, "array 'X'")
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise DataFileError(path, f"array 'y' has shape {y.shape}; expected ({X.shape[0]},) to match 'X' {X.shape}")
+    feature_names = None
+    if names_arr is not None:
+        if names_arr.ndim != 1 or names_arr.shape[0] != X.shape[1]:
+            raise DataFileError(path, f"array 'feature_names' has shape {names_arr.shape}; expected ({X.shape[1]},)")
+        feature_names = [str(n) for n in names_arr.tolist()]
+    return Dataset(X, y, feature_names)
+
+
+# -- tables (CSV, Parquet) ---------------------------------------------------------------
+
+
+def _is_float_text(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _table_to_dataset(path, table, target, dt, first_line=None):
+    """Split an Arrow table into X (numeric features) and y (the target column).
+
+    ``first_line``: file line number of the first data row (CSV), to name lines.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = list(table.column_names)
+    if len(names) == 0:
+        raise DataFileError(path, "no columns")
+    if table.num_rows == 0:
+        raise DataFileError(path, "empty file (no rows)")
+    if target is None:
+        target = names[-1]
+    elif target not in names:
+        raise DataFileError(path, f"no target column {target!r}; available columns: {', '.join(names)}")
+    if names.count(target) > 1:
+        raise DataFileError(path, f"target column name {target!r} appears more than once")
+    feature_names = [n for n in names if n != target]
+    if not feature_names:
+        raise DataFileError(path, f"no feature columns besides the target {target!r}")
+    X = np.empty((table.num_rows, len(feature_names)), dtype=dt or np.float64)
+    for j, name in enumerate(feature_names):
+        col = table.column(names.index(name))
+        typ = col.type
+        if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ)
+                or pa.types.is_decimal(typ)):
+            values = col.to_pylist()
+            bad = next((i for i, v in enumerate(values) if v is not None and not _is_float_text(v)), None)
+            where = ""
+            if bad is not None:
+                where = f" at line {first_line + bad}" if first_line is not None else f" at row {bad + 1}"
+                where += f" (value {str(values[bad])[:40]!r})"
+            raise DataFileError(path, f"column {name!r} is not numeric ({typ}){where}")
+        if pa.types.is_null(typ):
+            X[:, j] = np.nan
+        else:
+            X[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    ycol = table.column(names.index(target))
+    if ycol.null_count:
+        bad = int(pc.index(pc.is_null(ycol), True).as_py())
+        where = f"line {first_line + bad}" if first_line is not None else f"row {bad + 1}"
+        raise DataFileError(path, f"target column {target!r} has a missing value at {where}")
+    y = ycol.to_numpy(zero_copy_only=False)
+    if y.dtype == object:
+        y = np.asarray(ycol.to_pylist(), dtype=str) if all(isinstance(v, str) for v in y) else y
+    return Dataset(X, y, feature_names)
+
+
+def _read_csv(path, ext, target, dt):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    delimiter = ","
+    if ext == ".tsv":
+        delimiter = "\t"
+    elif ext == ".txt":
+        with open(path, "rb") as f:
+            head = f.readline()
+        if b"\t" in head and b"," not in head:
+            delimiter = "\t"
+    bad_rows = []
+
+    def on_invalid_row(row):
+        bad_rows.append(row)
+        return "error"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid_row),
+        )
+    except pa.ArrowInvalid as exc:
+        if bad_rows:
+            row = bad_rows[0]
+            line = f"line {row.number}" if row.number is not None and row.number > 0 else "a row"
+            raise DataFileError(
+                path, f"{line} has {row.actual_columns} columns, expected {row.expected_columns} "
+                      f"(as in the header): {row.text[:60]!r}"
+            ) from None
+        message = str(exc)
+        if "Empty CSV file" in message:
+            raise DataFileError(path, "empty file (no rows)") from None
+        raise DataFileError(path, f"cannot parse CSV: {message}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(path, f"cannot read CSV: {exc}") from None
+    # header is line 1; assumes no quoted fields spanning lines
+    return _table_to_dataset(path, table, target, dt, first_line=2)
+
+
+def _read_parquet(path, target, dt):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataFileError(path, f"not a readable Parquet file ({exc})") from None
+    return _table_to_dataset(path, table, target, dt)
+
+
+def _read_svmlight(path, dt):
+    from sklearn.datasets import load_svmlight_file
+
+    try:
+        X, y = load_svmlight_file(path, dtype=dt or np.float64)
+    except Exception as exc:  # noqa: BLE001
+        raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
+    return Dataset(np.ascontiguousarray(X.toarray()), y, None)
+
+
+# -- streaming and writing ---------------------------------------------------------------
+
+
+def iter_npy_chunks(path, chunk_rows) -> Iterator[np.ndarray]:
+    """Yield the rows of a ``.npy`` file in chunks of ``chunk_rows`` (the last may be shorter).
+
+    The file is opened with ``np.load(mmap_mode="r")`` (which validates the
+    header and gives shape, dtype and data offset); C-order files are then read
+    chunk by chunk with plain file reads, Fortran-order ones copied out of the
+    memory map. Each chunk is a fresh C-contiguous array, so resident memory
+    stays bounded by one chunk even for files larger than memory.
+    """
+    path = os.fspath(path)
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    chunk_rows = int(chunk_rows)
+    if _extension(path) != ".npy":
+        raise DataFileError(path, "chunked reading needs a .npy file")
+    _check_file(path)
+    try:
+        mm = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001
+        raise DataFileError(path, f"not a readable .npy array file ({exc})") from None
+    if mm.ndim < 1 or mm.shape[0] == 0:
+        raise DataFileError(path, "empty file (no rows)")
+    n, shape, dtype, offset = mm.shape[0], mm.shape, mm.dtype, mm.offset
+    if not mm.flags.c_contiguous or dtype.hasobject:
+        try:
+            for start in range(0, n, chunk_rows):
+                yield np.array(mm[start:start + chunk_rows], order="C", copy=True)
+        finally:
+            del mm
+        return
+    del mm
+    # C order: plain reads into a fresh array per chunk, so no mapped pages accumulate
+    # in resident memory (a memmap's touched pages would count until it is closed).
+    row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for start in range(0, n, chunk_rows):
+            rows = min(chunk_rows, n - start)
+            chunk = np.empty((rows,) + shape[1:], dtype=dtype)
+            if row_bytes and f.readinto(memoryview(chunk.reshape(-1).view(np.uint8))) != rows * row_bytes:
+                raise DataFileError(path, f"file is truncated (rows {start + 1}..{start + rows} missing)")
+            yield chunk
+
+
+def _format_cell(value):
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _chmod_like_new_file(path):
+    """mkstemp makes 0600 files; give the file the mode a plain open() would (0666 & ~umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def write_predictions_csv(path, predictions, *, proba=None, classes=None):
+    """Write a predictions CSV atomically.
+
+    Columns: ``prediction``, then ``proba_<class>`` for each class when
+    ``proba`` (n, n_classes) is given (``classes`` names its columns; default
+    ``0..n_classes-1``). The file is written to a temporary file in the same
+    directory, flushed and fsynced, then moved onto ``path`` with
+    ``os.replace``; on any error the temporary file is removed and an
+    existing ``path`` is left untouched.
+    """
+    path = os.fspath(path)
+    predictions = np.asarray(predictions)
+    if predictions.ndim != 1:
+        raise ValueError(f"predictions must be 1-D, got shape {predictions.shape}")
+    header = ["prediction"]
+    if proba is not None:
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.ndim != 2 or proba.shape[0] != predictions.shape[0]:
+            raise ValueError(f"proba must have shape ({predictions.shape[0]}, n_classes), got {proba.shape}")
+        if classes is None:
+            classes = range(proba.shape[1])
+        classes = list(np.asarray(classes).tolist()) if not isinstance(classes, range) else list(classes)
+        if len(classes) != proba.shape[1]:
+            raise ValueError(f"{len(classes)} classes given for {proba.shape[1]} probability columns")
+        header += [f"proba_{c}" for c in classes]
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        _chmod_like_new_file(tmp)
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            step = 65536
+            for start in range(0, predictions.shape[0], step):
+                cols = [[_format_cell(v) for v in predictions[start:start + step].tolist()]]
+                if proba is not None:
+                    cols += [[repr(v) for v in proba[start:start + step, j].tolist()]
+                             for j in range(proba.shape[1])]
+                writer.writerows(zip(*cols))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,396 @@
+"""Saving and loading fitted models: a documented, versioned format without pickle.
+
+Format ``fastlr-model``, version 1
+----------------------------------
+A model file is an uncompressed ``.npz`` archive (a zip written by
+``np.savez``) holding exactly these members, each a ``.npy`` array that
+``np.load(..., allow_pickle=False)`` reads (no object arrays, no pickle):
+
+``coef.npy``
+    float64, shape ``(k, n_features)``: ``coef_``. ``k`` is 1 for two
+    classes (sigmoid model), else the number of classes (softmax model).
+``intercept.npy``
+    float64, shape ``(k,)``: ``intercept_`` (zeros when ``fit_intercept=False``).
+``classes.npy``
+    shape ``(n_classes,)``, ``n_classes >= 2``, sorted and unique (as
+    ``np.unique`` gives them): ``classes_``. A numeric array (bool, int,
+    uint, float) or, for string labels, a fixed-width unicode array (``<U``).
+``loss_curve.npy``
+    float64, shape ``(n_iter,)`` of any length: ``loss_curve_``.
+``metadata.npy``
+    a 0-d unicode array holding one JSON object (at most 1 MB)::
+
+        {"format": "fastlr-model", "format_version": 1,
+         "fastlr_version": "0.1.0",
+         "params": {...},            # model.get_params(), JSON-encoded (below)
+         "n_features_in": 64, "n_iter": 12, "backend": "cpu",
+         "classes_dtype": "int64",   # numpy dtype str of classes_ ("object" for str objects)
+         "feature_names_in": null,   # or the list of names the model was fitted with
+         "t": 0}                     # SGD step counter (partial_fit continuation)
+
+    ``params`` values are JSON scalars; a dict (``class_weight``) is stored as
+    ``{"__items__": [[key, value], ...]}``, a non-finite float as
+    ``{"__float__": "inf"}``. A value that cannot be written this way (e.g.
+    a ``RandomState`` instance as ``random_state``) is saved as ``null`` and
+    its name listed in ``"params_not_saved"``.
+
+Versioning rule: ``format_version`` is an integer that grows whenever a reader
+of the previous version would misread a file (a member changes meaning,
+shape or dtype, or a new member becomes required). Adding optional metadata
+keys does not change the version; readers ignore keys they do not know. This
+reader accepts versions up to :data:`FORMAT_VERSION` and refuses newer files
+("written by a newer fastlr").
+
+Loading never executes code: members are opened with
+``np.load(allow_pickle=False)``, after every member's ``.npy`` header was
+checked (no object dtype, metadata at most 1 MB, any array at most 1 GB).
+Any problem with the file raises :class:`ModelFileError`, a ``ValueError``
+with a one-line message naming the file.
+
+Saving is atomic: the archive is written to a temporary file in the target's
+directory, flushed and fsynced, then moved onto the target with
+``os.replace``; on any error the temporary file is removed and an existing
+target is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
+
+FORMAT_NAME = "fastlr-model"
+FORMAT_VERSION = 1
+
+#: The members of a version-1 file, in the order they are written.
+MEMBERS = ("coef", "intercept", "classes", "loss_curve", "metadata")
+MAX_METADATA_BYTES = 1 << 20
+MAX_ARRAY_BYTES = 1 << 30
+BACKENDS = ("cpu", "numpy")
+
+
+class ModelFileError(ValueError):
+    """A model file cannot be read or written; the message names the file and the problem."""
+
+    def __init__(self, path, problem):
+        self.path = os.fspath(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+# -- params as JSON -----------------------------------------------------------------------
+
+_UNSAVED = object()
+
+
+def _json_value(value):
+    """A JSON-safe encoding of a parameter value, or _UNSAVED."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            k, v = _json_value(k), _json_value(v)
+            if k is _UNSAVED or v is _UNSAVED or isinstance(k, dict) or isinstance(v, dict):
+                return _UNSAVED
+            items.append([k, v])
+        return {"__items__": items}
+    return _UNSAVED
+
+
+def _from_json_value(value):
+    if isinstance(value, dict):
+        if set(value) == {"__float__"} and value["__float__"] in ("inf", "-inf", "nan"):
+            return float(value["__float__"])
+        if set(value) == {"__items__"} and isinstance(value["__items__"], list):
+            out = {}
+            for item in value["__items__"]:
+                if not (isinstance(item, list) and len(item) == 2):
+                    raise ValueError("bad dict encoding")
+                out[_from_json_value(item[0])] = _from_json_value(item[1])
+            return out
+        raise ValueError(f"unknown encoded value {value!r}")
+    if isinstance(value, list):
+        raise ValueError("lists are not parameter values")
+    return value
+
+
+def _encode_params(params):
+    encoded, not_saved = {}, []
+    for name, value in params.items():
+        v = _json_value(value)
+        if v is _UNSAVED:
+            encoded[name] = None
+            not_saved.append(name)
+        else:
+            encoded[name] = v
+    return encoded, not_saved
+
+
+# -- saving -------------------------------------------------------------------------------
+
+
+def _classes_array(classes):
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "biuf":
+        return classes
+    if classes.dtype.kind == "U":
+        return classes
+    if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist()):
+        return classes.astype(str)
+    raise TypeError(f"classes_ of dtype {classes.dtype} cannot be saved: only numbers and strings are")
+
+
+def save_model(model, path) -> None:
+    """Save a fitted ``fastlr.LogisticRegression`` to ``path`` (format described above).
+
+    Raises
+    ------
+    ModelFileError
+        The model is not fitted, or the file cannot be written.
+    TypeError
+        ``model`` is not a fastlr ``LogisticRegression``, or its classes are
+        neither numbers nor strings.
+    """
+    from . import __version__
+    from .estimator import LogisticRegression
+
+    path = os.fspath(path)
+    if not isinstance(model, LogisticRegression):
+        raise TypeError(f"save_model needs a fastlr.LogisticRegression, got {type(model).__name__}")
+    if getattr(model, "coef_", None) is None or not hasattr(model, "classes_"):
+        raise ModelFileError(path, "cannot save an unfitted model; call fit first")
+    classes = _classes_array(model.classes_)
+    params, not_saved = _encode_params(model.get_params(deep=False))
+    feature_names = getattr(model, "feature_names_in_", None)
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "fastlr_version": __version__,
+        "params": params,
+        "params_not_saved": not_saved,
+        "n_features_in": int(model.n_features_in_),
+        "n_iter": int(getattr(model, "n_iter_", 0)),
+        "backend": str(getattr(model, "backend_", "cpu")),
+        "classes_dtype": np.asarray(model.classes_).dtype.str if np.asarray(model.classes_).dtype.kind != "O" else "object",
+        "feature_names_in": None if feature_names is None else [str(n) for n in feature_names],
+        "t": int(getattr(model, "t_", 0)),
+    }
+    arrays = {
+        "coef": np.ascontiguousarray(model.coef_, dtype=np.float64),
+        "intercept": np.ascontiguousarray(model.intercept_, dtype=np.float64),
+        "classes": classes,
+        "loss_curve": np.asarray(getattr(model, "loss_curve_", []), dtype=np.float64).reshape(-1),
+        "metadata": np.array(json.dumps(metadata, allow_nan=False)),
+    }
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot write model file: {exc}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ModelFileError(path, f"cannot write model file: {exc}") from exc
+        raise
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def _member_header(zf, name):
+    """(shape, fortran, dtype) from a member's .npy header, read without loading the data."""
+    with zf.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(f)
+        raise ValueError(f"unsupported .npy format version {version}")
+
+
+def _check_headers(path, zf):
+    names = zf.namelist()
+    if "metadata.npy" not in names:
+        raise ModelFileError(path, "not a fastlr model file (no metadata member)")
+    for member in names:
+        if not member.endswith(".npy"):
+            continue
+        try:
+            shape, _, dtype = _member_header(zf, member)
+        except ModelFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ModelFileError(path, f"member {member!r} has no valid .npy header ({exc})") from None
+        if dtype.hasobject:
+            raise ModelFileError(path, f"member {member!r} holds Python objects; refusing to load it")
+        nbytes = dtype.itemsize
+        for n in shape:
+            nbytes *= int(n)
+        limit = MAX_METADATA_BYTES if member == "metadata.npy" else MAX_ARRAY_BYTES
+        if nbytes > limit:
+            raise ModelFileError(
+                path, f"member {member!r} declares shape {shape} of {dtype} ({nbytes} bytes), "
+                      f"over the {limit} byte limit"
+            )
+
+
+def _read_metadata(path, raw):
+    if raw.dtype.kind != "U" or raw.size != 1:
+        raise ModelFileError(path, f"metadata is not a JSON string (dtype {raw.dtype}, shape {raw.shape})")
+    try:
+        meta = json.loads(str(raw.reshape(()).item()))
+    except ValueError as exc:
+        raise ModelFileError(path, f"metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(path, "metadata is not a JSON object")
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(path, f"not a fastlr model file (format {meta.get('format')!r}, expected {FORMAT_NAME!r})")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(path, f"invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            path, f"written by a newer fastlr (format {version}); this fastlr reads format {FORMAT_VERSION}"
+        )
+    return meta
+
+
+def _int_field(path, meta, key, low=0):
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ModelFileError(path, f"metadata {key!r} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _build(path, meta, arrays):
+    from .estimator import LogisticRegression
+
+    coef, intercept, classes, loss_curve = (arrays[k] for k in ("coef", "intercept", "classes", "loss_curve"))
+    for name, arr in (("coef", coef), ("intercept", intercept), ("loss_curve", loss_curve)):
+        if arr.dtype.kind != "f":
+            raise ModelFileError(path, f"{name} must be a float array, got dtype {arr.dtype}")
+    if coef.ndim != 2 or coef.shape[0] < 1 or coef.shape[1] < 1:
+        raise ModelFileError(path, f"coef must be a 2-D (k, n_features) array, got shape {coef.shape}")
+    if intercept.shape != (coef.shape[0],):
+        raise ModelFileError(path, f"intercept has shape {intercept.shape}; coef {coef.shape} needs ({coef.shape[0]},)")
+    if loss_curve.ndim != 1:
+        raise ModelFileError(path, f"loss_curve must be 1-D, got shape {loss_curve.shape}")
+    if classes.ndim != 1 or classes.dtype.kind not in "biufU":
+        raise ModelFileError(path, f"classes must be a 1-D numeric or unicode array, got {classes.dtype} {classes.shape}")
+    n_classes = classes.shape[0]
+    if n_classes < 2:
+        raise ModelFileError(path, f"a model needs at least 2 classes, the file has {n_classes}")
+    k = 1 if n_classes == 2 else n_classes
+    if coef.shape[0] != k:
+        raise ModelFileError(path, f"{n_classes} classes need {k} coef row(s), the file has {coef.shape[0]}")
+    if classes.dtype.kind == "f" and not np.all(np.isfinite(classes)):
+        raise ModelFileError(path, "classes contain NaN or infinity")
+    if not np.array_equal(np.unique(classes), classes):
+        raise ModelFileError(path, "classes are not sorted and unique")
+    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+        raise ModelFileError(path, "coef or intercept contain NaN or infinity")
+    n_features = _int_field(path, meta, "n_features_in", low=1)
+    if n_features != coef.shape[1]:
+        raise ModelFileError(path, f"metadata n_features_in={n_features} but coef has {coef.shape[1]} columns")
+    n_iter = _int_field(path, meta, "n_iter")
+    t = meta.get("t", 0)
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise ModelFileError(path, f"metadata 't' must be an integer >= 0, got {t!r}")
+    params = meta.get("params", {})
+    if not isinstance(params, dict):
+        raise ModelFileError(path, "metadata 'params' is not a JSON object")
+    known = LogisticRegression().get_params(deep=False)
+    try:
+        kwargs = {k: _from_json_value(v) for k, v in params.items() if k in known}
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(path, f"metadata 'params' cannot be decoded ({exc})") from None
+    not_saved = meta.get("params_not_saved", [])
+    if isinstance(not_saved, list):
+        for name in not_saved:
+            if name in kwargs and kwargs[name] is None:
+                kwargs[name] = known[name]
+    names = meta.get("feature_names_in")
+    if names is not None and (not isinstance(names, list) or len(names) != n_features
+                              or not all(isinstance(n, str) for n in names)):
+        raise ModelFileError(path, "metadata 'feature_names_in' must be a list of n_features_in strings")
+    classes_dtype = meta.get("classes_dtype")
+    if classes.dtype.kind == "U" and classes_dtype == "object":
+        classes = classes.astype(object)
+
+    model = LogisticRegression(**kwargs)
+    model.coef_ = np.ascontiguousarray(coef, dtype=np.float64)
+    model.intercept_ = np.ascontiguousarray(intercept, dtype=np.float64)
+    model.classes_ = classes
+    model.n_features_in_ = n_features
+    model.n_iter_ = n_iter
+    model.loss_curve_ = [float(v) for v in loss_curve]
+    model.backend_ = meta.get("backend") if meta.get("backend") in BACKENDS else "cpu"
+    model.t_ = t
+    if names is not None:
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    return model
+
+
+def load_model(path):
+    """Load a model saved by :func:`save_model`; return a fitted ``fastlr.LogisticRegression``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a fastlr model file, truncated, corrupt,
+        written by a newer fastlr, or inconsistent. Never another exception
+        type for a bad file, and never runs code from the file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(path, "no such file")
+    if os.path.isdir(path):
+        raise ModelFileError(path, "is a directory, not a model file")
+    try:
+        with open(path, "rb") as f:
+            try:
+                zf = zipfile.ZipFile(f)
+            except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError):
+                raise ModelFileError(path, "not a fastlr model file (not a zip/npz archive)") from None
+            with zf:
+                _check_headers(path, zf)
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as npz:
+                meta = _read_metadata(path, npz["metadata"])
+                missing = [m for m in MEMBERS if m not in npz.files]
+                if missing:
+                    raise ModelFileError(path, f"model file lacks member(s) {', '.join(missing)}")
+                arrays = {m: npz[m] for m in MEMBERS if m != "metadata"}
+        return _build(path, meta, arrays)
+    except ModelFileError:
+        raise
+    except MemoryError:
+        raise ModelFileError(path, "model file needs more memory than is available") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail in many ways
+        raise ModelFileError(path, f"corrupt or truncated model file ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,308 @@
+"""``fastlr train``, ``predict`` and ``info`` run as subprocesses on small files in tmp_path."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastlr import LogisticRegression
+from fastlr.io import read_data
+from fastlr.model_file import load_model
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "fastlr.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, env=ENV)
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def problem(n=400, d=5, classes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((d, classes))
+    y = np.argmax(X @ W + 0.3 * rng.standard_normal((n, classes)), axis=1)
+    return X, y
+
+
+def write_csv(path, X, y, names=None, sep=","):
+    names = names or [f"f{j}" for j in range(X.shape[1])] + ["label"]
+    with open(path, "w") as handle:
+        handle.write(sep.join(names) + "\n")
+        for row, label in zip(X, y):
+            handle.write(sep.join(repr(float(v)) for v in row) + sep + str(label) + "\n")
+
+
+def read_predictions(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    X, y = problem()
+    X3, y3 = problem(classes=3, seed=1)
+    write_csv(root / "bin.csv", X, y)
+    np.savez(root / "multi.npz", X=X3, y=y3)
+    np.save(root / "X.npy", X.astype(np.float32))
+    np.save(root / "y.npy", y)
+    with open(root / "bin.svm", "w") as handle:
+        for row, label in zip(X, y):
+            handle.write(f"{label} " + " ".join(f"{j + 1}:{float(v)!r}" for j, v in enumerate(row)) + "\n")
+    return root
+
+
+# -- train / predict on every format ----------------------------------------------------------
+
+@pytest.mark.parametrize("name, extra", [
+    ("bin.csv", ["--solver", "lbfgs", "--plot", "loss.png"]),
+    ("multi.npz", ["--solver", "gd", "--learning-rate", "backtracking", "--eta0", "1"]),
+    ("bin.svm", ["--solver", "sgd", "--epochs", "4", "--random-state", "0", "--plot", "loss.png"]),
+    ("X.npy", ["--labels", "y.npy", "--solver", "sgd", "--epochs", "3", "--random-state", "0",
+               "--chunk-rows", "64", "--early-stopping"]),
+])
+def test_train_then_predict_each_format(files, tmp_path, name, extra):
+    extra = [str(files / e) if e == "y.npy" else str(tmp_path / e) if e.endswith(".png") else e
+             for e in extra]
+    result = ok(run_cli("train", files / name, "--out", tmp_path / "m.npz", *extra))
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("train:") and "accuracy" in line for line in lines), result.stdout
+    assert any(line.startswith("validation:") and "accuracy" in line for line in lines), result.stdout
+    assert "model saved to" in result.stdout
+    assert (tmp_path / "m.npz").exists()
+    if "--plot" in extra:
+        assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ok(run_cli("predict", tmp_path / "m.npz", files / name, "--proba", "--out", tmp_path / "p.csv"))
+    rows = read_predictions(tmp_path / "p.csv")
+    assert len(rows) == 400
+    proba_columns = [key for key in rows[0] if key.startswith("proba")]
+    assert len(proba_columns) == (3 if name == "multi.npz" else 2)
+    model = load_model(tmp_path / "m.npz")
+    truth = np.load(files / "y.npy") if name != "multi.npz" else np.load(files / "multi.npz")["y"]
+    accuracy = np.mean([int(float(r["prediction"])) for r in rows] == truth)
+    assert accuracy > 0.6, accuracy
+    assert model.solver == extra[extra.index("--solver") + 1]
+
+
+def test_parquet(files, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    X, y = problem()
+    table = pa.table({**{f"f{j}": X[:, j] for j in range(X.shape[1])}, "cls": y})
+    pq.write_table(table, tmp_path / "d.parquet")
+    ok(run_cli("train", tmp_path / "d.parquet", "--target", "cls", "--out", tmp_path / "m.npz"))
+    ok(run_cli("predict", tmp_path / "m.npz", tmp_path / "d.parquet", "--target", "cls",
+               "--out", tmp_path / "p.csv"))
+    assert len(read_predictions(tmp_path / "p.csv")) == 400
+
+
+def test_round_trip_predicts_like_an_in_process_fit(files, tmp_path):
+    ok(run_cli("train", files / "multi.npz", "--val-fraction", "0", "--C", "0.5", "--epochs", "200",
+               "--out", tmp_path / "m.npz"))
+    data = read_data(files / "multi.npz")
+    reference = LogisticRegression(C=0.5, max_iter=200).fit(data.X, data.y)
+    loaded = load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.coef_, reference.coef_)
+    np.testing.assert_array_equal(loaded.intercept_, reference.intercept_)
+    ok(run_cli("predict", tmp_path / "m.npz", files / "multi.npz", "--proba", "--out", tmp_path / "p.csv"))
+    rows = read_predictions(tmp_path / "p.csv")
+    np.testing.assert_array_equal([int(r["prediction"]) for r in rows], reference.predict(data.X))
+    proba = np.array([[float(r[f"proba_{c}"]) for c in reference.classes_] for r in rows])
+    np.testing.assert_allclose(proba, reference.predict_proba(data.X), rtol=1e-12, atol=1e-15)
+
+
+def test_predict_on_a_table_without_labels(files, tmp_path):
+    ok(run_cli("train", files / "bin.csv", "--out", tmp_path / "m.npz"))
+    X, _ = problem()
+    with open(tmp_path / "x.csv", "w") as handle:
+        handle.write(",".join(f"f{j}" for j in range(5)) + "\n")
+        for row in X:
+            handle.write(",".join(repr(float(v)) for v in row) + "\n")
+    ok(run_cli("predict", tmp_path / "m.npz", tmp_path / "x.csv", "--out", tmp_path / "p.csv"))
+    expected = load_model(tmp_path / "m.npz").predict(X)
+    assert [int(r["prediction"]) for r in read_predictions(tmp_path / "p.csv")] == expected.tolist()
+
+
+def test_progress_bar_mode(files, tmp_path):
+    result = ok(run_cli("train", files / "bin.csv", "--solver", "sgd", "--epochs", "3", "--progress", "bar",
+                        "--out", tmp_path / "m.npz"))
+    assert "3/3" in result.stderr  # tqdm's bar
+
+
+def test_info():
+    result = ok(run_cli("info"))
+    out = result.stdout
+    for word in ("fastlr", "numba", "numpy", "scikit-learn", "threading", "cuda"):
+        assert word in out
+    threading_line = next(line for line in out.splitlines() if line.startswith("threading"))
+    assert "threads" in threading_line
+
+
+# -- user errors ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    (root / "empty.csv").write_text("")
+    (root / "ragged.csv").write_text("a,b,label\n1,2,0\n3,4\n5,6,1\n")
+    (root / "text.csv").write_text("a,b,label\n1,2,0\n3,abc,1\n5,6,1\n")
+    (root / "one.csv").write_text("a,b,label\n1,2,0\n3,4,0\n5,6,0\n7,8,0\n")
+    (root / "data.xyz").write_text("1,2,3\n")
+    (root / "ok.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,1\n7,1,0\n2,2,1\n3,3,0\n")
+    (root / "model.npz").write_bytes(b"PK\x03\x04 this is not a model")
+    np.save(root / "X.npy", np.ones((6, 2)))
+    return root
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "{b}/missing.csv", "--out", "{t}/m.npz"], "missing.csv"),
+    (["train", "{b}/empty.csv", "--out", "{t}/m.npz"], "empty.csv"),
+    (["train", "{b}/ragged.csv", "--out", "{t}/m.npz"], "ragged.csv"),
+    (["train", "{b}/text.csv", "--out", "{t}/m.npz"], "text.csv"),
+    (["train", "{b}/ok.csv", "--target", "nope", "--out", "{t}/m.npz"], "nope"),
+    (["train", "{b}/one.csv", "--out", "{t}/m.npz"], "one class"),
+    (["train", "{b}/data.xyz", "--out", "{t}/m.npz"], "data.xyz"),
+    (["train", "{b}/X.npy", "--out", "{t}/m.npz"], "--labels"),
+    (["train", "{b}/ok.csv", "--C", "-1", "--out", "{t}/m.npz"], "--C"),
+    (["train", "{b}/ok.csv", "--val-fraction", "1.5", "--out", "{t}/m.npz"], "--val-fraction"),
+    (["train", "{b}/ok.csv", "--epochs", "0", "--out", "{t}/m.npz"], "--epochs"),
+    (["train", "{b}/ok.csv", "--solver", "newton", "--out", "{t}/m.npz"], "invalid choice"),
+    (["train", "{b}/ok.csv", "--chunk-rows", "10", "--solver", "sgd", "--out", "{t}/m.npz"], "ok.csv"),
+    (["train", "{b}/ok.csv", "--out", "{t}/no/such/dir/m.npz"], "does not exist"),
+    (["train", "{b}/ok.csv", "--solver", "sgd", "--resume", "{t}/none.npz", "--out", "{t}/m.npz"], "none.npz"),
+    (["predict", "{b}/model.npz", "{b}/ok.csv", "--out", "{t}/p.csv"], "model.npz"),
+    (["predict", "{b}/missing.npz", "{b}/ok.csv", "--out", "{t}/p.csv"], "missing.npz"),
+])
+def test_user_errors_exit_2_with_one_line(bad_files, tmp_path, args, fragment):
+    args = [a.format(b=bad_files, t=tmp_path) for a in args]
+    result = run_cli(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"fastlr {args[0]}: error: "), lines[0]
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_predict_with_wrong_feature_count(bad_files, files, tmp_path):
+    ok(run_cli("train", files / "bin.csv", "--out", tmp_path / "m.npz"))
+    result = run_cli("predict", tmp_path / "m.npz", bad_files / "ok.csv", "--out", tmp_path / "p.csv")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "expects 5" in result.stderr
+
+
+# -- SIGINT checkpoint and --resume ----------------------------------------------------------------
+
+def test_sigint_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40_000, 20))
+    y = (X[:, 0] - X[:, 1] + rng.standard_normal(40_000) > 0).astype(int)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    common = ["--solver", "sgd", "--epochs", "60", "--random-state", "7", "--batch-size", "16",
+              "--learning-rate", "invscaling", "--eta0", "0.05", "--progress", "lines"]
+    out = tmp_path / "m.npz"
+    child = subprocess.Popen([sys.executable, "-m", "fastlr.cli", "train", str(tmp_path / "d.npz"),
+                              "--out", str(out), *common],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    stderr_lines = []
+
+    def drain():
+        for line in child.stderr:
+            stderr_lines.append(line)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not any("epoch 2/60" in line for line in stderr_lines):
+        assert child.poll() is None, "".join(stderr_lines)
+        assert time.monotonic() < deadline, "no epoch reported"
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    child.wait(timeout=60)
+    reader.join(timeout=10)
+    assert child.returncode == 130, "".join(stderr_lines)
+    checkpoint = tmp_path / "m.checkpoint.npz"
+    notice = [line for line in stderr_lines if "interrupted" in line]
+    assert len(notice) == 1 and str(checkpoint) in notice[0]
+    assert "Traceback" not in "".join(stderr_lines)
+    assert not out.exists()
+    done = load_model(checkpoint).n_iter_
+    assert 2 <= done < 60
+
+    ok(run_cli("train", tmp_path / "d.npz", "--out", out, "--resume", checkpoint, *common))
+    ok(run_cli("train", tmp_path / "d.npz", "--out", tmp_path / "straight.npz", *common))
+    resumed, straight = load_model(out), load_model(tmp_path / "straight.npz")
+    np.testing.assert_array_equal(resumed.coef_, straight.coef_)
+    np.testing.assert_array_equal(resumed.intercept_, straight.intercept_)
+    assert resumed.t_ == straight.t_
+    assert resumed.n_iter_ == straight.n_iter_ == 60
+    assert resumed.loss_curve_ == straight.loss_curve_
+
+
+# -- bounded memory with --chunk-rows ---------------------------------------------------------------
+
+_MEASURE = textwrap.dedent("""
+    import sys
+    from fastlr.cli import main
+    status = main(sys.argv[1:])
+    with open("/proc/self/status") as handle:
+        peak = [line.split()[1] for line in handle if line.startswith("VmHWM")][0]
+    print("VMHWM_KB", peak)
+    sys.exit(status)
+""")
+
+
+def _peak_rss_mb(*args):
+    result = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, args)], capture_output=True,
+                            text=True, timeout=300, env=ENV)
+    assert result.returncode == 0, result.stderr
+    line = [line for line in result.stdout.splitlines() if line.startswith("VMHWM_KB")][-1]
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc (Linux)")
+def test_chunked_training_memory_is_bounded_by_the_chunk(tmp_path):
+    n, d = 800_000, 64
+    big = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(n, d))
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(d).astype(np.float32)
+    labels = np.empty(n, dtype=np.int64)
+    for start in range(0, n, 100_000):
+        block = rng.standard_normal((min(100_000, n - start), d), dtype=np.float32)
+        big[start:start + len(block)] = block
+        labels[start:start + len(block)] = block @ w > 0
+    big.flush()
+    del big
+    np.save(tmp_path / "y.npy", labels)
+    np.save(tmp_path / "Xs.npy", rng.standard_normal((2_000, d), dtype=np.float32))
+    np.save(tmp_path / "ys.npy", labels[:2_000])
+    file_mb = os.path.getsize(tmp_path / "X.npy") / 2 ** 20
+    assert file_mb > 190
+    options = ["--solver", "sgd", "--epochs", "1", "--chunk-rows", "20000", "--random-state", "0",
+               "--progress", "none"]
+    # baseline: the same command on a tiny file (interpreter, imports, compiled kernels)
+    baseline = _peak_rss_mb("train", tmp_path / "Xs.npy", "--labels", tmp_path / "ys.npy",
+                            "--out", tmp_path / "small.npz", *options)
+    peak = _peak_rss_mb("train", tmp_path / "X.npy", "--labels", tmp_path / "y.npy",
+                        "--out", tmp_path / "big.npz", *options)
+    assert peak < baseline + 120, (peak, baseline, file_mb)
+    # the streamed model learned the labels of the big file (a noiseless linear rule)
+    first_rows = np.load(tmp_path / "X.npy", mmap_mode="r")[:2_000]
+    assert load_model(tmp_path / "big.npz").score(first_rows, labels[:2_000]) > 0.9
