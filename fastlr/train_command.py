@@ -1,0 +1,605 @@
+"""``fastlr train``: its options, data splitting, the SGD epoch loop with checkpoints, the summary.
+
+Split out of :mod:`fastlr.cli`, which builds the parser and dispatches; user errors
+raise ValueError/OSError/DataFileError/ModelFileError and become one line there.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+_EXIT_INTERRUPTED = 130
+_EARLY_STOPPING_PATIENCE = 5
+_CHECKPOINT_FORMAT = "fastlr-train-checkpoint"
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {text!r}")
+    return value
+
+
+def _add_train_parser(sub):
+    train = sub.add_parser(
+        "train", help="fit a model on a data file and save it",
+        description="Read DATA, split off a validation fraction, fit, print train and validation "
+                    "loss and accuracy, save the model (--out).")
+    train.add_argument("data", metavar="DATA",
+                       help="data file: .csv/.tsv/.txt, .npz (X, y), .npy (X only: give --labels), "
+                            ".parquet, .svm/.svmlight/.libsvm")
+    train.add_argument("--target", metavar="COLUMN",
+                       help="label column of a table (name or index; default: the last column)")
+    train.add_argument("--labels", metavar="LABELS.npy", help="labels of a .npy DATA (which holds X only)")
+    train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
+    train.add_argument("--loss", choices=("log", "squared"), default="log", help="default log")
+    train.add_argument("--solver", choices=("lbfgs", "gd", "sgd"), default="lbfgs", help="default lbfgs")
+    train.add_argument("--backend", choices=("auto", "cpu", "numpy"), default="auto", help="default auto")
+    train.add_argument("--C", type=_positive_float, default=1.0, help="inverse L2 strength (default 1)")
+    train.add_argument("--penalty", choices=("l2", "none"), default="l2", help="default l2")
+    train.add_argument("--epochs", type=_positive_int, default=100,
+                       help="max_iter: epochs (sgd) or iterations (lbfgs, gd); default 100")
+    train.add_argument("--batch-size", type=_positive_int, default=256, help="sgd batch rows (default 256)")
+    train.add_argument("--eta0", type=_positive_float, default=0.1, help="learning rate (default 0.1)")
+    train.add_argument("--learning-rate", choices=("constant", "invscaling", "adaptive", "backtracking"),
+                       default="constant",
+                       help="gd: any; sgd: constant or invscaling (default constant)")
+    train.add_argument("--random-state", type=_seed, default=None,
+                       help="seeds the validation split and the sgd shuffling")
+    train.add_argument("--val-fraction", type=_fraction, default=0.1,
+                       help="fraction of rows held out for validation (default 0.1; 0: none)")
+    train.add_argument("--early-stopping", action="store_true",
+                       help=f"sgd: stop when the validation loss has not improved for "
+                            f"{_EARLY_STOPPING_PATIENCE} epochs")
+    train.add_argument("--plot", metavar="PNG", help="write the loss curve as a PNG (needs matplotlib)")
+    train.add_argument("--chunk-rows", type=_positive_int, default=None,
+                       help="sgd with a .npy DATA: stream it N rows at a time (bounded memory)")
+    train.add_argument("--resume", metavar="CHECKPOINT",
+                       help="sgd: continue from a checkpoint written when training was interrupted")
+    train.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                       help="progress on stderr: a bar on a terminal, one line per epoch otherwise (default auto)")
+
+    predict = sub.add_parser("predict", help="predict with a saved model",
+                             description="Load MODEL, read DATA, write one prediction per row as CSV.")
+    predict.add_argument("model", metavar="MODEL", help="a model saved by fastlr train")
+    predict.add_argument("data", metavar="DATA", help="data file (any format train reads)")
+    predict.add_argument("--target", metavar="COLUMN",
+                         help="label column to drop from a table (default: the last column when the "
+                              "table has one column more than the model's features)")
+    predict.add_argument("--proba", action="store_true", help="also write the class probabilities")
+    predict.add_argument("--out", metavar="CSV", required=True, help="predictions file")
+
+    sub.add_parser("info", help="versions, Numba threading layer and threads, CUDA devices")
+
+
+def _is_npy(path):
+    return str(path).lower().endswith(".npy")
+
+
+def _check_out_dir(path, option):
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{option} {path}: directory {parent} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a directory")
+
+
+def _checkpoint_paths(out):
+    base = out[:-4] if out.lower().endswith(".npz") else out
+    return base + ".checkpoint.npz", base + ".checkpoint.json"
+
+
+def _sidecar_path(checkpoint):
+    base = checkpoint[:-4] if checkpoint.lower().endswith(".npz") else checkpoint
+    return base + ".json"
+
+
+def _atomic_write_text(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastlr-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _epoch_seed(seed, *parts):
+    """The shuffle seed of one epoch (and chunk): a pure function of (random_state, epoch)."""
+    return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
+
+
+def _load_labels(path, n_rows, data_path):
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable .npy labels file ({exc})") from None
+    if labels.ndim != 1:
+        raise ValueError(f"{path}: labels must be one-dimensional, got shape {labels.shape}")
+    if n_rows is not None and len(labels) != n_rows:
+        raise ValueError(f"{path}: {len(labels)} labels for {n_rows} rows of {data_path}")
+    return labels
+
+
+def _npy_rows(path):
+    """Rows of a .npy file, from its header only."""
+    from .io import DataFileError
+
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # reads the header only
+    except FileNotFoundError:
+        raise DataFileError(path, "no such file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataFileError(path, f"not a readable .npy array file ({exc})") from None
+    if len(shape) != 2:
+        raise ValueError(f"{path}: X must be 2-dimensional, got shape {shape}")
+    return shape[0]
+
+
+def _split(n, fraction, seed):
+    """Boolean validation mask of ``n`` rows, ``round(fraction * n)`` True, seeded."""
+    is_val = np.zeros(n, dtype=bool)
+    n_val = int(round(fraction * n))
+    if n_val:
+        is_val[np.random.default_rng(seed).permutation(n)[:n_val]] = True
+    return is_val
+
+
+def _log_loss_hits(model, X, y):
+    """(sum of log losses, number correct) of ``model`` on (X, y)."""
+    if len(y) == 0:
+        return 0.0, 0
+    log_p = model.predict_log_proba(X)
+    codes = np.searchsorted(model.classes_, y)
+    codes = np.clip(codes, 0, len(model.classes_) - 1)
+    known = model.classes_[codes] == y
+    picked = np.where(known, log_p[np.arange(len(y)), codes], -np.inf)
+    hits = int(np.sum(model.classes_[np.argmax(log_p, axis=1)] == y))
+    return float(-np.sum(picked)), hits
+
+
+def _metrics(model, X, y):
+    """(mean log loss, accuracy) or (None, None) for no rows."""
+    if len(y) == 0:
+        return None, None
+    total, hits = _log_loss_hits(model, X, y)
+    return total / len(y), hits / len(y)
+
+
+def _warning_lines(caught, file=sys.stderr):
+    seen = set()
+    for item in caught:
+        line = " ".join(str(item.message).split())
+        if line not in seen:
+            seen.add(line)
+            print(f"fastlr train: warning: {line}", file=file)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _SgdRun:
+    """The CLI's SGD epoch loop: one ``partial_fit`` per epoch (or per chunk), checkpointable."""
+
+    def __init__(self, args, model, seed, classes):
+        self.args = args
+        self.model = model
+        self.seed = seed
+        self.classes = classes
+        self.epoch = 0              # completed epochs
+        self.epoch_losses = []      # training objective per epoch
+        self.val_losses = []        # validation log loss per epoch (sgd with a validation split)
+        self.best_val = None
+        self.bad_epochs = 0
+        self.elapsed = 0.0
+        self.stopped_early = False
+        self._snapshot = None
+
+    # a completed epoch, kept aside so that an interrupt saves exactly that state
+    def _take_snapshot(self):
+        m = self.model
+        self._snapshot = dict(coef_=m.coef_.copy(), intercept_=m.intercept_.copy(), t_=int(m.t_),
+                              loss_curve_=list(m.loss_curve_), epoch=self.epoch,
+                              epoch_losses=list(self.epoch_losses), val_losses=list(self.val_losses),
+                              best_val=self.best_val, bad_epochs=self.bad_epochs, elapsed=self.elapsed)
+
+    def after_epoch(self, train_obj, val_loss, seconds):
+        self.epoch += 1
+        self.elapsed += seconds
+        self.epoch_losses.append(float(train_obj))
+        if val_loss is not None:
+            self.val_losses.append(float(val_loss))
+            if self.best_val is None or val_loss < self.best_val:
+                self.best_val, self.bad_epochs = float(val_loss), 0
+            else:
+                self.bad_epochs += 1
+        self._take_snapshot()
+        if self.args.early_stopping and self.bad_epochs >= _EARLY_STOPPING_PATIENCE:
+            self.stopped_early = True
+
+    def restore(self, state, model):
+        self.model = model
+        model.t_ = int(state["t"])
+        model.loss_curve_ = [float(v) for v in state["loss_curve"]]
+        self.epoch = int(state["epoch"])
+        self.epoch_losses = [float(v) for v in state["epoch_losses"]]
+        self.val_losses = [float(v) for v in state["val_losses"]]
+        self.best_val = state["best_val"]
+        self.bad_epochs = int(state["bad_epochs"])
+        self.elapsed = float(state["elapsed"])
+        self._take_snapshot()
+
+    def save_checkpoint(self, data_path):
+        """Save the last completed epoch next to --out; return its path (None: nothing to save)."""
+        from sklearn.base import clone
+
+        from .model_file import save_model
+
+        snap = self._snapshot
+        if snap is None or snap["epoch"] == 0:
+            return None
+        model = clone(self.model)
+        model.random_state = self.args.random_state
+        for key in ("coef_", "intercept_", "t_", "loss_curve_"):
+            setattr(model, key, snap[key])
+        model.classes_ = self.model.classes_
+        model.n_features_in_ = self.model.n_features_in_
+        model.n_iter_ = snap["epoch"]
+        model.backend_ = getattr(self.model, "backend_", "cpu")
+        checkpoint, sidecar = _checkpoint_paths(self.args.out)
+        state = {
+            "format": _CHECKPOINT_FORMAT, "version": 1, "data": os.path.abspath(data_path),
+            "epoch": snap["epoch"], "epochs": self.args.epochs, "t": snap["t_"], "seed": self.seed,
+            "loss_curve": snap["loss_curve_"], "epoch_losses": snap["epoch_losses"],
+            "val_losses": snap["val_losses"], "best_val": snap["best_val"],
+            "bad_epochs": snap["bad_epochs"], "elapsed": snap["elapsed"],
+            "val_fraction": self.args.val_fraction, "chunk_rows": self.args.chunk_rows,
+            "solver": "sgd", "batch_size": self.args.batch_size, "eta0": self.args.eta0,
+            "learning_rate": self.args.learning_rate, "loss": self.args.loss, "C": self.args.C,
+            "penalty": self.args.penalty,
+        }
+        save_model(model, checkpoint)
+        _atomic_write_text(sidecar, json.dumps(state))
+        return checkpoint
+
+
+def _read_checkpoint(path, args):
+    """(state dict, model) of ``--resume`` CHECKPOINT; a mismatch with the options is an error."""
+    from .model_file import load_model
+
+    sidecar = _sidecar_path(path)
+    if not os.path.exists(path):
+        raise ValueError(f"--resume {path}: no such file")
+    try:
+        with open(sidecar) as handle:
+            state = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"--resume {path}: its state file {sidecar} is missing") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--resume {path}: state file {sidecar} is corrupt ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"--resume {path}: {sidecar} is not a fastlr train checkpoint")
+    for key in ("val_fraction", "chunk_rows", "batch_size", "eta0", "learning_rate", "loss", "C", "penalty"):
+        given = getattr(args, key)
+        if state.get(key) != given:
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume {path}: checkpoint was trained with {option} {state.get(key)}, "
+                             f"not {given}")
+    if args.random_state is not None and args.random_state != state["seed"]:
+        raise ValueError(f"--resume {path}: checkpoint was trained with --random-state "
+                         f"{state['seed']}, not {args.random_state}")
+    if state["epoch"] >= args.epochs:
+        raise ValueError(f"--resume {path}: checkpoint already has {state['epoch']} epochs "
+                         f"(--epochs {args.epochs})")
+    model = load_model(path)
+    return state, model
+
+
+def _estimator_params(args, solver_seed):
+    return dict(loss=args.loss, penalty=None if args.penalty == "none" else "l2", C=args.C,
+                solver=args.solver, backend=args.backend, max_iter=args.epochs,
+                learning_rate=args.learning_rate, eta0=args.eta0, batch_size=args.batch_size,
+                random_state=solver_seed)
+
+
+def _check_train_args(args):
+    if args.solver == "sgd" and args.learning_rate in ("adaptive", "backtracking"):
+        raise ValueError(f"--learning-rate {args.learning_rate} needs --solver gd "
+                         f"(sgd: constant or invscaling)")
+    if args.learning_rate == "backtracking" and args.solver != "gd":
+        raise ValueError("--learning-rate backtracking is a line search for --solver gd only")
+    if args.early_stopping and args.solver != "sgd":
+        raise ValueError("--early-stopping is for --solver sgd")
+    if args.early_stopping and args.val_fraction == 0:
+        raise ValueError("--early-stopping needs a validation split (--val-fraction > 0)")
+    if args.resume and args.solver != "sgd":
+        raise ValueError("--resume is for --solver sgd (checkpoints are written by its epoch loop)")
+    if args.chunk_rows is not None:
+        if args.solver != "sgd":
+            raise ValueError("--chunk-rows streams the data through SGD: it needs --solver sgd")
+        if not _is_npy(args.data):
+            raise ValueError(f"--chunk-rows streams a .npy file; {args.data} is not one")
+    if args.labels is not None and not _is_npy(args.data):
+        raise ValueError(f"--labels is for a .npy DATA (X only); {args.data} holds its labels")
+    if _is_npy(args.data) and args.labels is None:
+        raise ValueError(f"{args.data} holds X only: give its labels with --labels LABELS.npy")
+    if _is_npy(args.data) and args.target is not None:
+        raise ValueError(f"--target names a column of a table; {args.data} is a .npy array")
+    _check_out_dir(args.out, "--out")
+    if args.plot:
+        _check_out_dir(args.plot, "--plot")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("--plot needs matplotlib (pip install matplotlib)") from None
+
+
+def _write_plot(path, epoch_losses, val_losses, what):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = np.arange(1, len(epoch_losses) + 1)
+    ax.plot(xs, epoch_losses, marker="o" if len(xs) < 30 else None, label="training objective")
+    if val_losses:
+        ax.plot(np.arange(1, len(val_losses) + 1), val_losses, label="validation log loss")
+    ax.set_xlabel(what)
+    ax.set_ylabel("loss")
+    ax.set_title("fastlr train")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastlr-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def run_train(args, file=sys.stdout):
+    """``fastlr train``: check everything, read, split, fit (with progress), summarise, save."""
+    from . import LogisticRegression
+    from ._progress import Progress
+    from .model_file import save_model
+
+    _check_train_args(args)
+    resume_state = resume_model = None
+    if args.resume:
+        resume_state, resume_model = _read_checkpoint(args.resume, args)
+    if resume_state is not None:
+        seed = int(resume_state["seed"])
+    elif args.random_state is not None:
+        seed = args.random_state
+    else:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+
+    chunked = args.chunk_rows is not None
+    if chunked:
+        n = _npy_rows(args.data)
+        y_all = _load_labels(args.labels, n, args.data)
+        X_all = None
+    else:
+        from .io import read_data
+
+        dataset = read_data(args.data, target=args.target)
+        X_all = dataset.X
+        if _is_npy(args.data):
+            y_all = _load_labels(args.labels, X_all.shape[0], args.data)
+        else:
+            y_all = dataset.y
+            if y_all is None:
+                raise ValueError(f"{args.data}: no labels (target column) found")
+        n = X_all.shape[0]
+    label_file = args.labels or args.data
+    if n == 0:
+        raise ValueError(f"{args.data}: no rows")
+    classes = np.unique(y_all)
+    if len(classes) < 2:
+        raise ValueError(f"{label_file}: the labels hold only one class ({classes.tolist()}); "
+                         f"training needs at least 2")
+    is_val = _split(n, args.val_fraction, seed)
+    n_val = int(is_val.sum())
+    n_train = n - n_val
+    if len(np.unique(y_all[~is_val])) < 2:
+        raise ValueError(f"{label_file}: the training split holds only one class; "
+                         f"lower --val-fraction or add rows")
+    if not chunked:
+        if n_val:
+            X_train, y_train = X_all[~is_val], y_all[~is_val]
+            X_val, y_val = X_all[is_val], y_all[is_val]
+        else:
+            X_train, y_train = X_all, y_all
+            X_val, y_val = X_all[:0], y_all[:0]
+
+    solver_seed = args.random_state if args.random_state is not None else None
+    if args.solver == "sgd":
+        run = _SgdRun(args, LogisticRegression(**_estimator_params(args, solver_seed)), seed, classes)
+        if resume_state is not None:
+            run.restore(resume_state, resume_model)
+            if run.model.n_features_in_ != (X_all.shape[1] if X_all is not None else run.model.n_features_in_):
+                raise ValueError(f"--resume {args.resume}: model has {run.model.n_features_in_} "
+                                 f"features, {args.data} has {X_all.shape[1]}")
+        if chunked:
+            from .io import iter_npy_chunks
+
+        def one_epoch(epoch):
+            model = run.model
+            if not chunked:
+                model.random_state = _epoch_seed(seed, epoch)
+                model.partial_fit(X_train, y_train, classes=classes)
+                return model.loss_curve_[-1]
+            offset = 0
+            weighted = 0.0
+            for index, chunk in enumerate(iter_npy_chunks(args.data, args.chunk_rows)):
+                rows = chunk.shape[0]
+                keep = ~is_val[offset:offset + rows]
+                y_chunk = y_all[offset:offset + rows][keep]
+                offset += rows
+                if not len(y_chunk):
+                    continue
+                model.random_state = _epoch_seed(seed, epoch, index)
+                model.partial_fit(chunk[keep] if n_val else chunk, y_chunk, classes=classes)
+                weighted += model.loss_curve_[-1] * len(y_chunk)
+            if offset != n:
+                raise ValueError(f"{args.data}: streamed {offset} rows, expected {n}")
+            return weighted / n_train
+
+        def stream_metrics():
+            model = run.model
+            sums = {False: [0.0, 0], True: [0.0, 0]}
+            offset = 0
+            for chunk in iter_npy_chunks(args.data, args.chunk_rows):
+                rows = chunk.shape[0]
+                mask, y_chunk = is_val[offset:offset + rows], y_all[offset:offset + rows]
+                offset += rows
+                for part in (False, True):
+                    select = mask == part
+                    if np.any(select):
+                        total, hits = _log_loss_hits(model, chunk[select], y_chunk[select])
+                        sums[part][0] += total
+                        sums[part][1] += hits
+            out = []
+            for part, count in ((False, n_train), (True, n_val)):
+                out += [sums[part][0] / count, sums[part][1] / count] if count else [None, None]
+            return out
+
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        caught = []
+        progress = Progress(args.epochs, "fastlr train", mode=args.progress, unit="epoch",
+                            initial=run.epoch)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for epoch in range(run.epoch, args.epochs):
+                    start = time.perf_counter()
+                    train_obj = one_epoch(epoch)
+                    seconds = time.perf_counter() - start
+                    val_loss = None
+                    if n_val and (not chunked or args.early_stopping):
+                        val_loss = (_metrics(run.model, X_val, y_val)[0] if not chunked
+                                    else stream_metrics()[2])
+                    run.after_epoch(train_obj, val_loss, seconds)
+                    progress.update(loss=train_obj, val_loss=val_loss,
+                                    samples_per_s=f"{n_train / max(seconds, 1e-9):.3g}")
+                    if run.stopped_early:
+                        break
+        except KeyboardInterrupt:
+            progress.close()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            checkpoint = run.save_checkpoint(args.data)
+            if checkpoint is None:
+                print("fastlr train: interrupted before the first epoch completed; nothing saved",
+                      file=sys.stderr, flush=True)
+            else:
+                print(f"fastlr train: interrupted after epoch {run._snapshot['epoch']}/{args.epochs}; "
+                      f"checkpoint saved to {checkpoint} (continue with --resume {checkpoint})",
+                      file=sys.stderr, flush=True)
+            raise _Interrupted() from None
+        finally:
+            progress.close()
+            signal.signal(signal.SIGINT, previous)
+        _warning_lines(caught)
+        model = run.model
+        model.random_state = args.random_state
+        model.n_iter_ = run.epoch
+        n_iter, elapsed = run.epoch, run.elapsed
+        curve, what = run.epoch_losses, "epoch"
+        val_curve = run.val_losses
+        if chunked:
+            train_ll, train_acc, val_ll, val_acc = stream_metrics()
+    else:
+        model = LogisticRegression(**_estimator_params(args, solver_seed))
+        progress = Progress(1, f"fastlr train ({args.solver})", mode=args.progress, unit="fit")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start = time.perf_counter()
+            try:
+                model.fit(X_train, y_train)
+            except KeyboardInterrupt:
+                progress.close()
+                print(f"fastlr train: interrupted; nothing saved (--solver {args.solver} "
+                      f"writes no checkpoints)", file=sys.stderr, flush=True)
+                raise _Interrupted() from None
+            elapsed = time.perf_counter() - start
+        n_iter = int(np.max(model.n_iter_))
+        progress.update(iterations=n_iter, objective=model.loss_curve_[-1] if model.loss_curve_ else None)
+        progress.close()
+        _warning_lines(caught)
+        curve, what, val_curve = model.loss_curve_, "iteration", []
+    if not chunked:
+        train_ll, train_acc = _metrics(model, X_train, y_train)
+        val_ll, val_acc = _metrics(model, X_val, y_val)
+
+    save_model(model, args.out)
+    if args.plot:
+        _write_plot(args.plot, curve, val_curve, what)
+    unit = "epochs" if args.solver == "sgd" else "iterations"
+    note = " (early stopping)" if args.solver == "sgd" and run.stopped_early else ""
+    print(f"solver {args.solver}, loss {args.loss}: {n_iter} {unit}{note} in {elapsed:.3f} s "
+          f"({n_train * max(n_iter, 1) / max(elapsed, 1e-9):.3g} samples/s)", file=file)
+    if curve:
+        print(f"final training objective: {curve[-1]:.6g}", file=file)
+    print(f"train:      {n_train} rows, log loss {train_ll:.6g}, accuracy {train_acc:.4f}", file=file)
+    if n_val:
+        print(f"validation: {n_val} rows, log loss {val_ll:.6g}, accuracy {val_acc:.4f}", file=file)
+    else:
+        print("validation: none (--val-fraction 0)", file=file)
+    print(f"model saved to {args.out}", file=file)
+    if args.plot:
+        print(f"loss curve written to {args.plot}", file=file)
+
+
