@@ -67,6 +67,11 @@ def run_demo(n_large=1_000_000, file=sys.stdout):
         ("fastlr gd log (backtracking)", dict(solver="gd", learning_rate="backtracking", eta0=1.0, max_iter=200)),
         ("fastlr sgd log (5 epochs)", dict(solver="sgd", max_iter=5, tol=None, eta0=0.05, random_state=0)),
         ("fastlr lbfgs squared", dict(solver="lbfgs", loss="squared", max_iter=500)),
+        # The numpy reference backend, for the full-batch solvers (its SGD is a Python loop
+        # per batch: a test oracle, too slow for a demo).
+        ("fastlr lbfgs log [numpy]", dict(solver="lbfgs", max_iter=500, backend="numpy")),
+        ("fastlr gd log [numpy]", dict(solver="gd", learning_rate="backtracking", eta0=1.0, max_iter=200,
+                                       backend="numpy")),
     ]
     for name, X_tr, X_te, y_tr, y_te in _demo_datasets(n_large):
         rows = [(label, LogisticRegression(**params)) for label, params in configs]

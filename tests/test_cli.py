@@ -17,7 +17,7 @@ def test_demo_prints_a_row_per_model_and_dataset():
     lines = result.stdout.splitlines()
     for data in ("breast-cancer", "digits (10 classes)", "generated 20,000x64 float32"):
         rows = [line for line in lines if line.startswith(data)]
-        assert len(rows) == 5, result.stdout
+        assert len(rows) == 7, result.stdout
         for row in rows:
             accuracy = float(row[61:69])
             assert 0.5 < accuracy <= 1.0
