@@ -22,11 +22,11 @@ documented there); :func:`format_table` prints it; :func:`write_json` and
 import json
 import os
 import platform
-import tempfile
 import time
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .peers import PEER_NAMES, PeerUnavailable, _import, available_peers, fit_peer, objective
 
 #: Peer against which every other peer's speed-up is given; always run.
@@ -504,35 +504,11 @@ def check_writable(path, option):
         raise ValueError(f"{option} {path!r}: folder {folder!r} is not writable")
 
 
-def _write_atomic(path, write, suffix=""):
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastlr-bench-", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_json(result, path):
     """Write ``result`` to ``path`` as JSON, atomically (temporary file, then os.replace)."""
     text = json.dumps(result, indent=2, allow_nan=True) + "\n"
-    _write_atomic(path, lambda f: f.write(text.encode()), suffix=".json")
+    with atomic_write(path, "wb") as f:
+        f.write(text.encode())
 
 
 def require_matplotlib():
@@ -588,6 +564,7 @@ def write_plot(result, path):
     curve.set_title("time vs n (log-log)")
     fig.tight_layout()
     try:
-        _write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100), suffix=".png")
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
     finally:
         plt.close(fig)

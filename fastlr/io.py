@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._atomic import atomic_write
 
 __all__ = ["DataFileError", "Dataset", "read_data", "iter_npy_chunks", "write_predictions_csv"]
 
@@ -408,13 +409,6 @@ def _format_cell(value):
     return str(value)
 
 
-def _chmod_like_new_file(path):
-    """mkstemp makes 0600 files; give the file the mode a plain open() would (0666 & ~umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def write_predictions_csv(path, predictions, *, proba=None, classes=None):
     """Write a predictions CSV atomically.
 
@@ -440,26 +434,13 @@ def write_predictions_csv(path, predictions, *, proba=None, classes=None):
         if len(classes) != proba.shape[1]:
             raise ValueError(f"{len(classes)} classes given for {proba.shape[1]} probability columns")
         header += [f"proba_{c}" for c in classes]
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        _chmod_like_new_file(tmp)
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            step = 65536
-            for start in range(0, predictions.shape[0], step):
-                cols = [[_format_cell(v) for v in predictions[start:start + step].tolist()]]
-                if proba is not None:
-                    cols += [[repr(v) for v in proba[start:start + step, j].tolist()]
-                             for j in range(proba.shape[1])]
-                writer.writerows(zip(*cols))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        step = 65536
+        for start in range(0, predictions.shape[0], step):
+            cols = [[_format_cell(v) for v in predictions[start:start + step].tolist()]]
+            if proba is not None:
+                cols += [[repr(v) for v in proba[start:start + step, j].tolist()]
+                         for j in range(proba.shape[1])]
+            writer.writerows(zip(*cols))

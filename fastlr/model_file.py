@@ -58,10 +58,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from ._atomic import atomic_write
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
 
@@ -196,28 +197,11 @@ def save_model(model, path) -> None:
         "loss_curve": np.asarray(getattr(model, "loss_curve_", []), dtype=np.float64).reshape(-1),
         "metadata": np.array(json.dumps(metadata, allow_nan=False)),
     }
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as exc:
-        raise ModelFileError(path, f"cannot write model file: {exc}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ModelFileError(path, f"cannot write model file: {exc}") from exc
-        raise
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot write model file: {exc}") from exc
 
 
 # -- loading ------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 import warnings
 
 import numpy as np
+
+from ._atomic import atomic_write
 
 _EXIT_INTERRUPTED = 130
 _EARLY_STOPPING_PATIENCE = 5
@@ -132,19 +133,6 @@ def _checkpoint_paths(out):
 def _sidecar_path(checkpoint):
     base = checkpoint[:-4] if checkpoint.lower().endswith(".npz") else checkpoint
     return base + ".json"
-
-
-def _atomic_write_text(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastlr-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _epoch_seed(seed, *parts):
@@ -305,7 +293,8 @@ class _SgdRun:
             "penalty": self.args.penalty,
         }
         save_model(model, checkpoint)
-        _atomic_write_text(sidecar, json.dumps(state))
+        with atomic_write(sidecar, "w") as handle:
+            handle.write(json.dumps(state))
         return checkpoint
 
 
@@ -395,16 +384,9 @@ def _write_plot(path, epoch_losses, val_losses, what):
     ax.set_title("fastlr train")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastlr-", suffix=".png", dir=directory)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
     finally:
         plt.close(fig)
 

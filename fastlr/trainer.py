@@ -107,7 +107,6 @@ class Objective:
         self.shape = (n_outputs, data.n_features)
         self.alpha = alpha
         self.fit_intercept = fit_intercept
-        self.n_evals = 0
         self._last = None  # (theta, value, grad): solvers often ask again for the start point
 
     def pack(self, W, b):
@@ -134,7 +133,6 @@ class Objective:
     def _evaluate(self, theta):
         W, b = self.unpack(theta)
         loss_sum, grad_sum = self.backend.loss_grad(self.data, W, b, self.loss_id)
-        self.n_evals += 1
         S = self.data.weight_sum
         # a diverging step can overflow here; the solvers check for non-finite values
         with np.errstate(over="ignore", invalid="ignore"):
