@@ -178,25 +178,49 @@ class NumpyBackend:
         return np.asarray(X, dtype=np.float64) @ W.T + b
 
 
-_BACKENDS = {"cpu": CPUBackend, "numpy": NumpyBackend}
+def _cuda_backend():
+    from .backend_cuda import CUDABackend
+    return CUDABackend()
+
+
+_BACKENDS = {"cpu": CPUBackend, "cuda": _cuda_backend, "numpy": NumpyBackend}
 
 #: Names accepted by ``backend=`` ("auto" picks the fastest usable one).
 BACKEND_NAMES = ("auto",) + tuple(_BACKENDS)
 
+_auto_choice = None
+
+
+def auto_backend():
+    """``(name, reason)``: the backend ``"auto"`` stands for here, and why.
+
+    The GPU when numba-cuda finds a usable device, the CPU otherwise. Decided
+    once per process (asking the driver costs a few hundred milliseconds).
+    """
+    global _auto_choice
+    if _auto_choice is None:
+        from .backend_cuda import usable
+        ok, detail = usable()
+        _auto_choice = ("cuda", f"GPU found: {detail}") if ok else ("cpu", f"no usable GPU: {detail}")
+    return _auto_choice
+
 
 def get_backend(name):
-    """Return the backend called ``name`` ("auto", "cpu" or "numpy").
+    """Return the backend called ``name`` ("auto", "cpu", "cuda" or "numpy").
 
     Raises
     ------
     ValueError
         If ``name`` is not a known backend.
+    ImportError
+        For "cuda" without the numba-cuda package.
     """
     if name == "auto":
-        name = "cpu"
+        name = auto_backend()[0]
     try:
-        return _BACKENDS[name]()
+        factory = _BACKENDS[name]
     except (KeyError, TypeError):
         raise ValueError(
             f"unknown backend {name!r}; expected one of {', '.join(map(repr, BACKEND_NAMES))}"
         ) from None
+    return factory()
