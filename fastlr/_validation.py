@@ -55,14 +55,48 @@ def check_number(name, value, *, low=None, low_open=False, integer=False, allow_
     return value
 
 
+def check_device_features(X, *, input_name="X"):
+    """Check a GPU array (``__cuda_array_interface__``) without copying or reading it.
+
+    It must be 2-D, non-empty, float32 or float64 and C-contiguous; NaN/inf in
+    it are found later, from a non-finite loss.
+    """
+    interface = X.__cuda_array_interface__
+    shape = tuple(interface["shape"])
+    dtype = np.dtype(interface["typestr"])
+    if len(shape) != 2:
+        raise ValueError(f"Expected a 2-D GPU array for {input_name}, got shape {shape}")
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"{input_name} has shape {shape}; at least 1 sample and 1 feature are required")
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"GPU array {input_name} must be float32 or float64 (no copy is made "
+                         f"on the device), got {dtype}")
+    strides = interface.get("strides")
+    if strides is not None and tuple(strides) != (shape[1] * dtype.itemsize, dtype.itemsize):
+        raise ValueError(f"GPU array {input_name} must be C-contiguous (row-major); got strides "
+                         f"{tuple(strides)}: make a contiguous copy on the device first")
+    return X
+
+
+def to_host(a):
+    """A GPU array's contents as a NumPy array (for small ones: labels, weights); others as they are."""
+    if hasattr(a, "__cuda_array_interface__"):
+        from numba import cuda
+        return cuda.as_cuda_array(a).copy_to_host()
+    return a
+
+
 def check_features(X, *, input_name="X", ensure_all_finite=True):
     """X as a C-contiguous float32/float64 2-D array, non-empty (and finite, by default).
 
     float32 and float64 C-contiguous arrays pass through without a copy; any
     other dtype is converted to float64. ``ensure_all_finite=False`` skips the
     pass over X that looks for NaN/inf, for callers that detect them afterwards
-    from a non-finite result (see :func:`fastlr.loss_grad`).
+    from a non-finite result (see :func:`fastlr.loss_grad`). GPU arrays (CuPy,
+    torch CUDA tensors) stay on the device: see :func:`check_device_features`.
     """
+    if hasattr(X, "__cuda_array_interface__"):
+        return check_device_features(X, input_name=input_name)
     return check_array(
         X, dtype=FLOAT_DTYPES, order="C", ensure_2d=True, allow_nd=False,
         ensure_min_samples=1, ensure_min_features=1, input_name=input_name,

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_array, column_or_1d
 
-from ._validation import check_features, check_loss, check_sample_weight
+from ._validation import check_features, check_loss, check_sample_weight, to_host
 from .backends import get_backend
 
 
@@ -44,7 +44,9 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
     intercept : float or array-like of shape (k,), default=0.0
     loss : {"log", "squared"}, default="log"
     sample_weight : array-like of shape (n_samples,), optional
-    backend : {"cpu", "numpy", "auto"}, default="cpu"
+    backend : {"cpu", "cuda", "numpy", "auto"}, default="cpu"
+        ``"cuda"`` also takes X as a GPU array (CuPy, torch CUDA tensor)
+        without copying it.
 
     Returns
     -------
@@ -69,11 +71,14 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
         b = np.repeat(b, W.shape[0])
     if b.shape != (W.shape[0],) or not np.all(np.isfinite(b)):
         raise ValueError(f"intercept must be a finite scalar or of shape ({W.shape[0]},)")
-    codes = _check_labels(y, X.shape[0], W.shape[0])
-    data = engine.put(X, codes, check_sample_weight(sample_weight, X))
+    codes = _check_labels(to_host(y), X.shape[0], W.shape[0])
+    data = engine.put(X, codes, check_sample_weight(to_host(sample_weight), X))
     loss_sum, grad_sum = engine.loss_grad(data, W, b, loss_id)
     if not (np.isfinite(loss_sum) and np.all(np.isfinite(grad_sum))):
         check_features(X)  # raises the usual "Input X contains NaN/infinity" error
+        if hasattr(X, "__cuda_array_interface__"):  # not scanned on the host: say what it means
+            raise ValueError("Input X contains NaN or infinity (the loss computed on the GPU "
+                             "is not finite)")
     S = data.weight_sum
     grad_coef = (grad_sum[:, :-1] / S).reshape(coef_in.shape)
     grad_intercept = grad_sum[:, -1] / S

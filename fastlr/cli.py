@@ -216,10 +216,16 @@ def run_info(file=sys.stdout):
         layer = f"unavailable ({' '.join(str(exc).split())[:200]})"
     print(f"threading    layer {layer}, {numba.get_num_threads()} threads "
           f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, {os.cpu_count()} CPUs)", file=file)
+    from .backends import auto_backend
+    name, reason = auto_backend()
+    print(f"backend      auto -> {name} ({reason})", file=file)
     try:
         from numba import cuda
     except ImportError as exc:
         print(f"cuda         not available: numba.cuda cannot be imported ({exc})", file=file)
+        return
+    if numba.config.ENABLE_CUDASIM:
+        print("cuda         numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): no GPU is used", file=file)
         return
     try:
         available = cuda.is_available()

@@ -12,11 +12,13 @@ from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._validation import (
-    FLOAT_DTYPES, check_choice, check_loss, check_number, check_sample_weight,
+    FLOAT_DTYPES, check_choice, check_device_features, check_loss, check_number,
+    check_sample_weight, to_host,
 )
+from .backend_cuda import is_device_array
 from .backends import BACKEND_NAMES, get_backend
 from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
 
@@ -42,9 +44,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     solver : {"lbfgs", "gd", "sgd"}, default="lbfgs"
         ``"lbfgs"``: scipy's L-BFGS-B on the full gradient. ``"gd"``: full-batch
         gradient descent. ``"sgd"``: mini-batch SGD, one compiled call per epoch.
-    backend : {"auto", "cpu", "numpy"}, default="auto"
-        ``"cpu"``: Numba kernels; ``"numpy"``: the vectorised reference;
-        ``"auto"``: the fastest usable backend (the CPU one for now).
+    backend : {"auto", "cpu", "cuda", "numpy"}, default="auto"
+        ``"cpu"``: Numba kernels; ``"cuda"``: numba-cuda kernels on the GPU (X
+        copied to the device once per fit, or used in place when it is a
+        CuPy array or torch CUDA tensor); ``"numpy"``: the vectorised
+        reference; ``"auto"``: the GPU when numba-cuda finds one, else the CPU
+        (``fastlr info`` says which and why; ``backend_`` records it).
     max_iter : int, default=100
         Iterations (lbfgs, gd) or epochs (sgd).
     tol : float or None, default=1e-4
@@ -154,6 +159,31 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     # -- data -----------------------------------------------------------------------------
 
+    def _validate(self, X, y="no_validation", *, reset=True, ensure_all_finite=True):
+        """scikit-learn's ``validate_data``; GPU arrays are checked in place, never copied.
+
+        A GPU X (``__cuda_array_interface__``: CuPy, torch CUDA) keeps its
+        dtype and stays on the device; y (small) is brought to the host.
+        """
+        if not is_device_array(X):
+            return validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", reset=reset,
+                                 ensure_all_finite=ensure_all_finite)
+        X = check_device_features(X)
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        if isinstance(y, str) and y == "no_validation":
+            return X
+        if y is None:
+            raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, "
+                             "but the target y is None.")
+        y = column_or_1d(to_host(y), warn=True)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
+        return X, y
+
     def _encode(self, y):
         """Labels to int32 codes 0..k-1 of ``classes_``; unknown labels are an error."""
         codes = np.searchsorted(self.classes_, y)
@@ -168,7 +198,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _weights(self, y_codes, sample_weight, X):
         """Per-sample weights (float64, or None for unit weights) including class_weight."""
-        sample_weight = check_sample_weight(sample_weight, X)
+        sample_weight = check_sample_weight(to_host(sample_weight), X)
         if self.class_weight is None:
             return sample_weight
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
@@ -217,8 +247,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         # Full-batch solvers find NaN/inf in X from the first gradient (NonFiniteObjective)
         # instead of a separate pass over X; SGD checks X up front.
         finite_checked = self.solver == "sgd"
-        X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", ensure_min_samples=1,
-                             ensure_all_finite=finite_checked)
+        X, y = self._validate(X, y, ensure_all_finite=finite_checked)
         codes = self._set_classes(y)
         weights = self._weights(codes, sample_weight, X)
         data = backend.put(X, codes, weights)
@@ -232,7 +261,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             )
         except NonFiniteObjective:
             if not finite_checked:
-                validate_data(self, X, reset=False)  # names the NaN or inf in X, if that is it
+                self._validate(X, reset=False)  # names the NaN or inf in X, if that is it
             raise
         self._store(result.coef, result.intercept, backend)
         self.n_iter_ = result.n_iter
@@ -266,7 +295,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if options.learning_rate == "backtracking":
             options.learning_rate = "constant"  # a full-batch line search has no meaning per chunk
         first = not hasattr(self, "classes_")
-        X, y = validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", reset=first)
+        X, y = self._validate(X, y, reset=first)
         if first:
             if classes is None:
                 raise ValueError("classes must be given on the first call to partial_fit")
@@ -304,7 +333,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _scores(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, order="C", reset=False)
+        X = self._validate(X, reset=False)
         return get_backend(self.backend_).decision_function(X, self.coef_, self.intercept_)
 
     def decision_function(self, X):
