@@ -22,7 +22,6 @@ import fastlr  # noqa: E402
 from fastlr import backend_cuda  # noqa: E402
 from fastlr._math import LOG, SQUARED  # noqa: E402
 from fastlr.backends import NumpyBackend, SGDSchedule, auto_backend, get_backend  # noqa: E402
-from fastlr.kernels import cuda as kc  # noqa: E402
 
 SIM = bool(config.ENABLE_CUDASIM)
 gpu_only = pytest.mark.skipif(SIM, reason="realistic shapes need a real GPU (simulator is too slow)")
