@@ -33,7 +33,7 @@ from .peers import PEER_NAMES, PeerUnavailable, _import, available_peers, fit_pe
 REFERENCE_PEER = "fastlr-lbfgs"
 
 #: Backends of ``loss_grad`` that ``--backends`` accepts.
-BENCH_BACKENDS = ("cpu", "numpy")
+BENCH_BACKENDS = ("cpu", "cuda", "numpy")
 
 #: Fractions of n at which the scaling panel is measured.
 SCALING_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1)

@@ -75,7 +75,8 @@ def _add_train_parser(sub):
     train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
     train.add_argument("--loss", choices=("log", "squared"), default="log", help="default log")
     train.add_argument("--solver", choices=("lbfgs", "gd", "sgd"), default="lbfgs", help="default lbfgs")
-    train.add_argument("--backend", choices=("auto", "cpu", "numpy"), default="auto", help="default auto")
+    train.add_argument("--backend", choices=("auto", "cpu", "cuda", "numpy"), default="auto",
+                       help="default auto: the GPU when one is usable, else the CPU (see fastlr info)")
     train.add_argument("--C", type=_positive_float, default=1.0, help="inverse L2 strength (default 1)")
     train.add_argument("--penalty", choices=("l2", "none"), default="l2", help="default l2")
     train.add_argument("--epochs", type=_positive_int, default=100,
