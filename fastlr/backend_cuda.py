@@ -153,10 +153,19 @@ class CUDABackend:
         from .kernels import cuda as kc
         return kc, kc.kernels(np.dtype(X.dtype), X.shape[1], k)
 
-    def _coefficients(self, W, b, dtype):
-        cuda = self.cuda
-        return (cuda.to_device(np.ascontiguousarray(W, dtype=dtype)),
-                cuda.to_device(np.ascontiguousarray(b, dtype=dtype)))
+    def _coefficients(self, W, b, dtype, scratch=None):
+        """W (k, d) and b (k,) on the device in X's dtype, in buffers kept in ``scratch``."""
+        W_host = np.ascontiguousarray(W, dtype=dtype)
+        b_host = np.ascontiguousarray(b, dtype=dtype)
+        buffers = None if scratch is None else scratch.get(("coef", W.shape))
+        if buffers is None:
+            buffers = (self.cuda.to_device(W_host), self.cuda.to_device(b_host))
+            if scratch is not None:
+                scratch[("coef", W.shape)] = buffers
+        else:
+            buffers[0].copy_to_device(W_host)
+            buffers[1].copy_to_device(b_host)
+        return buffers
 
     def _empty_rows(self, data):
         rows = data.scratch.get("rows")
@@ -174,10 +183,10 @@ class CUDABackend:
         if P is None:
             P = data.scratch[("partials", k)] = self.cuda.device_array(
                 (n_blocks * K.groups, K.n_sums), dtype=X.dtype)
-        W_dev, b_dev = self._coefficients(W, b, X.dtype)
+        W_dev, b_dev = self._coefficients(W, b, X.dtype, data.scratch)
         K.partials[n_blocks, kc.THREADS](X, data.y, data.sample_weight, self._empty_rows(data),
                                           0, n, kc.ROWS_PER_BLOCK, W_dev, b_dev, loss_id, P)
-        sums = kc.sum_rows(P).copy_to_host()  # the one transfer back: k (d + 1) + 1 numbers
+        sums = kc.sum_rows(P, data.scratch).copy_to_host()  # back: k (d + 1) + 1 numbers
         return sums[-1], sums[:-1].reshape(k, X.shape[1] + 1)
 
     def sgd_epoch(self, data, W, b, loss_id, schedule, batch_order, rows=None):

@@ -302,9 +302,12 @@ PTX_CHECK = textwrap.dedent("""
     for d, k in [(1, 1), (64, 1), (256, 1), (5, 3), (100, 10)]:
         K = kc.kernels(np.dtype(np.float32), d, k, hardware=True)
         for name, signature in signatures.items():
-            ptx, _ = cuda.compile_ptx(getattr(K, name).py_func, signature, cc=(9, 0))
+            threads = kc.SGD_THREADS if name == "sgd_epoch" else kc.THREADS
+            ptx, _ = cuda.compile_ptx(getattr(K, name).py_func, signature, cc=(9, 0),
+                                      launch_bounds=threads)
             f64 = [line.strip() for line in ptx.splitlines() if ".f64" in line]
             assert "shfl.sync" in ptx or d == 1, (d, k, name, "no warp shuffle")
+            assert f".maxntid {threads}" in ptx, (d, k, name, "no launch bounds")
             print(d, k, name, len(f64), f64[:3])
 """)
 

@@ -106,6 +106,11 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
     binary_loss_dz = M.binary_loss_dz
     softmax_loss_dz = M.softmax_loss_dz
 
+    def kernel(threads):
+        # Launch bounds make the compiler fit the registers of a whole block of `threads`
+        # (spilling if it must), so a launch never fails for lack of registers.
+        return cuda.jit(launch_bounds=threads) if hardware else cuda.jit
+
     @cuda.jit(device=True)
     def group_sum(v, red, tid, lane):
         """Sum of ``v`` over the ``G`` lanes of this thread's group, on every lane.
@@ -192,7 +197,7 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
         if lane == 0:
             P[prow, K * (d + 1)] = acc[K * cols + K]
 
-    @cuda.jit
+    @kernel(THREADS)
     def partials(X, y, sw, rows, pos0, pos1, rows_per_block, W, b, loss_id, P):
         """Per-group weighted sums of positions ``pos0:pos1``, ``rows_per_block`` per block.
 
@@ -211,7 +216,7 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
         accumulate_rows(X, y, sw, rows, start, stop, groups, W, b, loss_id, acc, xr, zp, red)
         store_sums(P, cuda.blockIdx.x * groups + tid // G, acc, tid % G)
 
-    @cuda.jit
+    @kernel(SGD_THREADS)
     def sgd_epoch(X, y, sw, rows, batch_order, batch_size, W, b, loss_id, alpha,
                   fit_intercept, eta0, power_t, step0, mean_weight, P, W_new, result):
         """One SGD epoch in one block, batch after batch; see ``kernels.cpu.sgd_epoch``.
@@ -281,7 +286,7 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
             result[0] = loss_total
             result[1] = real(n_steps)
 
-    @cuda.jit
+    @kernel(THREADS)
     def scores(X, W, b, out):
         """``out[i, c] = x_i · W_c + b_c`` (out in X's dtype), one group per row."""
         tid = cuda.threadIdx.x
@@ -315,29 +320,39 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
 
 @cuda.jit
 def _sum_rows_kernel(P, out):
-    """``out[s, q] = Σ P[r, q]`` over rows ``r`` of segment ``s``, in row order, float64."""
-    q = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    s = cuda.blockIdx.y
-    if q < P.shape[1]:
+    """``out[s, q] = Σ P[r, q]`` over rows ``r`` of segment ``s``, in row order, float64.
+
+    One thread per (segment, column); neighbouring threads take neighbouring
+    columns, so the loads of a row are coalesced.
+    """
+    m = P.shape[1]
+    index = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    s = index // m
+    q = index - s * m
+    if s < out.shape[0]:
         total = 0.0
         for r in range(s * SUM_SEGMENT, min((s + 1) * SUM_SEGMENT, P.shape[0])):
             total += P[r, q]
         out[s, q] = total
 
 
-def sum_rows(P, stream=0):
+def sum_rows(P, scratch=None):
     """Column sums of the device array ``P`` (rows, m), in a fixed order, as float64 (m,).
 
     Segments of :data:`SUM_SEGMENT` rows are added by one thread each, level
     after level, until one row is left: the same additions in the same order
-    on every run.
+    on every run. ``scratch``: a dict that keeps the level buffers for the
+    next call with the same shape.
     """
+    scratch = {} if scratch is None else scratch
     while True:
         rows, m = P.shape
         n_segments = -(-rows // SUM_SEGMENT)
-        out = cuda.device_array((n_segments, m), dtype=np.float64, stream=stream)
-        threads = min(128, m)
-        _sum_rows_kernel[(-(-m // threads), n_segments), threads, stream](P, out)
+        out = scratch.get((n_segments, m))
+        if out is None:
+            out = scratch[(n_segments, m)] = cuda.device_array((n_segments, m), dtype=np.float64)
+        threads = 128
+        _sum_rows_kernel[-(-(n_segments * m) // threads), threads](P, out)
         P = out
         if n_segments == 1:
             return out[0]
