@@ -147,6 +147,8 @@ def read_data(path, *, target=None, dtype=None) -> Dataset:
             data = _read_svmlight(path, dt)
     except MemoryError:
         raise DataFileError(path, "needs more memory than is available") from None
+    except UnicodeDecodeError as exc:  # e.g. pyarrow decoding a CSV header that is not UTF-8
+        raise DataFileError(path, f"is not UTF-8 text ({exc})") from None
     if data.X.shape[0] == 0:
         raise DataFileError(path, "empty file (no rows)")
     return data
