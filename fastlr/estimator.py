@@ -6,6 +6,7 @@ hands everything to :func:`fastlr.trainer.train` through a backend.
 """
 
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
@@ -21,6 +22,18 @@ from ._validation import (
 from .backend_cuda import is_device_array
 from .backends import BACKEND_NAMES, get_backend
 from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
+
+
+@contextmanager
+def _rollback_on_error(estimator):
+    """Restore ``estimator``'s attributes if the block raises (any exception, Ctrl-C included)."""
+    state = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(state)
+        raise
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -81,6 +94,24 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Start ``fit`` from the previous solution.
     verbose : int, default=0
         Print the objective after every iteration or epoch.
+    callback : callable or None, default=None
+        Called as ``callback(info)`` after every iteration (lbfgs, gd) or
+        epoch (sgd, and the one epoch of ``partial_fit``), with a
+        :class:`fastlr.trainer.IterationInfo`: ``info.iteration`` (1, 2, ...),
+        ``info.loss`` (the value appended to ``loss_curve_``), ``info.coef``
+        (k, n_features) and ``info.intercept`` (k,) (copies), ``info.solver``.
+        Returning a true value stops training there: the estimator is fitted
+        with those coefficients, without a ConvergenceWarning. An exception
+        it raises propagates out of ``fit`` (see below).
+
+    Notes
+    -----
+    ``fit`` and ``partial_fit`` are transactional: if either raises — bad input,
+    an exception from ``callback``, KeyboardInterrupt (Ctrl-C) — the estimator
+    is left exactly as it was before the call (its previous fitted state, or
+    unfitted), and the exception propagates. After an interrupted
+    ``partial_fit`` loop the model is therefore that of the last completed
+    call, i.e. the last completed epoch.
 
     Attributes
     ----------
@@ -99,7 +130,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def __init__(self, loss="log", penalty="l2", C=1.0, solver="lbfgs", backend="auto",
                  max_iter=100, tol=1e-4, learning_rate="constant", eta0=0.1, power_t=0.5,
                  batch_size=256, shuffle=True, n_iter_no_change=5, random_state=None,
-                 fit_intercept=True, class_weight=None, warm_start=False, verbose=0):
+                 fit_intercept=True, class_weight=None, warm_start=False, verbose=0,
+                 callback=None):
         self.loss = loss
         self.penalty = penalty
         self.C = C
@@ -118,6 +150,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.warm_start = warm_start
         self.verbose = verbose
+        self.callback = callback
 
     # -- parameters -----------------------------------------------------------------------
 
@@ -135,6 +168,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if self.learning_rate == "backtracking" and solver != "gd" and not partial:
             raise ValueError("learning_rate='backtracking' is a line search for solver='gd' only")
         backend = get_backend(check_choice("backend", self.backend, BACKEND_NAMES))
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(f"callback must be callable or None, got {self.callback!r}")
         if self.shuffle not in (True, False, "rows"):
             raise ValueError(f"shuffle must be True, False or 'rows', got {self.shuffle!r}")
         options = TrainOptions(
@@ -150,6 +185,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                                           integer=True),
             random_state=self.random_state,
             verbose=self.verbose,
+            callback=self.callback,
         )
         return loss_id, backend, options
 
@@ -243,6 +279,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        with _rollback_on_error(self):
+            return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight):
         loss_id, backend, options = self._check_params(self.solver)
         # Full-batch solvers find NaN/inf in X from the first gradient (NonFiniteObjective)
         # instead of a separate pass over X; SGD checks X up front.
@@ -291,6 +331,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        with _rollback_on_error(self):
+            return self._partial_fit(X, y, classes, sample_weight)
+
+    def _partial_fit(self, X, y, classes, sample_weight):
         loss_id, backend, options = self._check_params("sgd", partial=True)
         if options.learning_rate == "backtracking":
             options.learning_rate = "constant"  # a full-batch line search has no meaning per chunk
@@ -315,7 +359,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             self.loss_curve_ = []
         else:
             W, b = self.coef_.copy(), self.intercept_.copy()
-        _, curve, _, self.t_ = train_sgd(
+        _, curve, _, self.t_, _ = train_sgd(
             backend, data, loss_id, W, b, self._alpha(data.weight_sum), self.fit_intercept,
             options, step0=self.t_, max_epochs=1,
         )

@@ -121,7 +121,8 @@ def read_data(path, *, target=None, dtype=None) -> Dataset:
     Raises
     ------
     DataFileError
-        The file is missing, empty, of an unknown kind, or unusable.
+        The file is missing, empty, of an unknown kind, or unusable (also
+        when it would need more memory than there is).
     """
     path = os.fspath(path)
     dt = _check_dtype(dtype)
@@ -133,16 +134,21 @@ def read_data(path, *, target=None, dtype=None) -> Dataset:
     _check_file(path)
     if target is not None and ext not in CSV_EXTENSIONS + PARQUET_EXTENSIONS:
         raise DataFileError(path, f"a target column name applies to CSV and Parquet files only, not {ext}")
-    if ext in NPY_EXTENSIONS:
-        data = _read_npy(path, dt)
-    elif ext in NPZ_EXTENSIONS:
-        data = _read_npz(path, dt)
-    elif ext in CSV_EXTENSIONS:
-        data = _read_csv(path, ext, target, dt)
-    elif ext in PARQUET_EXTENSIONS:
-        data = _read_parquet(path, target, dt)
-    else:
-        data = _read_svmlight(path, dt)
+    try:
+        if ext in NPY_EXTENSIONS:
+            data = _read_npy(path, dt)
+        elif ext in NPZ_EXTENSIONS:
+            data = _read_npz(path, dt)
+        elif ext in CSV_EXTENSIONS:
+            data = _read_csv(path, ext, target, dt)
+        elif ext in PARQUET_EXTENSIONS:
+            data = _read_parquet(path, target, dt)
+        else:
+            data = _read_svmlight(path, dt)
+    except MemoryError:
+        raise DataFileError(path, "needs more memory than is available") from None
+    except UnicodeDecodeError as exc:  # e.g. pyarrow decoding a CSV header that is not UTF-8
+        raise DataFileError(path, f"is not UTF-8 text ({exc})") from None
     if data.X.shape[0] == 0:
         raise DataFileError(path, "empty file (no rows)")
     return data
@@ -262,12 +268,14 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
         raise DataFileError(path, f"no target column {target!r}; available columns: {', '.join(names)}")
     if names.count(target) > 1:
         raise DataFileError(path, f"target column name {target!r} appears more than once")
-    feature_names = [n for n in names if n != target]
+    # columns by position: names can repeat ("a,a,y"), and each column is its own feature
+    feature_columns = [i for i, n in enumerate(names) if n != target]
+    feature_names = [names[i] for i in feature_columns]
     if not feature_names:
         raise DataFileError(path, f"no feature columns besides the target {target!r}")
     X = np.empty((table.num_rows, len(feature_names)), dtype=dt or np.float64)
-    for j, name in enumerate(feature_names):
-        col = table.column(names.index(name))
+    for j, (i, name) in enumerate(zip(feature_columns, feature_names)):
+        col = table.column(i)
         typ = col.type
         if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ)
                 or pa.types.is_decimal(typ)):
@@ -346,6 +354,14 @@ def _read_parquet(path, target, dt):
     return _table_to_dataset(path, table, target, dt)
 
 
+def _dense_limit_bytes():
+    """The largest dense X a sparse file may expand to: half the machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 1 << 33
+
+
 def _read_svmlight(path, dt):
     from sklearn.datasets import load_svmlight_file
 
@@ -353,6 +369,13 @@ def _read_svmlight(path, dt):
         X, y = load_svmlight_file(path, dtype=dt or np.float64)
     except Exception as exc:  # noqa: BLE001
         raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
+    # X is densified: a few bytes such as "1 1000000000:1" declare a billion columns
+    n, d = X.shape
+    nbytes = n * d * X.dtype.itemsize
+    if nbytes > _dense_limit_bytes():
+        raise DataFileError(
+            path, f"dense X would be {n} rows x {d} features ({nbytes / 2**30:.3g} GiB), more than "
+                  "half of this machine's memory (the largest feature index sets the width)")
     return Dataset(np.ascontiguousarray(X.toarray()), y, None)
 
 

@@ -43,18 +43,22 @@ reader accepts versions up to :data:`FORMAT_VERSION` and refuses newer files
 
 Loading never executes code: members are opened with
 ``np.load(allow_pickle=False)``, after every member's ``.npy`` header was
-checked (no object dtype, metadata at most 1 MB, any array at most 1 GB).
+checked (no object dtype, metadata at most 1 MB, any array at most 1 GB, the
+member stored uncompressed and holding exactly the bytes its header declares),
+so a crafted file cannot make the loader allocate more than the file's own size.
 Any problem with the file raises :class:`ModelFileError`, a ``ValueError``
 with a one-line message naming the file.
 
 Saving is atomic: the archive is written to a temporary file in the target's
 directory, flushed and fsynced, then moved onto the target with
 ``os.replace``; on any error the temporary file is removed and an existing
-target is left untouched.
+target is left untouched. A full disk (ENOSPC, EDQUOT) gives a
+:class:`ModelFileError` saying "no space left on the device".
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -201,6 +205,10 @@ def save_model(model, path) -> None:
         with atomic_write(path, "wb") as f:
             np.savez(f, **arrays)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ModelFileError(
+                path, f"cannot write model file: no space left on the device ({exc.strerror}); "
+                      "nothing was written and an existing file there is unchanged") from exc
         raise ModelFileError(path, f"cannot write model file: {exc}") from exc
 
 
@@ -208,25 +216,40 @@ def save_model(model, path) -> None:
 
 
 def _member_header(zf, name):
-    """(shape, fortran, dtype) from a member's .npy header, read without loading the data."""
+    """(shape, fortran, dtype, header bytes) from a member's .npy header, without loading the data."""
     with zf.open(name) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
-            return np.lib.format.read_array_header_1_0(f)
-        if version == (2, 0):
-            return np.lib.format.read_array_header_2_0(f)
-        raise ValueError(f"unsupported .npy format version {version}")
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        return shape, fortran, dtype, f.tell()
 
 
-def _check_headers(path, zf):
+def _check_headers(path, zf, file_size):
+    """Refuse, before anything is allocated, members that are not plain arrays of the size they hold.
+
+    Every member must be stored uncompressed, lie inside the file, and its
+    ``.npy`` header must declare exactly the bytes the member holds (and at
+    most the size limits): so loading allocates no more than the file's size.
+    """
     names = zf.namelist()
     if "metadata.npy" not in names:
         raise ModelFileError(path, "not a fastlr model file (no metadata member)")
-    for member in names:
+    for info in zf.infolist():
+        member = info.filename
         if not member.endswith(".npy"):
             continue
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(path, f"member {member!r} is compressed; fastlr model files are "
+                                       "uncompressed .npz archives")
+        if info.header_offset + info.compress_size > file_size or info.compress_size != info.file_size:
+            raise ModelFileError(path, f"member {member!r} claims {info.file_size} bytes, more than "
+                                       "the file holds (truncated or corrupt)")
         try:
-            shape, _, dtype = _member_header(zf, member)
+            shape, _, dtype, header_bytes = _member_header(zf, member)
         except ModelFileError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -241,6 +264,11 @@ def _check_headers(path, zf):
             raise ModelFileError(
                 path, f"member {member!r} declares shape {shape} of {dtype} ({nbytes} bytes), "
                       f"over the {limit} byte limit"
+            )
+        if header_bytes + nbytes != info.file_size:
+            raise ModelFileError(
+                path, f"member {member!r} declares shape {shape} of {dtype} ({nbytes} bytes) but "
+                      f"holds {info.file_size - header_bytes} data bytes (truncated or corrupt)"
             )
 
 
@@ -363,7 +391,7 @@ def load_model(path):
             except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError):
                 raise ModelFileError(path, "not a fastlr model file (not a zip/npz archive)") from None
             with zf:
-                _check_headers(path, zf)
+                _check_headers(path, zf, os.fstat(f.fileno()).st_size)
             f.seek(0)
             with np.load(f, allow_pickle=False) as npz:
                 meta = _read_metadata(path, npz["metadata"])

@@ -56,6 +56,43 @@ class TrainOptions:
     n_iter_no_change: int = 5
     random_state: object = None
     verbose: int = 0
+    callback: object = None
+
+
+@dataclass(frozen=True)
+class IterationInfo:
+    """What ``callback(info)`` receives after each iteration (lbfgs, gd) or epoch (sgd).
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations or epochs completed so far in this call (1, 2, ...).
+    loss : float
+        The mean penalised objective after it: the value appended to ``loss_curve_``.
+    coef : ndarray of shape (k, d), float64
+        A copy of the coefficients after it (the callback may keep it).
+    intercept : ndarray of shape (k,), float64
+        A copy of the intercepts after it.
+    solver : str
+    """
+
+    iteration: int
+    loss: float
+    coef: np.ndarray
+    intercept: np.ndarray
+    solver: str
+
+
+def _call_back(options, iteration, loss, W, b):
+    """Run ``options.callback``; True when it asks to stop (returned a true value).
+
+    Exceptions raised by the callback (KeyboardInterrupt included) propagate.
+    """
+    if options.callback is None:
+        return False
+    info = IterationInfo(int(iteration), float(loss), np.array(W, dtype=np.float64),
+                         np.array(b, dtype=np.float64), options.solver)
+    return bool(options.callback(info))
 
 
 @dataclass
@@ -68,6 +105,8 @@ class TrainResult:
     intercept : ndarray of shape (k,), float64
     n_iter : int
         Iterations (lbfgs, gd) or epochs (sgd) run.
+    stopped : bool
+        The callback asked to stop (returned a true value).
     loss_curve : list of float
         Objective F after each iteration or epoch (for sgd, the mean of the
         batch losses seen during the epoch plus the penalty at its end).
@@ -82,6 +121,7 @@ class TrainResult:
     loss_curve: list = field(default_factory=list)
     converged: bool = False
     steps: int = 0
+    stopped: bool = False
 
 
 class Objective:
@@ -170,12 +210,19 @@ def _report(verbose, what, i, value):
 
 
 def train_lbfgs(objective, theta0, options):
-    """Minimise with scipy's L-BFGS-B (gradient tolerance ``tol``, as scikit-learn)."""
+    """Minimise with scipy's L-BFGS-B (gradient tolerance ``tol``, as scikit-learn).
+
+    Returns ``(theta, n_iter, loss_curve, converged, stopped_by_callback)``.
+    """
     curve = []
 
     def record(intermediate_result):
         curve.append(float(intermediate_result.fun))
         _report(options.verbose, "iteration", len(curve), curve[-1])
+        if options.callback is not None:
+            W, b = objective.unpack(intermediate_result.x)
+            if _call_back(options, len(curve), curve[-1], W, b):
+                raise StopIteration  # scipy ends the run at this iterate (status 99)
 
     tol = 0.0 if options.tol is None else options.tol
     result = minimize(
@@ -186,7 +233,7 @@ def train_lbfgs(objective, theta0, options):
     converged = result.status == 0
     if result.status == 1:
         _warn_max_iter("lbfgs", options.max_iter)
-    return result.x, int(result.nit), curve, converged
+    return result.x, int(result.nit), curve, converged, result.status == 99
 
 
 class _NoImprovement:
@@ -228,6 +275,9 @@ def train_gd(objective, theta0, options):
     starts each step from twice the last accepted η and halves it until the
     Armijo condition ``F(θ − η g) ≤ F(θ) − η/2 ‖g‖²`` holds. Stops when
     ``max |∇F| ≤ tol``.
+
+    Returns ``(theta, n_iter, loss_curve, converged, stopped_by_callback)``, as
+    :func:`train_lbfgs`.
     """
     theta = theta0
     value, grad = objective(theta)
@@ -237,7 +287,7 @@ def train_gd(objective, theta0, options):
     tol = -1.0 if options.tol is None else options.tol
     for it in range(options.max_iter):
         if np.max(np.abs(grad)) <= tol:
-            return theta, it, curve, True
+            return theta, it, curve, True, False
         if options.learning_rate == "backtracking":
             g2 = float(np.dot(grad, grad))
             while True:
@@ -247,26 +297,28 @@ def train_gd(objective, theta0, options):
                     break
                 eta *= 0.5
                 if eta * np.sqrt(g2) <= np.finfo(float).eps * (1.0 + np.linalg.norm(theta)):
-                    return theta, it, curve, True  # no representable decrease is left
+                    return theta, it, curve, True, False  # no representable decrease is left
         else:
             trial = theta - eta * grad
             new_value, new_grad = objective(trial)
         if not (np.isfinite(new_value) and np.all(np.isfinite(trial))):
             _warn_diverged(f"iteration {it + 1}", eta)
-            return theta, it, curve, False
+            return theta, it, curve, False, False
         theta, value, grad = trial, new_value, new_grad
         curve.append(float(value))
         _report(options.verbose, "iteration", it + 1, value)
+        if options.callback is not None and _call_back(options, it + 1, value, *objective.unpack(theta)):
+            return theta, it + 1, curve, False, True
         if options.learning_rate == "backtracking":
             eta *= 2.0
         else:
             eta = _next_eta(options, eta, it + 1, no_gain.update(value))
             if eta is None:
-                return theta, it + 1, curve, True
+                return theta, it + 1, curve, True, False
     if np.max(np.abs(grad)) <= tol:
-        return theta, options.max_iter, curve, True
+        return theta, options.max_iter, curve, True, False
     _warn_max_iter("gd", options.max_iter)
-    return theta, options.max_iter, curve, False
+    return theta, options.max_iter, curve, False, False
 
 
 def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0=0, max_epochs=None):
@@ -291,7 +343,7 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
 
     Returns
     -------
-    n_epochs, loss_curve, converged, steps
+    n_epochs, loss_curve, converged, steps, stopped_by_callback
     """
     n = data.n_samples
     n_batches = -(-n // options.batch_size)
@@ -310,23 +362,32 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
         step += n_steps
         if n_steps < n_batches:
             _warn_diverged(f"epoch {epoch + 1}, batch {n_steps + 1}", eta)
-            return epoch, curve, False, step
+            return epoch, curve, False, step, False
         value = loss_sum / data.weight_sum + 0.5 * alpha * float(np.sum(W * W))
         curve.append(value)
         _report(options.verbose, "epoch", epoch + 1, value)
+        if options.callback is not None and _call_back(options, epoch + 1, value, W, b):
+            return epoch + 1, curve, False, step, True
         stalled = no_gain.update(value)
         if stalled and options.learning_rate != "adaptive":
-            return epoch + 1, curve, True, step
+            return epoch + 1, curve, True, step, False
         if options.learning_rate == "adaptive" and stalled:
             eta /= 5.0
             if eta < _MIN_ADAPTIVE_ETA:
-                return epoch + 1, curve, True, step
-    return max_epochs, curve, False, step
+                return epoch + 1, curve, True, step, False
+    return max_epochs, curve, False, step, False
 
 
 def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef_init=None,
           intercept_init=None):
     """Fit with ``options.solver``; the single entry point the estimator uses.
+
+    ``options.callback``, if set, is called as ``callback(info)`` with an
+    :class:`IterationInfo` after every iteration (lbfgs, gd) or epoch (sgd);
+    a true return value ends training there, without a ConvergenceWarning
+    (``TrainResult.stopped``). Exceptions it raises propagate, as do
+    KeyboardInterrupt and every other exception: the trainer holds no state
+    of its own, so the caller decides what an interrupted run leaves behind.
 
     Parameters
     ----------
@@ -350,11 +411,11 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     b = np.zeros(k) if intercept_init is None or not fit_intercept else np.array(
         intercept_init, dtype=np.float64)
     if options.solver == "sgd":
-        n_epochs, curve, converged, steps = train_sgd(
+        n_epochs, curve, converged, steps, stopped = train_sgd(
             backend, data, loss_id, W, b, alpha, fit_intercept, options)
-        if not converged and n_epochs == options.max_iter and options.tol is not None:
+        if not (converged or stopped) and n_epochs == options.max_iter and options.tol is not None:
             _warn_max_iter("sgd", options.max_iter)
-        return TrainResult(W, b, n_epochs, curve, converged, steps)
+        return TrainResult(W, b, n_epochs, curve, converged, steps, stopped)
     objective = Objective(backend, data, loss_id, k, alpha, fit_intercept)
     theta0 = objective.pack(W, b)
     value, grad = objective(theta0)  # cached: the solver's first request costs nothing
@@ -362,6 +423,7 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
         raise NonFiniteObjective(
             "the objective or its gradient is not finite at the initial coefficients")
     solve = train_lbfgs if options.solver == "lbfgs" else train_gd
-    theta, n_iter, curve, converged = solve(objective, theta0, options)
+    theta, n_iter, curve, converged, stopped = solve(objective, theta0, options)
     W, b = objective.unpack(np.array(theta))
-    return TrainResult(W.copy(), np.array(b, dtype=np.float64), n_iter, curve, converged)
+    return TrainResult(W.copy(), np.array(b, dtype=np.float64), n_iter, curve, converged,
+                       stopped=stopped)
