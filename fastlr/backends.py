@@ -180,12 +180,13 @@ class NumpyBackend:
 
 _BACKENDS = {"cpu": CPUBackend, "numpy": NumpyBackend}
 
-#: Names accepted by ``backend=`` ("auto" picks the fastest usable one).
-BACKEND_NAMES = ("auto",) + tuple(_BACKENDS)
+#: Names accepted by ``backend=`` ("auto" picks the fastest usable one; "dask":
+#: fastlr.dask_backend, for dask collections, needs the optional fastlr[dask]).
+BACKEND_NAMES = ("auto",) + tuple(_BACKENDS) + ("dask",)
 
 
 def get_backend(name):
-    """Return the backend called ``name`` ("auto", "cpu" or "numpy").
+    """Return the backend called ``name`` ("auto", "cpu", "numpy" or "dask").
 
     Raises
     ------
@@ -194,6 +195,9 @@ def get_backend(name):
     """
     if name == "auto":
         name = "cpu"
+    if name == "dask":  # optional; its module imports dask only when it trains
+        from .dask_backend import DaskBackend
+        return DaskBackend()
     try:
         return _BACKENDS[name]()
     except (KeyError, TypeError):

@@ -5,6 +5,7 @@ A thin shell: it validates parameters and data once, encodes labels, turns
 hands everything to :func:`fastlr.trainer.train` through a backend.
 """
 
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,6 +20,18 @@ from ._validation import (
 )
 from .backends import BACKEND_NAMES, get_backend
 from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
+
+
+def _dask_input(*objs):
+    """The dask path (fastlr.dask_backend) if any of ``objs`` is a dask collection, else None.
+
+    Never imports dask: a dask collection can only exist if dask is already loaded.
+    """
+    dask = sys.modules.get("dask")
+    if dask is not None and any(o is not None and dask.is_dask_collection(o) for o in objs):
+        from . import dask_backend
+        return dask_backend
+    return None
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -42,9 +55,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     solver : {"lbfgs", "gd", "sgd"}, default="lbfgs"
         ``"lbfgs"``: scipy's L-BFGS-B on the full gradient. ``"gd"``: full-batch
         gradient descent. ``"sgd"``: mini-batch SGD, one compiled call per epoch.
-    backend : {"auto", "cpu", "numpy"}, default="auto"
+    backend : {"auto", "cpu", "numpy", "dask"}, default="auto"
         ``"cpu"``: Numba kernels; ``"numpy"``: the vectorised reference;
         ``"auto"``: the fastest usable backend (the CPU one for now).
+        Dask collections (dask arrays, dask DataFrames; ``pip install
+        fastlr[dask]``) always train on the current ``dask.distributed``
+        cluster (``backend_ == "dask"``); ``backend`` then names the kernel run
+        on each partition (``"auto"`` and ``"dask"``: auto). See
+        :mod:`fastlr.dask_backend`.
     max_iter : int, default=100
         Iterations (lbfgs, gd) or epochs (sgd).
     tol : float or None, default=1e-4
@@ -213,6 +231,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        dask_path = _dask_input(X, y, sample_weight)
+        if dask_path is not None:  # rows partitioned over a dask.distributed cluster
+            return dask_path.fit(self, X, y, sample_weight)
         loss_id, backend, options = self._check_params(self.solver)
         # Full-batch solvers find NaN/inf in X from the first gradient (NonFiniteObjective)
         # instead of a separate pass over X; SGD checks X up front.
@@ -314,6 +335,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,) for two classes, (n_samples, n_classes) otherwise
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "decision_function")
         scores = self._scores(X)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
@@ -324,6 +347,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "predict_proba")
         scores = self._scores(X)
         if scores.shape[1] == 1:
             p = expit(scores[:, 0])
@@ -337,6 +362,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "predict_log_proba")
         scores = self._scores(X)
         if scores.shape[1] == 1:
             z = scores[:, 0]
@@ -350,6 +377,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), with the dtype of ``classes_``
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "predict")
         scores = self._scores(X)
         if scores.shape[1] == 1:
             return self.classes_[(scores[:, 0] > 0).astype(np.intp)]
