@@ -18,11 +18,12 @@ Dask collection. The pieces:
       sends ``W, b`` (a few hundred bytes) with one task per partition; each
       task runs the per-partition backend (``"auto"``: fastlr's Numba CPU
       kernel) on the block where it lives and returns the (loss_sum,
-      grad_sum) partial; the partials are added by a tree of tasks with a
-      fixed pairing (groups of :data:`TREE_FAN_IN` in partition order), so the
+      grad_sum) partial; the partials are added by a tree with a fixed
+      grouping (:data:`TREE_FAN_IN` at a time, in partition order), so the
       sum is deterministic for a given partitioning, and only the total comes
-      back. Data never moves; per evaluation ``W, b`` go out and one
-      (k, d + 1) gradient comes back.
+      back: the inner nodes run as tasks on the workers, the root (at most
+      ``TREE_FAN_IN`` partials) on the client. Data never moves; per evaluation
+      ``W, b`` go out and at most ``TREE_FAN_IN`` (k, d + 1) partials come back.
   ``sgd_epoch``
       SGD over partitions, see below.
   ``decision_function``
@@ -80,8 +81,10 @@ import numpy as np
 
 from .backends import HostData, get_backend
 
-#: Partials added per task of the reduction tree (fixed, so the order of the sum is too).
-TREE_FAN_IN = 4
+#: Partials added per node of the reduction tree (fixed, so the order of the sum is too).
+#: The root (at most this many partials) is added on the client: one hop less than a
+#: root task on a worker, for the same bytes.
+TREE_FAN_IN = 8
 
 _EMPTY_F64 = np.empty(0, dtype=np.float64)
 
@@ -337,11 +340,10 @@ class DaskBackend:
         b = np.ascontiguousarray(b, dtype=np.float64)
         level = [client.submit(_block_loss_grad, xf, yf, wf, W, b, loss_id, self.kernel, pure=False)
                  for xf, yf, wf in data.blocks]
-        while len(level) > 1:
+        while len(level) > TREE_FAN_IN:  # inner levels of the tree run on the workers
             level = [group[0] if len(group) == 1 else client.submit(_add_partials, *group, pure=False)
                      for group in (level[i:i + TREE_FAN_IN] for i in range(0, len(level), TREE_FAN_IN))]
-        loss_sum, grad_sum = _result(level[0])
-        return loss_sum, grad_sum
+        return _add_partials(*_result(level, client))  # the root: on the client, in order
 
     # -- SGD -----------------------------------------------------------------------------
 
@@ -438,7 +440,10 @@ def _as_row_vector(v, row_chunks, n, what):
     if dask.is_dask_collection(v):
         v, _ = _as_dask_array(v, what)
     else:
-        v = da.from_array(np.asarray(v), chunks=(row_chunks,) + tuple((s,) for s in np.shape(v)[1:]))
+        v = np.asarray(v)
+        if v.ndim == 0 or v.shape[0] != n:
+            raise ValueError(f"{what} has shape {v.shape} but X has {n} rows")
+        v = da.from_array(v, chunks=(row_chunks,) + tuple((s,) for s in v.shape[1:]))
     if v.ndim == 2 and v.shape[1] == 1:
         v = v[:, 0]
     if v.ndim != 1:
