@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
@@ -91,7 +90,7 @@ def test_float32_uneven_chunks_numpy_labels_class_weight(client):
     assert model.classes_.tolist() == ["cat", "dog", "emu"]
 
 
-@pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_gd_and_numpy_kernel_equal_single_machine(client):
     X, y = make_data(seed=5)
     Xd, yd = chunked(X, y)
