@@ -48,7 +48,9 @@ order). Hence, when every partition but the last holds a multiple of
 order is the trainer's permutation stably grouped by partition (the tests
 check this bit for bit), and with ``shuffle=False`` it equals the
 single-machine epoch. ``shuffle="rows"`` permutes rows within each partition
-(the trainer's row permutation restricted to the partition).
+(the trainer's row permutation restricted to the partition), which sends each
+partition 8 bytes per row per epoch; ``shuffle=True`` sends only batch indices.
+The epoch is sequential by nature: one partition computes at a time.
 
 Faults
 ------
@@ -327,6 +329,9 @@ class DaskBackend:
         weight_sum = float(sum(s[2] for s in summaries))
         if not weight_sum > 0:
             raise ValueError("sample_weight must not sum to zero (all samples would be ignored).")
+        keep = sizes > 0  # empty partitions (a filtered DataFrame, say) take no part
+        blocks = [blk for blk, kept in zip(blocks, keep) if kept]
+        sizes = sizes[keep]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         return DaskData(blocks, sizes, offsets, int(sizes.sum()), int(X.shape[1]), weight_sum,
                         client, persisted)
@@ -357,18 +362,19 @@ class DaskBackend:
         part = np.searchsorted(offsets, starts, side="right") - 1
         _, first = np.unique(part, return_index=True)
         order = list(part[np.sort(first)])
-        order += [p for p in range(len(sizes)) if p not in set(order)]  # partitions < batch_size rows
+        seen = set(order)
+        order += [p for p in range(len(sizes)) if p not in seen]  # partitions < batch_size rows
+        if rows is not None:  # the trainer's row permutation, split by partition, order kept
+            rows = np.asarray(rows, dtype=np.int64)
+            by_part = np.argsort(np.searchsorted(offsets, rows, side="right") - 1, kind="stable")
+            row_groups = np.split(rows[by_part], np.cumsum(sizes)[:-1])
         visits = []
         for p in order:
             n_local = -(-int(sizes[p]) // batch_size)
             local = (starts[part == p] - offsets[p]) // batch_size
             missing = np.setdiff1d(np.arange(n_local), local)
             local_order = np.concatenate([local, missing]).astype(np.int64)
-            local_rows = None
-            if rows is not None:
-                rows = np.asarray(rows)
-                mine = rows[(rows >= offsets[p]) & (rows < offsets[p] + sizes[p])]
-                local_rows = (mine - offsets[p]).astype(np.int64)
+            local_rows = None if rows is None else row_groups[p] - offsets[p]
             visits.append((int(p), local_order, local_rows))
         return visits
 

@@ -80,11 +80,11 @@ def test_lbfgs_equals_single_machine(client, k, weighted):
     assert model.n_iter_ == ref.n_iter_
 
 
-def test_float32_uneven_chunks_numpy_labels_class_weight(client):
+def test_float32_uneven_and_empty_chunks_numpy_labels_class_weight(client):
     X, y = make_data(n=7001, k=3, seed=3, dtype=np.float32)
     labels = np.array(["cat", "dog", "emu"])[y]
     ref = LogisticRegression(tol=1e-8, class_weight="balanced").fit(X, labels)
-    Xd = da.from_array(X, chunks=((3000, 1, 2500, 1500), (4, 4)))  # uneven rows, 2 column chunks
+    Xd = da.from_array(X, chunks=((3000, 1, 0, 2500, 1500), (4, 4)))  # uneven, empty; 2 column chunks
     model = LogisticRegression(tol=1e-8, class_weight="balanced").fit(Xd, labels)
     assert_same_model(model, ref)
     assert model.classes_.tolist() == ["cat", "dog", "emu"]
@@ -162,9 +162,9 @@ def test_sgd_shuffled_equals_reference_epochs(client, k):
     assert model.t_ == step
 
 
-def test_sgd_rows_shuffle_and_ragged_partitions_run(client):
+def test_sgd_rows_shuffle_ragged_and_empty_partitions_run(client):
     X, y = make_data(n=5003, seed=17)
-    Xd = da.from_array(X, chunks=(1700, 8))
+    Xd = da.from_array(X, chunks=((1700, 0, 1700, 1603), (8,)))
     for shuffle in (True, "rows"):
         model = LogisticRegression(solver="sgd", shuffle=shuffle, max_iter=5, tol=None,
                                    random_state=1).fit(Xd, y)
