@@ -22,7 +22,10 @@ Bytes moved
 the bytes it wrote) in the process it runs in; run in this process (where a
 LocalCluster's client, scheduler and nannies live) and, by ``client.run``, in every
 worker, :func:`cluster_bytes` is every byte written to a TCP socket by the cluster:
-worker↔worker, worker↔scheduler and client↔scheduler traffic.
+worker↔worker, worker↔scheduler and client↔scheduler traffic, heartbeats included.
+:class:`EvalBytes` reads it around each loss-and-gradient evaluation (fastlr's
+``DaskBackend.loss_grad``; dask-glm's closure handed to scipy), less the traffic of
+the reading itself.
 """
 
 import os
@@ -109,17 +112,55 @@ def reference_objective(X, y):
     return objective(X, y, model.coef_, 0.0, C)
 
 
-def fit_fastlr(X, y, tol):
-    """fastlr on the dask arrays: (seconds, coef (d,), iterations, loss_grad evaluations)."""
+class EvalBytes:
+    """Wraps a loss-and-gradient function to count the cluster's TCP bytes during each call.
+
+    The counter is read (by ``client.run``) just before and just after each call; the
+    traffic of one bare reading pair, measured by :meth:`calibrate`, is subtracted.
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.per_call = []
+        self.overhead = 0.0
+
+    def calibrate(self, repeat=5):
+        deltas = []
+        for _ in range(repeat):
+            b0 = cluster_bytes(self.client)
+            deltas.append(cluster_bytes(self.client) - b0)
+        self.overhead = float(np.median(deltas))
+
+    def wrap(self, func):
+        def counted(*args, **kwargs):
+            b0 = cluster_bytes(self.client)
+            out = func(*args, **kwargs)
+            self.per_call.append(cluster_bytes(self.client) - b0 - self.overhead)
+            return out
+
+        return counted
+
+    @property
+    def median(self):
+        return float(np.median(self.per_call)) if self.per_call else float("nan")
+
+
+def fit_fastlr(X, y, tol, counter=None):
+    """fastlr on the dask arrays: (seconds, coef (d,), iterations, loss_grad evaluations).
+
+    ``counter`` (an :class:`EvalBytes`): count the bytes of every evaluation too
+    (which slows the fit: time it without).
+    """
     import fastlr
     from fastlr.dask_backend import DaskBackend
 
     calls = [0]
     original = DaskBackend.loss_grad
+    inner = original if counter is None else counter.wrap(original)
 
     def counted(self, *args):
         calls[0] += 1
-        return original(self, *args)
+        return inner(self, *args)
 
     DaskBackend.loss_grad = counted
     try:
@@ -132,16 +173,20 @@ def fit_fastlr(X, y, tol):
     return runtime, model.coef_.ravel(), int(model.n_iter_), calls[0]
 
 
-def fit_daskml(X, y, tol):
-    """dask-ml's lbfgs, same objective and stopping rule: (seconds, coef, iterations, evaluations)."""
+def fit_daskml(X, y, tol, counter=None):
+    """dask-ml's lbfgs, same objective and stopping rule: (seconds, coef, iterations, evaluations).
+
+    dask-glm hands its loss-and-gradient closure to scipy's ``fmin_l_bfgs_b``, which is
+    wrapped here to read scipy's counts (and, with ``counter``, to count bytes per call).
+    """
     import dask_glm.algorithms as algorithms
     from dask_ml.linear_model import LogisticRegression
 
     info = {}
     original = algorithms.fmin_l_bfgs_b
 
-    def recorded(*args, **kwargs):
-        out = original(*args, **kwargs)
+    def recorded(func, *args, **kwargs):
+        out = original(func if counter is None else counter.wrap(func), *args, **kwargs)
         info.update(out[2])
         return out
 
