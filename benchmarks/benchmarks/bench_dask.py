@@ -14,8 +14,9 @@ DaskFit (library × n_workers)
     stopping rules (``dask_common``: no intercept, dask-ml's tol × n), tol 1e-5.
     ``time_fit``: the fit alone; ``track_objective_gap``: (F − F*)/|F*| against a
     tight scikit-learn fit computed once in ``setup_cache``; ``track_bytes_per_eval``:
-    bytes written to TCP sockets by the whole cluster per loss-and-gradient
-    evaluation. Skipped ("n/a") without dask.distributed.
+    bytes written to TCP sockets by the whole cluster during one loss-and-gradient
+    evaluation (median over a fit, ``dask_common.EvalBytes``). Skipped ("n/a")
+    without dask.distributed.
 
 ``benchmarks/dask_compare.py`` runs the same comparison as a script, with 1, 2 and 4
 workers and two tolerances, and writes the JSON committed under ``benchmarks/results/``.
@@ -25,7 +26,7 @@ import warnings
 
 from .common import pick
 from .dask_common import (
-    FITTERS, cluster_bytes, install_byte_counter, local_cluster, make_data, reference_objective,
+    FITTERS, EvalBytes, install_byte_counter, local_cluster, make_data, reference_objective,
 )
 
 N, D, CHUNKS = pick((1_000_000, 64, 8), (20_000, 16, 4))
@@ -77,10 +78,11 @@ class DaskFit:
         self.fit = FITTERS[library]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.fit(self.X, self.y, TOL)  # warm-up: imports, Numba cache, first pickles
-            b0 = cluster_bytes(self.client)
-            _, self.coef, _, n_evals = self.fit(self.X, self.y, TOL)
-            self.bytes_per_eval = (cluster_bytes(self.client) - b0) / max(n_evals, 1)
+            _, self.coef, _, _ = self.fit(self.X, self.y, TOL)  # warm-up: imports, Numba cache
+            counter = EvalBytes(self.client)
+            counter.calibrate()
+            self.fit(self.X, self.y, TOL, counter)
+            self.bytes_per_eval = counter.median
         from fastlr.peers import objective
 
         Xl, yl = self.client.compute([self.X, self.y], sync=True)
