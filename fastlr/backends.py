@@ -185,8 +185,9 @@ def _cuda_backend():
 
 _BACKENDS = {"cpu": CPUBackend, "cuda": _cuda_backend, "numpy": NumpyBackend}
 
-#: Names accepted by ``backend=`` ("auto" picks the fastest usable one).
-BACKEND_NAMES = ("auto",) + tuple(_BACKENDS)
+#: Names accepted by ``backend=`` ("auto" picks the fastest usable one; "dask":
+#: fastlr.dask_backend, for dask collections, needs the optional fastlr[dask]).
+BACKEND_NAMES = ("auto",) + tuple(_BACKENDS) + ("dask",)
 
 _auto_choice = None
 
@@ -206,7 +207,7 @@ def auto_backend():
 
 
 def get_backend(name):
-    """Return the backend called ``name`` ("auto", "cpu", "cuda" or "numpy").
+    """Return the backend called ``name`` ("auto", "cpu", "cuda", "numpy" or "dask").
 
     Raises
     ------
@@ -217,6 +218,9 @@ def get_backend(name):
     """
     if name == "auto":
         name = auto_backend()[0]
+    if name == "dask":  # optional; its module imports dask only when it trains
+        from .dask_backend import DaskBackend
+        return DaskBackend()
     try:
         factory = _BACKENDS[name]
     except (KeyError, TypeError):

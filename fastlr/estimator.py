@@ -5,6 +5,7 @@ A thin shell: it validates parameters and data once, encodes labels, turns
 hands everything to :func:`fastlr.trainer.train` through a backend.
 """
 
+import sys
 from collections.abc import Mapping
 from contextlib import contextmanager
 
@@ -36,6 +37,18 @@ def _rollback_on_error(estimator):
         raise
 
 
+def _dask_input(*objs):
+    """The dask path (fastlr.dask_backend) if any of ``objs`` is a dask collection, else None.
+
+    Never imports dask: a dask collection can only exist if dask is already loaded.
+    """
+    dask = sys.modules.get("dask")
+    if dask is not None and any(o is not None and dask.is_dask_collection(o) for o in objs):
+        from . import dask_backend
+        return dask_backend
+    return None
+
+
 class LogisticRegression(ClassifierMixin, BaseEstimator):
     """Logistic regression trained by compiled one-pass kernels.
 
@@ -57,12 +70,17 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     solver : {"lbfgs", "gd", "sgd"}, default="lbfgs"
         ``"lbfgs"``: scipy's L-BFGS-B on the full gradient. ``"gd"``: full-batch
         gradient descent. ``"sgd"``: mini-batch SGD, one compiled call per epoch.
-    backend : {"auto", "cpu", "cuda", "numpy"}, default="auto"
+    backend : {"auto", "cpu", "cuda", "numpy", "dask"}, default="auto"
         ``"cpu"``: Numba kernels; ``"cuda"``: numba-cuda kernels on the GPU (X
         copied to the device once per fit, or used in place when it is a
         CuPy array or torch CUDA tensor); ``"numpy"``: the vectorised
         reference; ``"auto"``: the GPU when numba-cuda finds one, else the CPU
         (``fastlr info`` says which and why; ``backend_`` records it).
+        Dask collections (dask arrays, dask DataFrames; ``pip install
+        fastlr[dask]``) always train on the current ``dask.distributed``
+        cluster (``backend_ == "dask"``); ``backend`` then names the kernel run
+        on each partition (``"auto"`` and ``"dask"``: auto). See
+        :mod:`fastlr.dask_backend`.
     max_iter : int, default=100
         Iterations (lbfgs, gd) or epochs (sgd).
     tol : float or None, default=1e-4
@@ -280,6 +298,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self
         """
         with _rollback_on_error(self):
+            dask_path = _dask_input(X, y, sample_weight)
+            if dask_path is not None:  # rows partitioned over a dask.distributed cluster
+                return dask_path.fit(self, X, y, sample_weight)
             return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight):
@@ -387,6 +408,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,) for two classes, (n_samples, n_classes) otherwise
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "decision_function")
         scores = self._scores(X)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
@@ -397,6 +420,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "predict_proba")
         scores = self._scores(X)
         if scores.shape[1] == 1:
             p = expit(scores[:, 0])
@@ -410,6 +435,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "predict_log_proba")
         scores = self._scores(X)
         if scores.shape[1] == 1:
             z = scores[:, 0]
@@ -423,6 +450,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), with the dtype of ``classes_``
         """
+        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
+            return _dask_input(X).predict(self, X, "predict")
         scores = self._scores(X)
         if scores.shape[1] == 1:
             return self.classes_[(scores[:, 0] > 0).astype(np.intp)]
