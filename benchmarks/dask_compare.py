@@ -38,13 +38,14 @@ its evaluations, less the traffic of one bare reading. ``whole fit`` is the coun
 that entire fit (setup, label handling, persisting and checking included).
 
 Times are wall-clock seconds of ``fit`` alone, the data already persisted on the
-workers, best of ``--repeat`` fits (the machine may be shared: the load average is
+workers, median of ``--repeat`` fits (the machine may be shared: the load average is
 recorded with each row); the first fit of each library on each cluster is a warm-up
 (imports, Numba cache load) and is not reported. Results are printed as a table and written as JSON.
 """
 
 import argparse
 import json
+import statistics
 import os
 import platform
 import sys
@@ -96,7 +97,7 @@ def run(args):
                             runtime, coef, n_iter, n_evals = fit(X, y, tol)
                             times.append(runtime)
                         value = objective(Xl, yl, coef, 0.0, C)
-                        row = dict(library=name, workers=n_workers, tol=tol, time=min(times),
+                        row = dict(library=name, workers=n_workers, tol=tol, time=statistics.median(times),
                                    times=times, objective=value, gap=(value - f_star) / abs(f_star),
                                    n_iter=n_iter, n_evals=n_evals,
                                    bytes_per_eval=counter.median,
@@ -106,7 +107,7 @@ def run(args):
                             out, back = payload_bytes_per_eval(len(X.chunks[0]), X.shape[1])
                             row["payload_bytes_per_eval"] = out + back
                         results["runs"].append(row)
-                        print(f"{name:12s} workers={n_workers} tol={tol:.0e}  {min(times):7.3f} s  "
+                        print(f"{name:12s} workers={n_workers} tol={tol:.0e}  {statistics.median(times):7.3f} s  "
                               f"(of {', '.join(f'{t:.2f}' for t in times)})  gap {row['gap']:.1e}  "
                               f"iters {n_iter:3d}  evals {n_evals:3d}  "
                               f"{row['bytes_per_eval'] / 1e3:8.1f} kB/eval  "
@@ -145,7 +146,7 @@ def main(argv=None):
     parser.add_argument("--chunks", type=int, default=8, help="row blocks (partitions)")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--memory-limit", default="4GiB", help="per worker")
-    parser.add_argument("--repeat", type=int, default=3, help="timed fits per setting (best reported)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed fits per setting (median reported)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     args.workers = [int(w) for w in args.workers.split(",")]
