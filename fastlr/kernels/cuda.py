@@ -137,6 +137,25 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
         return total
 
     @cuda.jit(device=True)
+    def row_scores(X, i, valid, W, b, xr, zp, red, tid, lane):
+        """Load this lane's columns of row ``i`` into ``xr`` and put its K scores in ``zp``.
+
+        Every lane of the group ends with the same ``zp[c] = x_i · W_c + b_c``. A lane
+        whose row is not ``valid`` (past the end) loads zeros but still joins the
+        group sums, which need every lane.
+        """
+        for t in range(cols):
+            j = lane + G * t
+            xr[t] = X[i, j] if (valid and j < d) else zero
+        for c in range(K):
+            s = zero
+            for t in range(cols):
+                j = lane + G * t
+                if j < d:
+                    s += xr[t] * W[c, j]
+            zp[c] = group_sum(s, red, tid, lane) + b[c]
+
+    @cuda.jit(device=True)
     def accumulate_rows(X, y, sw, rows, pos0, pos1, n_groups, W, b, loss_id, acc, xr, zp, red):
         """Add the weighted sums of positions ``pos0:pos1`` into this thread's ``acc``.
 
@@ -158,16 +177,7 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
             i = 0
             if valid:
                 i = rows[p] if gathered else p
-            for t in range(cols):
-                j = lane + G * t
-                xr[t] = X[i, j] if (valid and j < d) else zero
-            for c in range(K):
-                s = zero
-                for t in range(cols):
-                    j = lane + G * t
-                    if j < d:
-                        s += xr[t] * W[c, j]
-                zp[c] = group_sum(s, red, tid, lane) + b[c]
+            row_scores(X, i, valid, W, b, xr, zp, red, tid, lane)
             if valid:
                 s_i = sw[i] if weighted else one
                 if K == 1:
@@ -294,24 +304,17 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
         lane = tid % G
         n = X.shape[0]
         xr = cuda.local.array(cols, real)
+        zp = cuda.local.array(K, real)
         red = cuda.shared.array(THREADS, real)
         base = cuda.blockIdx.x * ROWS_PER_BLOCK
         stop = min(base + ROWS_PER_BLOCK, n)
         while base < stop:
             i = base + g
             valid = i < stop
-            for t in range(cols):
-                j = lane + G * t
-                xr[t] = X[i, j] if (valid and j < d) else zero
-            for c in range(K):
-                s = zero
-                for t in range(cols):
-                    j = lane + G * t
-                    if j < d:
-                        s += xr[t] * W[c, j]
-                s = group_sum(s, red, tid, lane)
-                if valid and lane == 0:
-                    out[i, c] = s + b[c]
+            row_scores(X, i if valid else 0, valid, W, b, xr, zp, red, tid, lane)
+            if valid and lane == 0:
+                for c in range(K):
+                    out[i, c] = zp[c]
             base += groups
 
     return SimpleNamespace(partials=partials, sgd_epoch=sgd_epoch, scores=scores,
