@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._atomic import atomic_write
+from ._npy import read_npy_header
 
 __all__ = ["DataFileError", "Dataset", "read_data", "iter_npy_chunks", "write_predictions_csv"]
 
@@ -193,12 +194,9 @@ def _npz_member_memmap(path, zf, name):
         extra_len = int.from_bytes(local[28:30], "little")
         start = info.header_offset + 30 + name_len + extra_len
         f.seek(start)
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        try:
+            shape, fortran, dtype = read_npy_header(f)
+        except ValueError:
             return None
         offset = f.tell()
     if dtype.hasobject or len(shape) != 2 or 0 in shape:

@@ -67,6 +67,7 @@ import zipfile
 import numpy as np
 
 from ._atomic import atomic_write
+from ._npy import read_npy_header
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
 
@@ -218,13 +219,7 @@ def save_model(model, path) -> None:
 def _member_header(zf, name):
     """(shape, fortran, dtype, header bytes) from a member's .npy header, without loading the data."""
     with zf.open(name) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported .npy format version {version}")
+        shape, fortran, dtype = read_npy_header(f)
         return shape, fortran, dtype, f.tell()
 
 
