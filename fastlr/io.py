@@ -12,7 +12,9 @@
 ``.csv`` / ``.tsv`` / ``.txt``
     Read with ``pyarrow.csv``. A header row is required. The target is the
     column named ``target``, by default the last column; every other column
-    must be numeric (empty cells and ``NaN`` become NaN). ``.txt`` is
+    must be numeric or boolean (``True``/``False``, as pandas writes them, are
+    the features 1 and 0, as in the estimator's DataFrame input; empty cells and
+    ``NaN`` become NaN). ``.txt`` is
     tab-separated when its header line has a tab and no comma.
 ``.parquet`` / ``.pq``
     Read with ``pyarrow.parquet``; same target rule as CSV.
@@ -276,7 +278,7 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
         col = table.column(i)
         typ = col.type
         if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ)
-                or pa.types.is_decimal(typ)):
+                or pa.types.is_decimal(typ) or pa.types.is_boolean(typ)):
             values = col.to_pylist()
             bad = next((i for i, v in enumerate(values) if v is not None and not _is_float_text(v)), None)
             where = ""

@@ -399,3 +399,32 @@ def test_predictions_csv_file_mode_follows_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+# -- boolean columns -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_boolean_columns_are_zero_one_features(tmp_path, fmt):
+    """pandas writes booleans as True/False (CSV) or a bool column (Parquet): features 1 and 0,
+    exactly what the estimator makes of the same DataFrame."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"flag": rng.random(9) < 0.5, "x": rng.normal(size=9),
+                          "other": [True, False, False, True, True, True, False, False, True],
+                          "label": rng.integers(0, 2, 9)})
+    path = tmp_path / f"b.{fmt}"
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+    data = read_data(path)
+    assert data.feature_names == ["flag", "x", "other"]
+    expected = frame[["flag", "x", "other"]].to_numpy(dtype=np.float64)
+    np.testing.assert_array_equal(data.X, expected)
+    np.testing.assert_array_equal(data.y, frame["label"].to_numpy())
+
+
+def test_boolean_csv_column_with_missing_cell_is_nan(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("flag,label\nTrue,1\n,0\nFalse,1\n")
+    data = read_data(path)
+    np.testing.assert_array_equal(np.isnan(data.X[:, 0]), [False, True, False])
+    assert data.X[0, 0] == 1.0 and data.X[2, 0] == 0.0
