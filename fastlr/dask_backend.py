@@ -76,11 +76,11 @@ predicts on NumPy arrays) without dask installed.
 
 import copy
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._class_weight import per_class_weights
 from .backends import HostData, get_backend
 
 #: Partials added per node of the reduction tree (fixed, so the order of the sum is too).
@@ -511,15 +511,11 @@ def fit(model, X, y, sample_weight=None):
             sample_weight = np.full(n, float(sample_weight))
         weights = _as_row_vector(sample_weight, rows, n, "sample_weight").astype(np.float64)
     if model.class_weight is not None:
-        cw = model.class_weight
-        if isinstance(cw, str) and cw == "balanced":
-            per_class = n / (len(classes) * counts.astype(np.float64))
-        elif isinstance(cw, Mapping):
-            per_class = np.array([cw.get(c, 1.0) for c in classes], dtype=np.float64)
-            if not np.all(np.isfinite(per_class) & (per_class >= 0)):
-                raise ValueError(f"class_weight values must be finite and >= 0, got {cw!r}")
-        else:
-            raise ValueError(f"class_weight must be a dict, 'balanced' or None, got {cw!r}")
+        weighted_counts = None
+        if weights is not None and isinstance(model.class_weight, str) and model.class_weight == "balanced":
+            # balanced weights count each class's sample weights (one small compute)
+            (weighted_counts,) = dask.compute(da.bincount(codes, weights=weights, minlength=len(classes)))
+        per_class = per_class_weights(model.class_weight, classes, counts, weighted_counts)
         cwv = codes.map_blocks(_class_weight_block, per_class, dtype=np.float64)
         weights = cwv if weights is None else cwv * weights
 

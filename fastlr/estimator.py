@@ -6,16 +6,15 @@ hands everything to :func:`fastlr.trainer.train` through a backend.
 """
 
 import sys
-from collections.abc import Mapping
 from contextlib import contextmanager
 
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from ._class_weight import sample_class_weights
 from ._validation import (
     FLOAT_DTYPES, check_choice, check_device_features, check_loss, check_number,
     check_sample_weight, to_host,
@@ -251,20 +250,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return codes.astype(np.int32)
 
     def _weights(self, y_codes, sample_weight, X):
-        """Per-sample weights (float64, or None for unit weights) including class_weight."""
+        """Per-sample weights (float64, or None for unit weights) including class_weight.
+
+        See :mod:`fastlr._class_weight` (scikit-learn's semantics, shared with the dask path).
+        """
         sample_weight = check_sample_weight(to_host(sample_weight), X)
-        if self.class_weight is None:
-            return sample_weight
-        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
-            per_class = compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=y_codes)
-        elif isinstance(self.class_weight, Mapping):
-            per_class = np.array([self.class_weight.get(c, 1.0) for c in self.classes_], dtype=np.float64)
-            if not np.all(np.isfinite(per_class) & (per_class >= 0)):
-                raise ValueError(f"class_weight values must be finite and >= 0, got {self.class_weight!r}")
-        else:
-            raise ValueError(f"class_weight must be a dict, 'balanced' or None, got {self.class_weight!r}")
-        weights = per_class[y_codes]
-        return weights if sample_weight is None else weights * sample_weight
+        return sample_class_weights(self.class_weight, self.classes_, y_codes, sample_weight)
 
     def _set_classes(self, y, classes=None):
         """Set ``classes_`` from ``y`` (or from ``classes``); return y's int32 codes."""
