@@ -102,14 +102,19 @@ def build_math(jit, real):
         """Loss of one sample and its derivative in ``z``.
 
         ``e`` must be ``exp(-|z|)`` (passed in so that a kernel can compute it
-        for a whole block of rows at once); ``y`` is 0 or 1. Both losses are
+        for a whole block of rows at once); ``y`` is 0 or 1. ``z`` may be ±inf
+        (a score beyond the float range): the loss is then its exact value, 0
+        or +inf, never NaN. Both losses are
         evaluated and one is selected: without branches a loop over samples
         vectorises.
         """
         p = sigmoid_from(z, e)
         r = p - y
         is_log = loss_id == 0
-        loss = (max(z, zero) + log1p_unit(e) - y * z) if is_log else half * r * r
+        # log(1 + e^z) - y z = log(1 + e^{s}) with s = (1 - 2y) z for y in {0, 1}: no
+        # inf - inf when z overflowed to ±inf (the exact loss is then 0 or +inf).
+        s = (one - two * y) * z
+        loss = (max(s, zero) + log1p_unit(e)) if is_log else half * r * r
         dz = r if is_log else r * p * (one - p)
         return loss, dz
 

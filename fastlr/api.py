@@ -51,8 +51,20 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
     Returns
     -------
     loss : float
+        Exact up to rounding for any finite X and coef: a score ``x·w`` beyond
+        the float range (float32 X: beyond float32's) is formed again without
+        overflow, so the loss is then its true value, possibly +inf, never NaN.
     grad_coef : ndarray with the shape of ``coef``, float64
+        Entries are ±inf when a sum overflows float64.
     grad_intercept : float, or ndarray with the shape of ``intercept``
+
+    Raises
+    ------
+    ValueError
+        NaN or inf in X ("Input X contains NaN or infinity"), bad shapes or labels.
+    FloatingPointError
+        (CPU and NumPy backends) a gradient sum overflowed float64 with both
+        signs and has no value: only for X and coef near 1e308.
     """
     loss_id = check_loss(loss)
     engine = get_backend(backend)
@@ -79,6 +91,10 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
         if hasattr(X, "__cuda_array_interface__"):  # not scanned on the host: say what it means
             raise ValueError("Input X contains NaN or infinity (the loss computed on the GPU "
                              "is not finite)")
+        if np.isnan(loss_sum) or np.any(np.isnan(grad_sum)):
+            raise FloatingPointError(
+                "the gradient sums Σ dz·x overflowed float64 (X and coef are finite, but "
+                "their sums exceed 1.8e308 with both signs, so they have no value); scale X")
     S = data.weight_sum
     grad_coef = (grad_sum[:, :-1] / S).reshape(coef_in.shape)
     grad_intercept = grad_sum[:, -1] / S

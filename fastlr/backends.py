@@ -121,16 +121,43 @@ class NumpyBackend:
         return _host_data(X, y, sample_weight)
 
     @staticmethod
+    def _scores(X64, W, b):
+        """Scores (n, k) for binary models; shifted scores ``z_c - max_c z`` for softmax ones.
+
+        Finite X and W never give NaN: rows whose scores overflowed are formed
+        again with X's row and W scaled by powers of two (each product at most
+        1), and the result scaled back with ``ldexp``, which rounds to ±inf only
+        when the true value is beyond the float64 range (as in the CPU kernels).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = X64 @ W.T + b
+        bad = ~np.all(np.isfinite(Z), axis=1)
+        if W.shape[0] > 1:
+            with np.errstate(invalid="ignore"):  # inf - inf in the rows fixed below
+                Z = Z - Z.max(axis=1, keepdims=True)
+        if np.any(bad):
+            ew = np.frexp(np.max(np.abs(W)))[1]
+            ex = np.frexp(np.max(np.abs(X64[bad]), axis=1))[1]
+            scaled = (np.ldexp(X64[bad], -ex[:, None]) @ np.ldexp(W, -ew).T
+                      + np.ldexp(b[None, :], -(ex + ew)[:, None]))
+            if W.shape[0] > 1:
+                scaled -= scaled.max(axis=1, keepdims=True)
+            with np.errstate(over="ignore"):
+                Z[bad] = np.ldexp(scaled, (ex + ew)[:, None])
+        return Z
+
+    @staticmethod
     def _loss_dz(Z, y, loss_id):
-        """Per-sample losses (n,) and d loss / d z (n, k) for scores Z (n, k)."""
+        """Per-sample losses (n,) and d loss / d z (n, k) for scores Z (n, k) from :meth:`_scores`."""
         if Z.shape[1] == 1:
             z = Z[:, 0]
             p = expit(z)
             if loss_id == LOG:
-                return np.logaddexp(0.0, z) - y * z, (p - y)[:, None]
+                # log(1 + e^z) - y z = log(1 + e^{(1 - 2y) z}): exact for z = ±inf, never NaN
+                return np.logaddexp(0.0, (1.0 - 2.0 * y) * z), (p - y)[:, None]
             r = p - y
             return 0.5 * r * r, (r * p * (1.0 - p))[:, None]
-        lse = logsumexp(Z, axis=1)
+        lse = logsumexp(Z, axis=1)  # Z is shifted: max 0, entries ≤ 0, possibly -inf
         P = np.exp(Z - lse[:, None])
         onehot = np.zeros_like(P)
         onehot[np.arange(len(y)), y] = 1.0
@@ -142,7 +169,7 @@ class NumpyBackend:
 
     def _sums(self, X, y, sample_weight, W, b, loss_id):
         X64 = np.asarray(X, dtype=np.float64)
-        loss, D = self._loss_dz(X64 @ W.T + b, y, loss_id)
+        loss, D = self._loss_dz(self._scores(X64, W, b), y, loss_id)
         if sample_weight.shape[0]:
             loss = loss * sample_weight
             D = D * sample_weight[:, None]

@@ -34,10 +34,11 @@ class DivergenceWarning(ConvergenceWarning):
 class NonFiniteObjective(ValueError):
     """The objective or its gradient is not finite at the initial coefficients.
 
-    With finite data and coefficients this cannot happen (the losses are
-    evaluated stably), so it means NaN or inf in X: 0 · inf and 0 · NaN are NaN,
-    and every element of X enters the gradient. The estimator uses this to
-    skip a separate pass over X looking for them.
+    With finite data and coefficients the loss is always exact (possibly +inf
+    for a warm start), so it means NaN or inf in X: 0 · inf and 0 · NaN are NaN,
+    and every element of X enters the gradient, or, with finite X, a gradient
+    sum that overflowed float64 (features near 1e308). The estimator uses this
+    to skip a separate pass over X looking for them.
     """
 
 
@@ -421,7 +422,9 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     value, grad = objective(theta0)  # cached: the solver's first request costs nothing
     if not (np.isfinite(value) and np.all(np.isfinite(grad))):
         raise NonFiniteObjective(
-            "the objective or its gradient is not finite at the initial coefficients")
+            "the objective or its gradient is not finite at the initial coefficients: with "
+            "finite X, a sum over the samples overflowed float64 (|values| beyond 1.8e308); "
+            "scale X")
     solve = train_lbfgs if options.solver == "lbfgs" else train_gd
     theta, n_iter, curve, converged, stopped = solve(objective, theta0, options)
     W, b = objective.unpack(np.array(theta))

@@ -214,7 +214,8 @@ def test_block_sums_do_not_depend_on_scratch_placement(gap):
 
     def run(z, e, bits, dz, acc_block):
         acc = np.zeros(X.shape[1] + 2)
-        cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, bits, dz, acc_block))
+        cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, bits, dz, acc_block),
+                         coef, cpu._max_abs_exponent(coef.reshape(1, -1)))
         return acc
 
     separate = run(np.empty(B), np.empty(B), np.empty(B, np.int64), np.empty(B), np.empty(37))
@@ -222,3 +223,112 @@ def test_block_sums_do_not_depend_on_scratch_placement(gap):
     views = [packed[i * (B + gap):i * (B + gap) + B] for i in range(4)]
     together = run(views[0], views[1], views[2].view(np.int64), views[3], packed[4 * (B + gap):][:37])
     np.testing.assert_array_equal(together, separate)
+
+
+# -- finite input never gives NaN: scores beyond the float range -------------------------------
+
+OVERFLOW_BACKENDS = ["cpu", "numpy"]
+
+
+@pytest.mark.parametrize("backend", OVERFLOW_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_scores_beyond_the_float_range_give_the_exact_loss(backend, dtype):
+    big = float(np.finfo(dtype).max) / 2  # x·w overflows X's precision
+    X = np.array([[big, big]], dtype=dtype)
+    # the right side of a huge score: loss 0, gradient 0; the wrong side: +inf
+    assert fastlr.loss_grad(X, [1], [1.0, 1.0], backend=backend)[0] == 0.0
+    exact = 3.0 * float(X[0, 0]) + float(X[0, 1])  # beyond float32, finite in float64; inf for float64 X
+    assert fastlr.loss_grad(X, [0], [3.0, 1.0], backend=backend)[0] == pytest.approx(exact, rel=1e-12)
+    assert exact == np.inf or dtype == np.float32
+    assert fastlr.loss_grad(X, [0], [-2.0, -1.0], backend=backend)[0] == 0.0
+    # an intermediate sum overflows, the true score (big) does not: exact finite loss
+    X3 = np.array([[big, big, -big]], dtype=dtype)
+    loss, grad, _ = fastlr.loss_grad(X3, [0], [1.0, 1.0, 1.0], backend=backend)
+    assert loss == pytest.approx(float(X3[0, 0]), rel=1e-12)
+    np.testing.assert_allclose(grad, X3[0].astype(np.float64), rtol=1e-12)
+    assert fastlr.loss_grad(X3, [1], [1.0, 1.0, 1.0], backend=backend)[0] == 0.0
+
+
+@pytest.mark.parametrize("backend", OVERFLOW_BACKENDS)
+def test_issue_examples_of_overflowing_scores(backend):
+    assert fastlr.loss_grad([[1e308, 1e308]], [1], [1.0, 1.0], backend=backend)[0] == 0.0
+    loss, grad, grad_b = fastlr.loss_grad([[1e300], [1]], [0, 1], [1e10], backend=backend)
+    assert loss == np.inf
+    # sample 1: dz = σ(1e310) - 0 = 1; sample 2: dz = σ(1e10) - 1 = -0 (to rounding)
+    np.testing.assert_allclose(grad, [1e300 / 2], rtol=1e-12)
+    assert grad_b == pytest.approx(0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", OVERFLOW_BACKENDS)
+def test_float32_x_with_coefficients_beyond_float32_range(backend):
+    """w = ±1e39 is finite in float64 but not in float32: the scores are still exact."""
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.25]], dtype=np.float32)
+    w = np.array([1e39, -1e39])
+    loss = fastlr.loss_grad(X, [1, 1, 0], w, backend=backend)[0]
+    # per-sample losses: 0, 1e39, 0.25e39 (z = 0.5e39 - 0.25e39, label 0)
+    assert loss == pytest.approx((1e39 + 0.25e39) / 3, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", OVERFLOW_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_softmax_scores_beyond_the_float_range(backend, dtype):
+    big = float(np.finfo(dtype).max) / 2
+    X = np.array([[big, 1.0]], dtype=dtype)
+    x0 = float(X[0, 0])
+    W = np.array([[4.0, 0.0], [8.0, 0.0], [0.0, 1.0]])  # scores 4 big, 8 big (both overflow), 1
+
+    def loss(label, coef):
+        return fastlr.loss_grad(X, [label], coef, backend=backend)[0]
+
+    # the exact losses, z_max - z_y, in Python floats: beyond float32 they are finite in
+    # float64 (float32 X); beyond float64 they round to +inf (float64 X)
+    assert loss(1, W) == 0.0
+    assert loss(0, W) == pytest.approx(4.0 * x0, rel=1e-12)
+    assert loss(2, W) == pytest.approx(8.0 * x0 - 1.0, rel=1e-12)
+    assert (loss(2, W) == np.inf) == (dtype == np.float64)
+    # every score overflows towards -inf: the differences still decide
+    assert loss(0, -W[:2]) == 0.0
+    assert loss(1, -W[:2]) == pytest.approx(4.0 * x0, rel=1e-12)
+    # mixed signs: +inf next to -inf
+    W2 = np.array([[8.0, 0.0], [-8.0, 0.0]])
+    assert loss(0, W2) == 0.0
+    assert loss(1, W2) == pytest.approx(16.0 * x0, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
+def test_random_huge_finite_inputs_never_give_nan_and_backends_agree(seed, k):
+    """Positive X and coef (no cancellation): the scores are exact to rounding on both backends."""
+    rng = np.random.default_rng(seed)
+    n, d = 40, 3
+    X = 10.0 ** rng.uniform(-300, 300, (n, d))
+    W = 10.0 ** rng.uniform(-300, 300, (k, d))
+    W[-1] *= -1.0  # one class (the binary model's only one) scores towards -inf
+    y = rng.integers(0, max(k, 2), n)
+    coef = W[0] if k == 1 else W
+    out = {b: fastlr.loss_grad(X, y, coef, backend=b) for b in OVERFLOW_BACKENDS}
+    for loss, grad, _ in out.values():
+        assert not np.isnan(loss) and not np.any(np.isnan(grad))
+    a, b = out["cpu"][0], out["numpy"][0]
+    assert (a == b == np.inf) or a == pytest.approx(b, rel=1e-12)
+    # and the mixed-sign case still never gives a NaN loss
+    X *= rng.choice([-1.0, 1.0], X.shape)
+    for backend in OVERFLOW_BACKENDS:
+        try:
+            loss = fastlr.loss_grad(X, y, coef, backend=backend)[0]
+        except FloatingPointError as exc:  # a gradient sum overflowed with both signs
+            assert "overflowed" in str(exc)
+        else:
+            assert not np.isnan(loss)
+
+
+def test_finite_x_never_reports_nan_in_x():
+    """Gradient sums that overflow with both signs: a clear error, not "X contains NaN"."""
+    X = np.array([[1e308]] * 4 + [[-1e308]] * 4)
+    y = np.zeros(8, dtype=int)
+    try:
+        loss, grad, _ = fastlr.loss_grad(X, y, [0.0])
+    except FloatingPointError as exc:
+        assert "overflowed" in str(exc) and "NaN" not in str(exc)
+    else:
+        assert not np.isnan(loss) and not np.any(np.isnan(grad))

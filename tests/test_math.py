@@ -21,19 +21,23 @@ def test_log1pexp_and_sigmoid_match_reference(z):
     assert M.sigmoid(z) == pytest.approx(expit(z), rel=1e-14, abs=1e-300)
 
 
-@pytest.mark.parametrize("z", [-1e4, -40.0, -1.0, 0.0, 1.0, 40.0, 1e4], ids=lambda z: f"z={z:g}")
+@pytest.mark.parametrize("z", [-np.inf, -1e300, -1e4, -40.0, -1.0, 0.0, 1.0, 40.0, 1e4, 1e300, np.inf],
+                         ids=lambda z: f"z={z:g}")
 @pytest.mark.parametrize("y", [0.0, 1.0], ids=["y=0", "y=1"])
 @pytest.mark.parametrize("loss_id", [LOG, SQUARED], ids=["log", "squared"])
 def test_binary_loss_is_finite_and_correct_for_huge_scores(loss_id, y, z):
     loss, dz = M.binary_loss_dz(loss_id, z, math.exp(-abs(z)), y)
     p = expit(z)
     if loss_id == LOG:
-        expected = np.logaddexp(0.0, z) - y * z
+        # log(1 + e^z) - y z without the cancellation of the two large terms (for y = 1
+        # and large z the difference is e^-z, e.g. 4.2e-18 at z = 40, not 0)
+        expected = np.logaddexp(0.0, (1.0 - 2.0 * y) * z)
         expected_dz = p - y
     else:
         expected = 0.5 * (p - y) ** 2
         expected_dz = (p - y) * p * (1 - p)
-    assert np.isfinite(loss) and np.isfinite(dz)
+    assert np.isfinite(dz) and not np.isnan(loss)
+    assert np.isfinite(loss) or (loss == np.inf and (2 * y - 1) * z == -np.inf)  # the exact +inf
     assert loss == pytest.approx(expected, rel=1e-13, abs=1e-300)
     assert dz == pytest.approx(expected_dz, rel=1e-13, abs=1e-300)
 
@@ -60,7 +64,7 @@ def test_softmax_loss_matches_scipy(loss_id, scale):
 def test_vectorised_exp_matches_numpy():
     z = np.concatenate([np.linspace(-800, 800, 4001), [0.0, -1e-300, 1e-12]])
     expected = np.exp(-np.abs(np.maximum(np.abs(z), 0)))
-    expected = np.where(np.abs(z) > 708, np.exp(-708.0), expected)  # documented clamp
+    expected = np.where(np.abs(z) > 708, 0.0, expected)  # documented: 0 beyond the clamp
     out = np.empty_like(z)
     for s in range(0, len(z), cpu.BLOCK_ROWS):
         m = min(cpu.BLOCK_ROWS, len(z) - s)

@@ -58,7 +58,7 @@ _F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12, _F13 = (
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _exp_neg_abs(z, m, e, bits):
-    """``e[r] = exp(-|z[r]|)`` for ``r < m``; ``bits`` is int64 scratch of len(e)."""
+    """``e[r] = exp(-|z[r]|)`` for ``r < m`` (0 for ``|z| > 708``); ``bits``: int64 scratch of len(e)."""
     scale = bits.view(np.float64)
     for r in range(m):
         x = max(-abs(z[r]), -708.0)
@@ -79,8 +79,50 @@ def _exp_neg_abs(z, m, e, bits):
         p = p * t + 1.0
         bits[r] = (np.int64(k) + 1023) << 52
         e[r] = p
-    for r in range(m):
-        e[r] *= scale[r]
+    for r in range(m):  # beyond the clamp the exact value underflows: 0 (and exp(-inf) = 0)
+        e[r] = 0.0 if abs(z[r]) > 708.0 else e[r] * scale[r]
+
+
+@njit(inline="always")
+def _exponent(m):
+    """``e`` with ``m < 2**e`` for ``m > 0`` (``frexp``), 0 for ``m == 0``."""
+    return math.frexp(m)[1] if m > 0.0 else 0
+
+
+@njit(**_JIT)
+def _max_abs_exponent(W):
+    """Binary exponent bounding every ``|W[c, j]|`` (for :func:`_scaled_score`)."""
+    m = 0.0
+    for c in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            m = max(m, abs(W[c, j]))
+    return _exponent(m)
+
+
+@njit(**_JIT)
+def _row_exponent(X, i):
+    m = 0.0
+    for j in range(X.shape[1]):
+        m = max(m, abs(np.float64(X[i, j])))
+    return _exponent(m)
+
+
+@njit(**_JIT)
+def _scaled_score(X, i, w, b, ex, ew):
+    """``(x_i·w + b) · 2**-(ex + ew)`` in float64, with no overflow.
+
+    ``2**ex`` and ``2**ew`` bound ``|x_i|`` and ``|w|``, so every scaled product
+    is at most 1 in magnitude. The rare path of the kernels, taken for a row
+    whose score overflowed X's precision (or float64): the scores of finite X
+    and w are then formed as if the exponent range were unbounded, and
+    ``ldexp`` of the result rounds to ±inf only when the true score is beyond
+    the float64 range. Terms this drops by underflow are below 2**-1074 of the
+    largest one, far inside the dot product's own rounding error.
+    """
+    s = 0.0
+    for j in range(X.shape[1]):
+        s += math.ldexp(np.float64(X[i, j]), -ex) * math.ldexp(w[j], -ew)
+    return s + math.ldexp(b, -(ex + ew))
 
 
 @njit(inline="always")
@@ -115,7 +157,7 @@ def _add_weighted_rows(X, s0, m, g, out):
 
 
 @njit(**_JIT)
-def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch):
+def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, w64, ew):
     """Add the weighted sums of rows ``start:stop`` of a binary model into ``acc``.
 
     Parameters
@@ -133,6 +175,11 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch):
     acc : ndarray of shape (d + 2,), float64
         Receives Σ s dz x_j (columns < d), Σ s dz (column d), Σ s loss (column d + 1).
     scratch : tuple from :func:`_block_scratch`
+    w64 : ndarray of shape (d,), float64
+        ``w`` before rounding to X's dtype: a score that overflowed is formed
+        again from it by :func:`_scaled_score`, so finite X and w never give NaN.
+    ew : int
+        :func:`_max_abs_exponent` of ``w64``.
     """
     z, e, bits, dz, acc_block = scratch
     d = X.shape[1]
@@ -155,6 +202,10 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch):
             for j in range(1, d):
                 zr += X[s0 + r, j] * w[j]
             z[r] = zr + b
+        for r in range(m):  # the rare path: a score beyond X's precision (or float64)
+            if not math.isfinite(z[r]):
+                ex = _row_exponent(X, s0 + r)
+                z[r] = math.ldexp(_scaled_score(X, s0 + r, w64, b, ex, ew), ex + ew)
         _exp_neg_abs(z, m, e, bits)
         # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
         # that both stores and reduces gets a runtime alias check from LLVM, and
@@ -189,7 +240,7 @@ def _softmax_scratch(k, d, dtype):
 
 
 @njit(**_JIT)
-def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch):
+def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew):
     """Add the weighted sums of rows ``start:stop`` of a softmax model into ``acc``.
 
     The same blocking as :func:`_binary_rows`: scores of ``BLOCK_ROWS`` rows,
@@ -208,6 +259,12 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch)
     acc : ndarray of shape (k, d + 2), float64
         Receives Σ s dz_c x_j, Σ s dz_c, and the loss sum in ``acc[0, d + 1]``.
     scratch : tuple from :func:`_softmax_scratch`
+    W64 : ndarray of shape (k, d), float64
+        ``W`` before rounding to X's dtype: a row with a score that overflowed
+        gets its shifted scores ``z_c - max z`` from :func:`_scaled_score`
+        (exact up to rounding, possibly -inf, never NaN).
+    ew : int
+        :func:`_max_abs_exponent` of ``W64``.
     """
     Z, shifted, e, bits, dz, acc_block = scratch
     d = X.shape[1]
@@ -227,6 +284,19 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch)
                 z_max = max(z_max, Z[r, cls])
             for cls in range(k):
                 shifted[r * k + cls] = Z[r, cls] - z_max
+        for r in range(m):  # the rare path: a score beyond X's precision (or float64)
+            finite = True
+            for cls in range(k):
+                finite &= math.isfinite(Z[r, cls])
+            if not finite:
+                ex = _row_exponent(X, s0 + r)
+                for cls in range(k):
+                    Z[r, cls] = _scaled_score(X, s0 + r, W64[cls], b[cls], ex, ew)
+                z_max = Z[r, 0]
+                for cls in range(1, k):
+                    z_max = max(z_max, Z[r, cls])
+                for cls in range(k):
+                    shifted[r * k + cls] = math.ldexp(Z[r, cls] - z_max, ex + ew)
         _exp_neg_abs(shifted, m * k, e, bits)  # shifted <= 0, so exp(-|t|) = exp(t)
         loss_sum = 0.0
         for r in range(m):
@@ -267,10 +337,11 @@ def binary_loss_grad(X, y, sample_weight, w, b, loss_id):
     n, d = X.shape
     n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     w_x = w.astype(X.dtype)
+    ew = _max_abs_exponent(w.reshape(1, -1))
     partial = np.zeros((n_chunks, d + 2))
     for c in prange(n_chunks):
         _binary_rows(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
-                     w_x, b, loss_id, partial[c], _block_scratch(d, X.dtype))
+                     w_x, b, loss_id, partial[c], _block_scratch(d, X.dtype), w, ew)
     total = np.zeros(d + 2)
     for c in range(n_chunks):
         total += partial[c]
@@ -300,10 +371,11 @@ def multinomial_loss_grad(X, y, sample_weight, W, b, loss_id):
     k = W.shape[0]
     n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     W_x = W.astype(X.dtype)
+    ew = _max_abs_exponent(W)
     partial = np.zeros((n_chunks, k, d + 2))
     for c in prange(n_chunks):
         _softmax_rows(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
-                      W_x, b, loss_id, partial[c], _softmax_scratch(k, d, X.dtype))
+                      W_x, b, loss_id, partial[c], _softmax_scratch(k, d, X.dtype), W, ew)
     total = np.zeros((k, d + 2))
     for c in range(n_chunks):
         total += partial[c]
@@ -380,10 +452,11 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
             Xb, yb, swb, lo, hi = X_batch, y_batch, sw_batch, 0, stop - start
         acc[:] = 0.0
         W_x[:] = W  # scores in X's precision, as in the full-gradient kernels
+        ew = _max_abs_exponent(W)
         if k == 1:
-            _binary_rows(Xb, yb, swb, lo, hi, W_x[0], b[0], loss_id, acc[0], scratch)
+            _binary_rows(Xb, yb, swb, lo, hi, W_x[0], b[0], loss_id, acc[0], scratch, W[0], ew)
         else:
-            _softmax_rows(Xb, yb, swb, lo, hi, W_x, b, loss_id, acc, softmax_scratch)
+            _softmax_rows(Xb, yb, swb, lo, hi, W_x, b, loss_id, acc, softmax_scratch, W, ew)
         loss_sum = acc[0, d + 1]
         eta = eta0 / (step0 + step + 1.0) ** power_t
         scale = 1.0 / ((stop - start) * mean_weight)
