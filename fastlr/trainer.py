@@ -186,10 +186,47 @@ class Objective:
         return value, grad
 
 
-def _warn_max_iter(solver, max_iter):
+#: Features whose largest magnitudes differ by more than this factor get a "scale the data" hint.
+_SCALE_RATIO = 1e3
+
+
+def _feature_scale_hint(data, fit_intercept):
+    """A sentence about badly scaled features, or "" (one pass over host X; only on failure).
+
+    Compares the largest ``|x_j|`` of each non-zero column (and 1, the
+    intercept's column, when it is fitted). Data not held as a NumPy array on
+    the host (a GPU or a Dask cluster) gets the generic advice only.
+    """
+    X = getattr(data, "X", None)
+    if not isinstance(X, np.ndarray) or X.size == 0:
+        return " Scaling the features (e.g. sklearn.preprocessing.StandardScaler) often helps."
+    with np.errstate(invalid="ignore"):
+        scales = np.max(np.abs(X), axis=0).astype(np.float64)
+    scales = scales[np.isfinite(scales) & (scales > 0)]
+    if fit_intercept:
+        scales = np.append(scales, 1.0)
+    if scales.size and scales.max() > _SCALE_RATIO * scales.min():
+        return (f" The features' scales differ by orders of magnitude (largest |x_j| per column "
+                f"from {scales.min():.3g} to {scales.max():.3g}{', intercept included' if fit_intercept else ''}): "
+                "scale the data, e.g. with sklearn.preprocessing.StandardScaler.")
+    return " Scaling the features (e.g. sklearn.preprocessing.StandardScaler) may help."
+
+
+def _warn_not_converged(solver, reason, grad_max, tol, data, fit_intercept, advice):
+    """ConvergenceWarning for a solver that returned with ``max|∇F| ≤ tol`` unmet."""
     warnings.warn(
-        f"solver {solver!r} did not converge in max_iter={max_iter} iterations; "
-        "increase max_iter, loosen tol or scale the data",
+        f"solver {solver!r} stopped before converging: {reason}. The largest gradient component "
+        f"of the mean objective is {grad_max:.3g}, above tol={tol:g}; the coefficients are "
+        f"those of the last iterate. {advice}{_feature_scale_hint(data, fit_intercept)}",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_max_iter(solver, max_iter, data=None, fit_intercept=True, what="iterations"):
+    warnings.warn(
+        f"solver {solver!r} did not converge in max_iter={max_iter} {what}; increase max_iter "
+        f"or loosen tol.{_feature_scale_hint(data, fit_intercept)}",
         ConvergenceWarning,
         stacklevel=4,
     )
@@ -213,6 +250,15 @@ def _report(verbose, what, i, value):
 def train_lbfgs(objective, theta0, options):
     """Minimise with scipy's L-BFGS-B (gradient tolerance ``tol``, as scikit-learn).
 
+    Stops when ``max |∇F| ≤ tol``. scipy's other stopping test, a relative
+    reduction of F below ``ftol``, is set to 0 when ``tol`` is given: it stopped
+    badly scaled problems after a couple of iterations with a large gradient,
+    and it never fires first on problems that converge (measured: the same
+    iterations). Any return with the gradient test unmet — max_iter, a failed
+    line search (scipy's ABNORMAL), a stalled objective — warns
+    ``ConvergenceWarning`` naming the reason and the gradient reached (not a
+    stop asked for by the callback, nor ``tol=None``, which means "run max_iter").
+
     Returns ``(theta, n_iter, loss_curve, converged, stopped_by_callback)``.
     """
     curve = []
@@ -226,15 +272,29 @@ def train_lbfgs(objective, theta0, options):
                 raise StopIteration  # scipy ends the run at this iterate (status 99)
 
     tol = 0.0 if options.tol is None else options.tol
+    ftol = 64 * np.finfo(float).eps if options.tol is None else 0.0
     result = minimize(
         objective, theta0, method="L-BFGS-B", jac=True, callback=record,
-        options={"maxiter": options.max_iter, "maxls": 50, "gtol": tol,
-                 "ftol": 64 * np.finfo(float).eps},
+        options={"maxiter": options.max_iter, "maxls": 50, "gtol": tol, "ftol": ftol},
     )
-    converged = result.status == 0
-    if result.status == 1:
-        _warn_max_iter("lbfgs", options.max_iter)
-    return result.x, int(result.nit), curve, converged, result.status == 99
+    stopped = result.status == 99
+    grad_max = float(np.max(np.abs(result.jac))) if np.size(result.jac) else 0.0
+    converged = options.tol is not None and grad_max <= tol
+    if options.tol is not None and not converged and not stopped:
+        if result.status == 1:
+            reason = f"it reached max_iter={options.max_iter} iterations"
+            advice = "Increase max_iter, or loosen tol."
+        elif result.status == 2 or result.status == 0:
+            reason = ("the objective stopped decreasing: the line search found no step that "
+                      f"decreases it (scipy status {result.status}: {result.message})")
+            advice = ("The objective cannot be decreased further in float64: tol may be below "
+                      "what its rounding allows (loosen it), or the problem is badly conditioned.")
+        else:
+            reason = f"scipy L-BFGS-B ended with status {result.status} ({result.message})"
+            advice = "Loosen tol or increase max_iter."
+        _warn_not_converged("lbfgs", reason, grad_max, tol, objective.data,
+                            objective.fit_intercept, advice)
+    return result.x, int(result.nit), curve, converged, stopped
 
 
 class _NoImprovement:
@@ -286,6 +346,17 @@ def train_gd(objective, theta0, options):
     eta = options.eta0
     no_gain = _NoImprovement(options.tol, options.n_iter_no_change)
     tol = -1.0 if options.tol is None else options.tol
+
+    def stop_short(n_iter, reason, advice):
+        """Return with the gradient test unmet: warn (unless tol=None) and say not converged."""
+        grad_max = float(np.max(np.abs(grad)))
+        if options.tol is not None and grad_max <= tol:
+            return theta, n_iter, curve, True, False
+        if options.tol is not None:
+            _warn_not_converged("gd", reason, grad_max, tol, objective.data,
+                                objective.fit_intercept, advice)
+        return theta, n_iter, curve, False, False
+
     for it in range(options.max_iter):
         if np.max(np.abs(grad)) <= tol:
             return theta, it, curve, True, False
@@ -298,7 +369,11 @@ def train_gd(objective, theta0, options):
                     break
                 eta *= 0.5
                 if eta * np.sqrt(g2) <= np.finfo(float).eps * (1.0 + np.linalg.norm(theta)):
-                    return theta, it, curve, True, False  # no representable decrease is left
+                    return stop_short(
+                        it, "the backtracking line search found no step that decreases the "
+                            "objective in float64",
+                        "tol may be below what the objective's rounding allows (loosen it), or the "
+                        "problem is badly conditioned (try solver='lbfgs').")
         else:
             trial = theta - eta * grad
             new_value, new_grad = objective(trial)
@@ -315,11 +390,15 @@ def train_gd(objective, theta0, options):
         else:
             eta = _next_eta(options, eta, it + 1, no_gain.update(value))
             if eta is None:
-                return theta, it + 1, curve, True, False
+                return stop_short(
+                    it + 1, f"the adaptive learning rate fell below {_MIN_ADAPTIVE_ETA:g} "
+                            "with the loss no longer improving by tol",
+                    "Use learning_rate='backtracking' or solver='lbfgs'.")
     if np.max(np.abs(grad)) <= tol:
         return theta, options.max_iter, curve, True, False
-    _warn_max_iter("gd", options.max_iter)
-    return theta, options.max_iter, curve, False, False
+    return stop_short(options.max_iter, f"it reached max_iter={options.max_iter} iterations",
+                      "Increase max_iter, raise eta0 (or use learning_rate='backtracking'), or "
+                      "loosen tol.")
 
 
 def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0=0, max_epochs=None):
@@ -379,6 +458,32 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     return max_epochs, curve, False, step, False
 
 
+def _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept, curve, options):
+    """After SGD stopped on its no-improvement rule: True, or warn and return False.
+
+    The rule is met as well when the loss stalls at a value far *above* that of
+    the starting coefficients (steps too large for the data's scale: the
+    iterates jump around a huge loss). That is no convergence: warn when the
+    best epoch loss exceeds ``max(2 F0, F0 + 1)``, ``F0`` the objective at the
+    start (one extra pass over the data, only here).
+    """
+    loss_sum, _ = backend.loss_grad(data, W0, b0, loss_id)
+    start = float(loss_sum) / data.weight_sum + 0.5 * alpha * float(np.sum(W0 * W0))
+    best = min(curve)
+    if not best > max(2.0 * start, start + 1.0):
+        return True
+    warnings.warn(
+        f"solver 'sgd' stopped before converging: its epoch loss stopped improving by tol for "
+        f"n_iter_no_change={options.n_iter_no_change} epochs, but at {best:.3g}, far above the "
+        f"objective of the starting coefficients ({start:.3g}): the steps are too large for the "
+        f"data. Lower eta0, or use learning_rate='invscaling' or solver='lbfgs'."
+        f"{_feature_scale_hint(data, fit_intercept)}",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
+    return False
+
+
 def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef_init=None,
           intercept_init=None):
     """Fit with ``options.solver``; the single entry point the estimator uses.
@@ -412,10 +517,14 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     b = np.zeros(k) if intercept_init is None or not fit_intercept else np.array(
         intercept_init, dtype=np.float64)
     if options.solver == "sgd":
+        W0, b0 = W.copy(), b.copy()
         n_epochs, curve, converged, steps, stopped = train_sgd(
             backend, data, loss_id, W, b, alpha, fit_intercept, options)
         if not (converged or stopped) and n_epochs == options.max_iter and options.tol is not None:
-            _warn_max_iter("sgd", options.max_iter)
+            _warn_max_iter("sgd", options.max_iter, data, fit_intercept, what="epochs")
+        elif converged and curve and options.tol is not None:
+            converged = _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept,
+                                            curve, options)
         return TrainResult(W, b, n_epochs, curve, converged, steps, stopped)
     objective = Objective(backend, data, loss_id, k, alpha, fit_intercept)
     theta0 = objective.pack(W, b)
