@@ -294,7 +294,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 return dask_path.fit(self, X, y, sample_weight)
             return self._fit(X, y, sample_weight)
 
-    def _fit(self, X, y, sample_weight):
+    def _fit(self, X, y, sample_weight, sgd_resume=None):
+        """``fit``; ``sgd_resume`` = (coef, intercept, steps, epoch_losses) continues an
+        interrupted ``solver="sgd"`` run bit for bit (``fastlr train --resume``)."""
         loss_id, backend, options = self._check_params(self.solver)
         # Full-batch solvers find NaN/inf in X from the first gradient (NonFiniteObjective)
         # instead of a separate pass over X; SGD checks X up front.
@@ -305,11 +307,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         data = backend.put(X, codes, weights)
         k = 1 if len(self.classes_) == 2 else len(self.classes_)
         warm = self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (k, X.shape[1])
+        coef_init, intercept_init = (self.coef_, self.intercept_) if warm else (None, None)
+        if sgd_resume is not None:
+            coef_init, intercept_init = sgd_resume[0], sgd_resume[1]
+            sgd_resume = (int(sgd_resume[2]), list(sgd_resume[3]))
         try:
             result = train(
                 backend, data, loss_id, k, self._alpha(data.weight_sum), self.fit_intercept, options,
-                coef_init=self.coef_ if warm else None,
-                intercept_init=self.intercept_ if warm else None,
+                coef_init=coef_init, intercept_init=intercept_init, sgd_resume=sgd_resume,
             )
         except NonFiniteObjective:
             if not finite_checked:
@@ -343,6 +348,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        if _dask_input(X, y, sample_weight) is not None:
+            raise TypeError(
+                "partial_fit does not take dask collections: it would compute them into this "
+                "process's memory. Use fit (which trains on the dask cluster), or call partial_fit "
+                "on one block at a time (e.g. for block in X.to_delayed(): ...compute()).")
         with _rollback_on_error(self):
             return self._partial_fit(X, y, classes, sample_weight)
 

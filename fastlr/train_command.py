@@ -51,6 +51,18 @@ def _fraction(text):
     return value
 
 
+def _tolerance(text):
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 or 'none', got {text!r}")
+    return value
+
+
 def _seed(text):
     try:
         value = int(text)
@@ -86,6 +98,10 @@ def _add_train_parser(sub):
     train.add_argument("--learning-rate", choices=("constant", "invscaling", "adaptive", "backtracking"),
                        default="constant",
                        help="gd: any; sgd: constant or invscaling (default constant)")
+    train.add_argument("--tol", type=_tolerance, default=1e-4,
+                       help="stopping tolerance, as LogisticRegression(tol=...): lbfgs/gd stop at "
+                            "max|gradient| <= tol, sgd when the epoch loss has not improved by tol for "
+                            "5 epochs; 'none': run all --epochs (default 1e-4)")
     train.add_argument("--random-state", type=_seed, default=None,
                        help="seeds the validation split and the sgd shuffling")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
@@ -221,6 +237,7 @@ class _SgdRun:
         self.model = model
         self.seed = seed
         self.classes = classes
+        self.fitted = None          # (classes_, n_features_in_) of the in-memory path's fit
         self.epoch = 0              # completed epochs
         self.epoch_losses = []      # training objective per epoch
         self.val_losses = []        # validation log loss per epoch (sgd with a validation split)
@@ -231,14 +248,18 @@ class _SgdRun:
         self._snapshot = None
 
     # a completed epoch, kept aside so that an interrupt saves exactly that state
-    def _take_snapshot(self):
+    def _take_snapshot(self, state=None):
+        """``state``: (coef, intercept, t, loss_curve) of the epoch; default: the model's."""
         m = self.model
-        self._snapshot = dict(coef_=m.coef_.copy(), intercept_=m.intercept_.copy(), t_=int(m.t_),
-                              loss_curve_=list(m.loss_curve_), epoch=self.epoch,
+        if state is None:
+            state = (m.coef_, m.intercept_, m.t_, m.loss_curve_)
+        coef, intercept, t, curve = state
+        self._snapshot = dict(coef_=np.array(coef, dtype=np.float64), intercept_=np.array(intercept, dtype=np.float64),
+                              t_=int(t), loss_curve_=list(curve), epoch=self.epoch,
                               epoch_losses=list(self.epoch_losses), val_losses=list(self.val_losses),
                               best_val=self.best_val, bad_epochs=self.bad_epochs, elapsed=self.elapsed)
 
-    def after_epoch(self, train_obj, val_loss, seconds):
+    def after_epoch(self, train_obj, val_loss, seconds, state=None):
         self.epoch += 1
         self.elapsed += seconds
         self.epoch_losses.append(float(train_obj))
@@ -248,7 +269,7 @@ class _SgdRun:
                 self.best_val, self.bad_epochs = float(val_loss), 0
             else:
                 self.bad_epochs += 1
-        self._take_snapshot()
+        self._take_snapshot(state)
         if self.args.early_stopping and self.bad_epochs >= _EARLY_STOPPING_PATIENCE:
             self.stopped_early = True
 
@@ -275,10 +296,12 @@ class _SgdRun:
             return None
         model = clone(self.model)
         model.random_state = self.args.random_state
+        model.callback = None
         for key in ("coef_", "intercept_", "t_", "loss_curve_"):
             setattr(model, key, snap[key])
-        model.classes_ = self.model.classes_
-        model.n_features_in_ = self.model.n_features_in_
+        classes, n_features = self.fitted or (self.model.classes_, self.model.n_features_in_)
+        model.classes_ = classes
+        model.n_features_in_ = n_features
         model.n_iter_ = snap["epoch"]
         model.backend_ = getattr(self.model, "backend_", "cpu")
         checkpoint, sidecar = _checkpoint_paths(self.args.out)
@@ -291,7 +314,7 @@ class _SgdRun:
             "val_fraction": self.args.val_fraction, "chunk_rows": self.args.chunk_rows,
             "solver": "sgd", "batch_size": self.args.batch_size, "eta0": self.args.eta0,
             "learning_rate": self.args.learning_rate, "loss": self.args.loss, "C": self.args.C,
-            "penalty": self.args.penalty,
+            "penalty": self.args.penalty, "tol": self.args.tol,
         }
         save_model(model, checkpoint)
         with atomic_write(sidecar, "w") as handle:
@@ -315,9 +338,10 @@ def _read_checkpoint(path, args):
         raise ValueError(f"--resume {path}: state file {sidecar} is corrupt ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"--resume {path}: {sidecar} is not a fastlr train checkpoint")
-    for key in ("val_fraction", "chunk_rows", "batch_size", "eta0", "learning_rate", "loss", "C", "penalty"):
+    for key in ("val_fraction", "chunk_rows", "batch_size", "eta0", "learning_rate", "loss", "C", "penalty",
+                "tol"):
         given = getattr(args, key)
-        if state.get(key) != given:
+        if state.get(key, 1e-4 if key == "tol" else None) != given:
             option = "--" + key.replace("_", "-")
             raise ValueError(f"--resume {path}: checkpoint was trained with {option} {state.get(key)}, "
                              f"not {given}")
@@ -333,7 +357,7 @@ def _read_checkpoint(path, args):
 
 def _estimator_params(args, solver_seed):
     return dict(loss=args.loss, penalty=None if args.penalty == "none" else "l2", C=args.C,
-                solver=args.solver, backend=args.backend, max_iter=args.epochs,
+                solver=args.solver, backend=args.backend, max_iter=args.epochs, tol=args.tol,
                 learning_rate=args.learning_rate, eta0=args.eta0, batch_size=args.batch_size,
                 random_state=solver_seed)
 
@@ -392,6 +416,90 @@ def _write_plot(path, epoch_losses, val_losses, what):
         plt.close(fig)
 
 
+def _fit_sgd_in_memory(args, seed, classes, X_train, y_train, X_val, y_val, resume_state, resume_model):
+    """``--solver sgd`` on data in memory: ``LogisticRegression(solver="sgd").fit``, the trainer's loop.
+
+    The same loop as the library's, so ``--random-state R`` gives the model of
+    ``LogisticRegression(solver="sgd", random_state=R, max_iter=epochs, tol=...)``
+    on the training rows, and it stops on ``--tol`` as ``fit`` does. A callback
+    after each epoch computes the validation loss, drives progress and
+    ``--early-stopping``, and keeps the epoch's state for a checkpoint; on
+    ``--resume`` the trainer replays the finished epochs' random draws and
+    stopping state (``sgd_resume``), so an interrupted and resumed run ends bit
+    for bit where the uninterrupted one does. (``--chunk-rows`` streams the data
+    through ``partial_fit`` instead: there is no in-memory data for the loop.)
+
+    Returns (model, epochs, seconds, epoch losses, validation losses, run).
+    """
+    from . import LogisticRegression
+    from ._progress import Progress
+
+    n_train, n_val = len(y_train), len(y_val)
+    n_batches = -(-n_train // args.batch_size)
+    run = _SgdRun(args, None, seed, classes)
+    classes_fit = np.unique(y_train)
+    run.fitted = (classes_fit, X_train.shape[1])
+    sgd_resume = None
+    if resume_state is not None:
+        run.restore(resume_state, resume_model)
+        if resume_model.n_features_in_ != X_train.shape[1]:
+            raise ValueError(f"--resume {args.resume}: model has {resume_model.n_features_in_} "
+                             f"features, {args.data} has {X_train.shape[1]}")
+        sgd_resume = (resume_model.coef_, resume_model.intercept_, int(resume_state["t"]),
+                      [float(v) for v in resume_state["loss_curve"]])
+    shadow = LogisticRegression()  # scores the validation rows with each epoch's coefficients
+    shadow.classes_, shadow.n_features_in_, shadow.backend_ = classes_fit, X_train.shape[1], "cpu"
+    progress = Progress(args.epochs, "fastlr train", mode=args.progress, unit="epoch", initial=run.epoch)
+    clock = [time.perf_counter()]
+
+    def on_epoch(info):
+        now = time.perf_counter()
+        seconds, clock[0] = now - clock[0], now
+        val_loss = None
+        if n_val:
+            shadow.coef_, shadow.intercept_ = info.coef, info.intercept
+            val_loss = _metrics(shadow, X_val, y_val)[0]
+        curve = run.epoch_losses + [info.loss]
+        run.after_epoch(info.loss, val_loss, seconds,
+                        state=(info.coef, info.intercept, info.iteration * n_batches, curve))
+        progress.update(loss=info.loss, val_loss=val_loss,
+                        samples_per_s=f"{n_train / max(seconds, 1e-9):.3g}")
+        return run.stopped_early
+
+    model = LogisticRegression(**_estimator_params(args, seed), callback=on_epoch)
+    run.model = model
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model._fit(X_train, y_train, None, sgd_resume=sgd_resume)
+    except KeyboardInterrupt:
+        progress.close()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _report_interrupt(run, args)
+        raise _Interrupted() from None
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    _warning_lines(caught)
+    model.callback = None
+    model.random_state = args.random_state
+    n_iter = int(np.max(model.n_iter_))
+    return model, n_iter, run.elapsed, list(model.loss_curve_), run.val_losses, run
+
+
+def _report_interrupt(run, args):
+    checkpoint = run.save_checkpoint(args.data)
+    if checkpoint is None:
+        print("fastlr train: interrupted before the first epoch completed; nothing saved",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"fastlr train: interrupted after epoch {run._snapshot['epoch']}/{args.epochs}; "
+              f"checkpoint saved to {checkpoint} (continue with --resume {checkpoint})",
+              file=sys.stderr, flush=True)
+
+
 def run_train(args, file=sys.stdout):
     """``fastlr train``: check everything, read, split, fit (with progress), summarise, save."""
     from . import LogisticRegression
@@ -448,7 +556,11 @@ def run_train(args, file=sys.stdout):
             X_val, y_val = X_all[:0], y_all[:0]
 
     solver_seed = args.random_state if args.random_state is not None else None
-    if args.solver == "sgd":
+    if args.solver == "sgd" and not chunked:
+        model, n_iter, elapsed, curve, val_curve, run = _fit_sgd_in_memory(
+            args, seed, classes, X_train, y_train, X_val, y_val, resume_state, resume_model)
+        what = "epoch"
+    elif args.solver == "sgd":
         run = _SgdRun(args, LogisticRegression(**_estimator_params(args, solver_seed)), seed, classes)
         if resume_state is not None:
             run.restore(resume_state, resume_model)

@@ -401,7 +401,8 @@ def train_gd(objective, theta0, options):
                       "loosen tol.")
 
 
-def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0=0, max_epochs=None):
+def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0=0, max_epochs=None,
+              history=()):
     """Mini-batch SGD, one compiled call per epoch, updating ``W`` and ``b`` in place.
 
     Parameters
@@ -420,6 +421,11 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
         SGD steps taken before (``partial_fit`` continues the schedule).
     max_epochs : int, optional
         Defaults to ``options.max_iter``.
+    history : sequence of float
+        Epoch losses of a run being resumed (``W``, ``b`` and ``step0`` are
+        where it stopped): their random draws, stopping-rule and adaptive-rate
+        state are replayed, so the resumed run continues exactly as if it had
+        never stopped. Epoch counts and the returned curve include them.
 
     Returns
     -------
@@ -434,7 +440,15 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     power_t = options.power_t if options.learning_rate == "invscaling" else 0.0
     curve = []
     step = step0
-    for epoch in range(max_epochs):
+    for value in history:  # replay the epochs already run: the same draws, the same state
+        if options.shuffle:
+            rng.permutation(n_batches)
+        if options.shuffle == "rows":
+            rng.permutation(n)
+        curve.append(float(value))
+        if no_gain.update(value) and options.learning_rate == "adaptive":
+            eta /= 5.0
+    for epoch in range(len(curve), max_epochs):
         batch_order = rng.permutation(n_batches) if options.shuffle else np.arange(n_batches)
         rows = rng.permutation(n) if options.shuffle == "rows" else None
         schedule = SGDSchedule(alpha, fit_intercept, eta, power_t, step, options.batch_size)
@@ -485,7 +499,7 @@ def _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept, cu
 
 
 def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef_init=None,
-          intercept_init=None):
+          intercept_init=None, sgd_resume=None):
     """Fit with ``options.solver``; the single entry point the estimator uses.
 
     ``options.callback``, if set, is called as ``callback(info)`` with an
@@ -507,6 +521,11 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     options : TrainOptions
     coef_init : ndarray of shape (k, d), optional
     intercept_init : ndarray of shape (k,), optional
+    sgd_resume : tuple (steps, epoch_losses), optional
+        sgd only: continue a run stopped after ``len(epoch_losses)`` epochs and
+        ``steps`` updates, from ``coef_init``/``intercept_init`` (its
+        coefficients then), exactly as the uninterrupted run (see
+        :func:`train_sgd` ``history``); ``fastlr train --resume`` uses it.
 
     Returns
     -------
@@ -518,8 +537,10 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
         intercept_init, dtype=np.float64)
     if options.solver == "sgd":
         W0, b0 = W.copy(), b.copy()
+        step0, history = (0, ()) if sgd_resume is None else sgd_resume
         n_epochs, curve, converged, steps, stopped = train_sgd(
-            backend, data, loss_id, W, b, alpha, fit_intercept, options)
+            backend, data, loss_id, W, b, alpha, fit_intercept, options, step0=step0,
+            history=history)
         if not (converged or stopped) and n_epochs == options.max_iter and options.tol is not None:
             _warn_max_iter("sgd", options.max_iter, data, fit_intercept, what="epochs")
         elif converged and curve and options.tol is not None:

@@ -215,7 +215,7 @@ def test_sigint_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(tmp_pa
     y = (X[:, 0] - X[:, 1] + rng.standard_normal(40_000) > 0).astype(int)
     np.savez(tmp_path / "d.npz", X=X, y=y)
     common = ["--solver", "sgd", "--epochs", "60", "--random-state", "7", "--batch-size", "16",
-              "--learning-rate", "invscaling", "--eta0", "0.05", "--progress", "lines"]
+              "--learning-rate", "invscaling", "--eta0", "0.05", "--progress", "lines", "--tol", "none"]
     out = tmp_path / "m.npz"
     child = subprocess.Popen([sys.executable, "-m", "fastlr.cli", "train", str(tmp_path / "d.npz"),
                               "--out", str(out), *common],
@@ -306,3 +306,45 @@ def test_chunked_training_memory_is_bounded_by_the_chunk(tmp_path):
     # the streamed model learned the labels of the big file (a noiseless linear rule)
     first_rows = np.load(tmp_path / "X.npy", mmap_mode="r")[:2_000]
     assert load_model(tmp_path / "big.npz").score(first_rows, labels[:2_000]) > 0.9
+
+
+# -- the command line trains like the library ------------------------------------------------------
+
+@pytest.mark.parametrize("k, seed, extra", [(2, 5, []), (3, 11, ["--learning-rate", "invscaling", "--batch-size", "32"])],
+                         ids=["binary", "multinomial-invscaling"])
+def test_sgd_gives_the_library_model_and_stops_on_tol(tmp_path, k, seed, extra):
+    X, y = problem(n=1500, d=4, classes=k, seed=seed)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    ok(run_cli("train", tmp_path / "d.npz", "--out", tmp_path / "m.npz", "--solver", "sgd",
+               "--val-fraction", "0", "--random-state", seed, "--epochs", "200", "--progress", "none",
+               "--tol", "1e-2", *extra))
+    params = dict(solver="sgd", random_state=seed, max_iter=200, tol=1e-2)
+    if extra:
+        params.update(learning_rate="invscaling", batch_size=32)
+    reference = LogisticRegression(**params).fit(X, y)
+    loaded = load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.coef_, reference.coef_)
+    np.testing.assert_array_equal(loaded.intercept_, reference.intercept_)
+    assert int(np.max(loaded.n_iter_)) == int(np.max(reference.n_iter_)) < 200  # stopped on tol
+
+
+def test_sgd_tol_none_runs_every_epoch(tmp_path):
+    X, y = problem(n=600, d=3, seed=21)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    ok(run_cli("train", tmp_path / "d.npz", "--out", tmp_path / "m.npz", "--solver", "sgd",
+               "--random-state", "3", "--epochs", "30", "--tol", "none", "--progress", "none"))
+    assert int(np.max(load_model(tmp_path / "m.npz").n_iter_)) == 30
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_boolean_columns_train_like_the_dataframe(tmp_path, fmt):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(4)
+    n = 300
+    frame = pd.DataFrame({"x": rng.standard_normal(n), "flag": rng.random(n) < 0.4})
+    frame["label"] = (frame["x"] + 1.5 * frame["flag"] + 0.5 * rng.standard_normal(n) > 0.6).astype(int)
+    path = tmp_path / f"d.{fmt}"
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+    ok(run_cli("train", path, "--out", tmp_path / "m.npz", "--val-fraction", "0", "--progress", "none"))
+    reference = LogisticRegression().fit(frame[["x", "flag"]], frame["label"])
+    np.testing.assert_array_equal(load_model(tmp_path / "m.npz").coef_, reference.coef_)

@@ -253,3 +253,26 @@ def test_tol_none_runs_max_iter_without_a_warning():
         for solver in ("lbfgs", "gd", "sgd"):
             model = LogisticRegression(solver=solver, tol=None, max_iter=7, random_state=0).fit(X, y)
             assert model.n_iter_ <= 7
+
+
+@pytest.mark.parametrize("shuffle, learning_rate", [(True, "constant"), ("rows", "invscaling"),
+                                                     (True, "adaptive")])
+@pytest.mark.parametrize("stop_after", [1, 4])
+def test_sgd_resumed_from_its_history_equals_the_uninterrupted_run(shuffle, learning_rate, stop_after):
+    """train_sgd(history=...) replays draws and stopping state: resume is bit for bit."""
+    from fastlr.trainer import train_sgd
+    X, y = binary_data(900, 4, seed=15)
+    backend = CPUBackend()
+    data = backend.put(X, y.astype(np.int32))
+    options = TrainOptions(solver="sgd", max_iter=40, tol=1e-3, learning_rate=learning_rate, eta0=0.2,
+                           batch_size=64, shuffle=shuffle, random_state=9, n_iter_no_change=3)
+    W, b = np.zeros((1, 4)), np.zeros(1)
+    straight = train_sgd(backend, data, LOG, W, b, 1e-3, True, options)
+    W1, b1 = np.zeros((1, 4)), np.zeros(1)
+    first = train_sgd(backend, data, LOG, W1, b1, 1e-3, True, options, max_epochs=stop_after)
+    resumed = train_sgd(backend, data, LOG, W1, b1, 1e-3, True, options, step0=first[3],
+                        history=first[1])
+    assert straight[0] > stop_after  # the straight run went on past the interruption
+    np.testing.assert_array_equal(W1, W)
+    np.testing.assert_array_equal(b1, b)
+    assert resumed[:4] == straight[:4]  # epochs, loss curve, converged, steps
