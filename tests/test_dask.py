@@ -76,8 +76,10 @@ def test_lbfgs_equals_single_machine(client, k, weighted):
     parts = chunked(X, y, w=w)
     model = LogisticRegression(C=0.5, tol=1e-8).fit(*parts[:2], sample_weight=parts[2] if weighted else None)
     assert model.backend_ == "dask"
-    assert_same_model(model, ref)
-    assert model.n_iter_ == ref.n_iter_
+    # float64 partial sums in another order: both stop at max|grad F| <= 1e-8 with F
+    # alpha-strongly convex (alpha = 1 / (C n) = 2.5e-4), so each is within 4e-5 of the optimum
+    assert_same_model(model, ref, rtol=1e-4)
+    assert abs(model.n_iter_ - ref.n_iter_) <= 1
 
 
 def test_float32_uneven_and_empty_chunks_numpy_labels_class_weight(client):
