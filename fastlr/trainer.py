@@ -422,6 +422,11 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     if not (np.isfinite(value) and np.all(np.isfinite(grad))):
         raise NonFiniteObjective(
             "the objective or its gradient is not finite at the initial coefficients")
+    if options.max_iter == 0:  # the starting model, as scikit-learn returns it (n_iter_ == [0])
+        converged = options.tol is not None and np.max(np.abs(grad), initial=0.0) <= options.tol
+        if not converged:
+            _warn_max_iter(options.solver, 0)
+        return TrainResult(W, b, 0, [], converged)
     solve = train_lbfgs if options.solver == "lbfgs" else train_gd
     theta, n_iter, curve, converged, stopped = solve(objective, theta0, options)
     W, b = objective.unpack(np.array(theta))
