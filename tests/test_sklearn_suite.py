@@ -1,14 +1,27 @@
 """scikit-learn's own ``LogisticRegression`` tests, run against fastlr.
 
 The INSTALLED ``sklearn/linear_model/tests/test_logistic.py`` (shipped in
-scikit-learn's wheel) is imported at test time; nothing of it is copied here.
-Its ``test_*`` functions are collected as this module's (pytest collects the
-functions found in a module's namespace, keeping their own ``parametrize``
-and ``filterwarnings`` marks), and an autouse fixture replaces the module's
-``LogisticRegression`` name with this module's :class:`LogisticRegression`, a thin subclass of
-``fastlr.LogisticRegression`` taking scikit-learn's constructor. If the file is
-absent (scikit-learn installed without its tests) or cannot be imported (its
-layout changed), every test here is skipped with a message saying so.
+scikit-learn's wheel) is imported at test time; nothing of it is copied here,
+and no conftest or plugin is involved:
+
+* each of its ``test_*`` functions is placed in this module's namespace as a
+  thin wrapper (``functools.wraps``, so pytest sees the same signature) with a
+  copy of its marks (``parametrize``, ``filterwarnings``, ``skipif``), in which
+  parametrize values that are scikit-learn's ``LogisticRegression`` /
+  ``LogisticRegressionCV`` classes are replaced by this module's stand-ins;
+  pytest collects them as this module's tests, with their usual ids;
+* an autouse fixture points the imported module's global names
+  ``LogisticRegression``, ``LogisticRegressionCV`` and its private helpers at
+  the stand-ins for the duration of each test (``monkeypatch``), and marks the
+  known failures ``xfail(strict=True)`` (:data:`XFAIL`);
+* :class:`LogisticRegression` here is a thin subclass of
+  ``fastlr.LogisticRegression`` with scikit-learn's constructor; it only maps
+  solver names and skips what fastlr does not claim;
+* ``global_random_seed`` (a fixture of scikit-learn's conftest) is provided with
+  scikit-learn's default value, 42.
+
+If the file is absent (scikit-learn installed without its tests) or cannot be
+imported (its layout changed), a single test skips with a message saying so.
 
 So the pass count is a running measure of drop-in compatibility: a feature
 fastlr gains lifts a skip below, a bug fixed removes an expected failure.
@@ -29,8 +42,6 @@ warm_start,
 class_weight,
 fit_intercept,
 random_state
-n_jobs                 ignored with scikit-learn's FutureWarning (it has no effect there
-                       either since 1.8)
 =====================  ===============================================================
 
 Skipped (the adapter calls ``pytest.skip`` when a test asks for it; one reason each)
@@ -46,12 +57,16 @@ l1_ratio > 0, penalty "l1"/            L1 and elastic-net penalties are not impl
 "elasticnet"
 LogisticRegressionCV                   fastlr provides no cross-validated estimator
 ``_logistic_regression_path``,         scikit-learn private helpers, nothing of fastlr
-``_log_reg_scoring_path``
+``_log_reg_scoring_path``,
+``_predict_proba_lr``
 scipy.sparse X                         sparse input not supported yet (issue 14); lifted
-                                       automatically when fastlr accepts CSR input
+                                       automatically once fastlr fits a CSR matrix
+                                       (:data:`ACCEPTS_SPARSE` is probed at import)
 array API namespaces                   fastlr takes NumPy (and CUDA arrays), not array-API inputs
 scikit-learn callbacks                 scikit-learn's experimental callback API; fastlr has its
                                        own ``callback`` parameter
+n_jobs set                             no such fastlr parameter (it has no effect in scikit-learn
+                                       since 1.8 either, and is deprecated there)
 =====================================  ===========================================================
 
 Expected failures
@@ -107,10 +122,12 @@ SKIP_REASONS = {
     "intercept_scaling": "intercept_scaling: liblinear-only (penalised intercept)",
     "l1": "L1 / elastic-net penalty (l1_ratio > 0) is not implemented",
     "cv": "LogisticRegressionCV: fastlr provides no cross-validated estimator",
-    "private": "scikit-learn private helper (_logistic_regression_path / _log_reg_scoring_path)",
+    "private": "scikit-learn private helper (_logistic_regression_path, _log_reg_scoring_path, "
+               "_predict_proba_lr)",
     "sparse": "scipy.sparse input is not supported yet (issue 14)",
     "array_api": "array API inputs: fastlr takes NumPy arrays (and CUDA arrays), not array-API namespaces",
     "callbacks": "scikit-learn's experimental callback API (fastlr has its own callback parameter)",
+    "n_jobs": "n_jobs: no such fastlr parameter (no effect in scikit-learn since 1.8, deprecated there)",
 }
 
 
@@ -166,14 +183,13 @@ class LogisticRegression(fastlr.LogisticRegression):
         if self.penalty in ("l1", "elasticnet") or (
                 isinstance(self.l1_ratio, (int, float)) and self.l1_ratio > 0):
             _skip("l1")
+        if self.n_jobs is not None:
+            _skip("n_jobs")
         if scipy.sparse.issparse(X) and not ACCEPTS_SPARSE:
             _skip("sparse")
 
     def fit(self, X, y, sample_weight=None):
         self._check_supported(X)
-        if self.n_jobs is not None:  # scikit-learn 1.8+: n_jobs has no effect there either
-            warnings.warn(f"'n_jobs' has no effect since scikit-learn 1.8 (n_jobs={self.n_jobs})",
-                          FutureWarning)
         sk_solver = self.solver
         self.solver = SOLVER_MAP.get(sk_solver, sk_solver)
         try:
