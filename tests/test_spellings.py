@@ -155,3 +155,26 @@ def test_float32_X_gives_float64_coef_by_design():
     model = _quiet_fit(LogisticRegression(), X.astype(np.float32), Y)
     assert model.coef_.dtype == model.intercept_.dtype == np.float64
     assert "float64 also for float32 X" in " ".join(LogisticRegression.__doc__.split())
+
+
+def test_cli_accepts_old_and_new_loss_names_and_penalty_none(tmp_path):
+    """`fastlr train --loss log` is `--loss log_loss`; `--penalty none` trains with C=np.inf."""
+    import subprocess
+    import sys
+
+    np.savez(tmp_path / "d.npz", X=X, y=Y)
+    models = {}
+    for name, extra in (("new", ["--loss", "log_loss"]), ("old", ["--loss", "log"]),
+                        ("none", ["--penalty", "none", "--epochs", "300"])):
+        out = tmp_path / f"{name}.npz"
+        result = subprocess.run([sys.executable, "-m", "fastlr.cli", "train", str(tmp_path / "d.npz"),
+                                 "--out", str(out), "--progress", "none", "--val-fraction", "0", *extra],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "FutureWarning" not in result.stderr and "deprecated" not in result.stderr
+        models[name] = load_model(out)
+    assert models["old"].loss == models["new"].loss == "log_loss"
+    np.testing.assert_array_equal(models["old"].coef_, models["new"].coef_)
+    assert models["none"].C == np.inf
+    ref = _quiet_fit(LogisticRegression(C=np.inf, max_iter=300), X, Y)
+    np.testing.assert_allclose(models["none"].predict_proba(X), ref.predict_proba(X), atol=1e-6)
