@@ -138,7 +138,7 @@ def main():
                       "objective_fastlr_cuda": f_gpu, "objective_torch": f_torch,
                       "gap_fastlr_cuda_vs_cpu": (f_gpu - f_cpu) / abs(f_cpu),
                       "gap_torch_vs_cpu": (f_torch - f_cpu) / abs(f_cpu),
-                      "n_iter_fastlr": int(gpu_model.n_iter_)}
+                      "n_iter_fastlr": int(gpu_model.n_iter_[0])}
     print(json.dumps(results["fit"], indent=1), flush=True)
 
     # 3. one SGD epoch per batch size

@@ -10,10 +10,12 @@ as float64).
 
 Losses, for a label ``y`` and a raw score ``z = x·w + b``:
 
-``LOG`` (cross-entropy)
+``LOG`` (cross-entropy; public name ``"log_loss"``, scikit-learn's)
     binary: ``log(1 + e^z) - y z``, derivative ``σ(z) - y``;
     multinomial: ``logsumexp(z) - z_y``, derivative ``softmax(z) - onehot(y)``.
-``SQUARED`` (the seed's least-squares sigmoid neuron)
+``SQUARED`` (the seed's least-squares sigmoid neuron; public name ``"prob_squared"``:
+the squared error of the predicted probability, not scikit-learn's ``"squared_error"``
+on the raw score)
     binary: ``½ (σ(z) - y)²``, derivative ``(σ(z) - y) σ(z) (1 - σ(z))``;
     multinomial: ``½ ‖softmax(z) - onehot(y)‖²``, derivative
     ``p_c (r_c - Σ_a r_a p_a)`` with ``p = softmax(z)``, ``r = p - onehot(y)``.
@@ -26,7 +28,10 @@ from types import SimpleNamespace
 LOG = 0
 SQUARED = 1
 
-LOSS_IDS = {"log": LOG, "squared": SQUARED}
+LOSS_IDS = {"log_loss": LOG, "prob_squared": SQUARED}
+
+#: Earlier spellings, still accepted with a FutureWarning: old name -> current name.
+DEPRECATED_LOSS_NAMES = {"log": "log_loss", "squared": "prob_squared"}
 
 
 def build_math(jit, real):

@@ -1,18 +1,30 @@
 """Checks of user input, done once at the public boundary; inner code trusts its inputs."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight
 
-from ._math import LOSS_IDS
+from ._math import DEPRECATED_LOSS_NAMES, LOSS_IDS
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def check_loss(loss):
-    """Return the kernel id of ``loss`` ("log" or "squared")."""
+def check_loss(loss, stacklevel=3):
+    """Return the kernel id of ``loss`` ("log_loss" or "prob_squared").
+
+    The earlier names ``"log"`` and ``"squared"`` still work and warn
+    ``FutureWarning`` (``stacklevel``: the caller's caller, i.e. user code).
+    """
+    if isinstance(loss, str) and loss in DEPRECATED_LOSS_NAMES:
+        new = DEPRECATED_LOSS_NAMES[loss]
+        warnings.warn(f"loss={loss!r} was renamed {new!r} (scikit-learn's spelling"
+                      f"{'' if new == 'log_loss' else '; not to be confused with squared_error'}); "
+                      f"{loss!r} will be removed in a future version", FutureWarning,
+                      stacklevel=stacklevel)
+        loss = new
     try:
         return LOSS_IDS[loss]
     except (KeyError, TypeError):
@@ -28,7 +40,8 @@ def check_choice(name, value, choices):
     raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
 
 
-def check_number(name, value, *, low=None, low_open=False, integer=False, allow_none=False):
+def check_number(name, value, *, low=None, low_open=False, integer=False, allow_none=False,
+                 allow_inf=False):
     """Validate a scalar parameter and return it.
 
     Parameters
@@ -42,13 +55,15 @@ def check_number(name, value, *, low=None, low_open=False, integer=False, allow_
     integer : bool
         Require an integer (bool is rejected).
     allow_none : bool
+    allow_inf : bool
+        Accept ``+inf`` (``C=np.inf``: no penalty).
     """
     if value is None and allow_none:
         return None
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be {'an integer' if integer else 'a real number'}, got {value!r}")
-    if not np.isfinite(value):
+    if not np.isfinite(value) and not (allow_inf and value == np.inf):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")

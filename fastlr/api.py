@@ -22,7 +22,7 @@ def _check_labels(y, n_samples, n_classes):
     return codes
 
 
-def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, backend="cpu"):
+def loss_grad(X, y, coef, intercept=0.0, *, loss="log_loss", sample_weight=None, backend="auto"):
     """Mean loss and mean gradient of a logistic model, without penalty.
 
     ``loss = Σ s_i loss(z_i, y_i) / Σ s_i`` with ``z_i = x_i·coef + intercept``
@@ -42,11 +42,14 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log", sample_weight=None, back
         1-D (or a single row, as scikit-learn's binary ``coef_``): binary
         sigmoid model. ``k >= 2`` rows: softmax over ``k`` classes.
     intercept : float or array-like of shape (k,), default=0.0
-    loss : {"log", "squared"}, default="log"
+    loss : {"log_loss", "prob_squared"}, default="log_loss"
+        See :class:`fastlr.LogisticRegression`; ``"log"`` and ``"squared"``
+        still work with a FutureWarning.
     sample_weight : array-like of shape (n_samples,), optional
-    backend : {"cpu", "cuda", "numpy", "auto"}, default="cpu"
-        ``"cuda"`` also takes X as a GPU array (CuPy, torch CUDA tensor)
-        without copying it.
+    backend : {"auto", "cpu", "cuda", "numpy"}, default="auto"
+        The estimator's default: ``"auto"`` is the GPU when numba-cuda finds
+        one, else the CPU. ``"cuda"`` also takes X as a GPU array (CuPy,
+        torch CUDA tensor) without copying it.
 
     Returns
     -------

@@ -45,7 +45,7 @@ def _objective(model, X, y):
     from . import loss_grad
 
     codes = np.searchsorted(model.classes_, y)
-    loss = getattr(model, "loss", "log")
+    loss = getattr(model, "loss", "log_loss")
     mean_loss, _, _ = loss_grad(X, codes, model.coef_, model.intercept_, loss=loss)
     return mean_loss + float(np.sum(model.coef_ ** 2)) / (2 * model.C * len(y))
 
@@ -66,7 +66,7 @@ def run_demo(n_large=1_000_000, file=sys.stdout):
         ("fastlr lbfgs log", dict(solver="lbfgs", max_iter=500)),
         ("fastlr gd log (backtracking)", dict(solver="gd", learning_rate="backtracking", eta0=1.0, max_iter=200)),
         ("fastlr sgd log (5 epochs)", dict(solver="sgd", max_iter=5, tol=None, eta0=0.05, random_state=0)),
-        ("fastlr lbfgs squared", dict(solver="lbfgs", loss="squared", max_iter=500)),
+        ("fastlr lbfgs prob_squared", dict(solver="lbfgs", loss="prob_squared", max_iter=500)),
         # The numpy reference backend, for the full-batch solvers (its SGD is a Python loop
         # per batch: a test oracle, too slow for a demo).
         ("fastlr lbfgs log [numpy]", dict(solver="lbfgs", max_iter=500, backend="numpy")),

@@ -535,7 +535,7 @@ def fit(model, X, y, sample_weight=None):
     elif hasattr(model, "feature_names_in_"):
         del model.feature_names_in_
     model._store(result.coef, result.intercept, backend)
-    model.n_iter_ = result.n_iter
+    model.n_iter_ = np.array([result.n_iter], dtype=np.int32)
     model.loss_curve_ = list(result.loss_curve)
     model.t_ = result.steps
     return model

@@ -6,6 +6,7 @@ hands everything to :func:`fastlr.trainer.train` through a backend.
 """
 
 import sys
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -59,13 +60,21 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    loss : {"log", "squared"}, default="log"
-        ``"log"``: cross-entropy. ``"squared"``: ``½ (σ(z) − y)²``, the
-        least-squares sigmoid neuron (``½ ‖softmax(z) − onehot(y)‖²`` for
-        several classes); not convex, so solutions depend on the start.
-    penalty : {"l2", None}, default="l2"
+    loss : {"log_loss", "prob_squared"}, default="log_loss"
+        ``"log_loss"``: cross-entropy (scikit-learn's name). ``"prob_squared"``:
+        ``½ (σ(z) − y)²``, the squared error of the predicted probability, the
+        seed's least-squares sigmoid neuron (``½ ‖softmax(z) − onehot(y)‖²``
+        for several classes); not convex, so solutions depend on the start. It
+        is not scikit-learn's ``"squared_error"``, which is on the raw score
+        ``z``. The earlier names ``"log"`` and ``"squared"`` still work with a
+        FutureWarning.
+    penalty : {"l2", None}, default="deprecated"
+        Deprecated, as in scikit-learn 1.8: leave it unset and use ``C``
+        (``C=np.inf`` for no penalty) and ``l1_ratio=0``. Setting it still
+        works and warns FutureWarning; ``penalty=None`` with a ``C`` other
+        than 1.0 warns that ``C`` is ignored.
     C : float, default=1.0
-        Inverse regularisation strength, > 0.
+        Inverse regularisation strength, > 0; ``np.inf`` means no penalty.
     solver : {"lbfgs", "gd", "sgd"}, default="lbfgs"
         ``"lbfgs"``: scipy's L-BFGS-B on the full gradient. ``"gd"``: full-batch
         gradient descent. ``"sgd"``: mini-batch SGD, one compiled call per epoch.
@@ -81,7 +90,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         on each partition (``"auto"`` and ``"dask"``: auto). See
         :mod:`fastlr.dask_backend`.
     max_iter : int, default=100
-        Iterations (lbfgs, gd) or epochs (sgd).
+        Iterations (lbfgs, gd) or epochs (sgd), >= 0. ``max_iter=0`` returns the
+        starting model (zeros, or the previous solution with ``warm_start``)
+        with ``n_iter_ == [0]``, as scikit-learn does, and a ConvergenceWarning
+        unless that start already meets ``tol``.
     tol : float or None, default=1e-4
         lbfgs and gd stop when the largest gradient component of the mean
         objective is ≤ tol; sgd (and the adaptive schedule) when the epoch loss
@@ -120,6 +132,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Returning a true value stops training there: the estimator is fitted
         with those coefficients, without a ConvergenceWarning. An exception
         it raises propagates out of ``fit`` (see below).
+    l1_ratio : float, default=0.0
+        scikit-learn's elastic-net mixing parameter. Only ``0`` (the L2
+        penalty) is implemented: any other value in [0, 1] raises ValueError
+        saying L1 / elastic-net is not implemented (outside [0, 1]: ValueError
+        too). ``None`` means 0 with a FutureWarning, as in scikit-learn 1.8.
 
     Notes
     -----
@@ -130,28 +147,38 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     ``partial_fit`` loop the model is therefore that of the last completed
     call, i.e. the last completed epoch.
 
+    ``coef_`` and ``intercept_`` are float64 also for float32 X (where
+    scikit-learn's lbfgs returns float32), deliberately: the solvers work in
+    float64, and ``warm_start``, ``partial_fit`` and the CLI's checkpoints
+    continue from exactly these values, so rounding them to float32 would make
+    a resumed or chunked fit differ from an uninterrupted one and lose SGD
+    updates smaller than float32's resolution. They are small (k × n_features),
+    and scores of float32 X are formed in float32 anyway.
+
     Attributes
     ----------
-    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
-    intercept_ : ndarray of shape (1,) or (n_classes,)
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features), float64
+    intercept_ : ndarray of shape (1,) or (n_classes,), float64
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    n_iter_ : int
-        Iterations or epochs run by the last ``fit`` (1 after ``partial_fit``).
+    n_iter_ : ndarray of shape (1,), int32
+        Iterations or epochs run by the last ``fit`` (``[1]`` after
+        ``partial_fit``), an array as in scikit-learn.
     loss_curve_ : list of float
         Mean penalised objective after each iteration or epoch.
     backend_ : str
         The backend that was used (what ``"auto"`` resolved to).
     """
 
-    def __init__(self, loss="log", penalty="l2", C=1.0, solver="lbfgs", backend="auto",
+    def __init__(self, loss="log_loss", penalty="deprecated", C=1.0, solver="lbfgs", backend="auto",
                  max_iter=100, tol=1e-4, learning_rate="constant", eta0=0.1, power_t=0.5,
                  batch_size=256, shuffle=True, n_iter_no_change=5, random_state=None,
                  fit_intercept=True, class_weight=None, warm_start=False, verbose=0,
-                 callback=None):
+                 callback=None, l1_ratio=0.0):
         self.loss = loss
         self.penalty = penalty
         self.C = C
+        self.l1_ratio = l1_ratio
         self.solver = solver
         self.backend = backend
         self.max_iter = max_iter
@@ -175,11 +202,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """Validate the hyper-parameters; return (loss_id, backend, TrainOptions).
 
         ``partial``: for ``partial_fit``, where ``"backtracking"`` means constant steps.
+        Warnings about deprecated spellings point at the user's ``fit`` call.
         """
-        loss_id = check_loss(self.loss)
-        if self.penalty not in ("l2", None):
-            raise ValueError(f"unknown penalty {self.penalty!r}; expected 'l2' or None")
-        check_number("C", self.C, low=0, low_open=True)
+        loss_id = check_loss(self.loss, stacklevel=5)
+        self._penalized()
         check_choice("solver", solver, SOLVERS)
         check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
         if self.learning_rate == "backtracking" and solver != "gd" and not partial:
@@ -191,7 +217,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"shuffle must be True, False or 'rows', got {self.shuffle!r}")
         options = TrainOptions(
             solver=solver,
-            max_iter=check_number("max_iter", self.max_iter, low=1, integer=True),
+            max_iter=check_number("max_iter", self.max_iter, low=0, integer=True),
             tol=check_number("tol", self.tol, low=0, allow_none=True),
             learning_rate=self.learning_rate,
             eta0=check_number("eta0", self.eta0, low=0, low_open=True),
@@ -206,9 +232,54 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         )
         return loss_id, backend, options
 
+    def _penalized(self):
+        """Whether the L2 penalty applies (False for ``C=np.inf`` or ``penalty=None``).
+
+        Checks ``penalty``, ``C`` and ``l1_ratio`` the way scikit-learn 1.8+
+        does, with its warnings: an explicit ``penalty`` is deprecated
+        (FutureWarning), ``penalty=None`` ignores a non-default ``C``
+        (UserWarning), ``l1_ratio=None`` means 0 (FutureWarning).
+
+        Raises
+        ------
+        ValueError
+            Unknown ``penalty``; ``C`` not > 0; ``l1_ratio`` outside [0, 1];
+            L1 or elastic-net asked for (``l1_ratio > 0``, ``penalty="l1"`` or
+            ``"elasticnet"``), which fastlr does not implement.
+        """
+        check_number("C", self.C, low=0, low_open=True, allow_inf=True)
+        l1_ratio = self.l1_ratio
+        if l1_ratio is None:
+            warnings.warn("'l1_ratio=None' was deprecated (as in scikit-learn 1.8); use "
+                          "l1_ratio=0 for the L2 penalty", FutureWarning, stacklevel=5)
+            l1_ratio = 0.0
+        check_number("l1_ratio", l1_ratio, low=0)
+        if l1_ratio > 1:
+            raise ValueError(f"l1_ratio must be in [0, 1], got {l1_ratio!r}")
+        penalty = self.penalty
+        if penalty != "deprecated":
+            if penalty not in ("l1", "l2", "elasticnet", None):
+                raise ValueError(f"unknown penalty {penalty!r}; leave it unset (deprecated, as in "
+                                 "scikit-learn 1.8) and use l1_ratio=0 and C (C=np.inf for none)")
+            warnings.warn(
+                "'penalty' was deprecated (as in scikit-learn 1.8); leave it unset and use "
+                "l1_ratio and C instead: l1_ratio=0 for penalty='l2', C=np.inf for penalty=None",
+                FutureWarning, stacklevel=5)
+        if penalty in ("l1", "elasticnet") or l1_ratio > 0:
+            raise ValueError(
+                f"L1 and elastic-net penalties are not implemented in fastlr (penalty={penalty!r}, "
+                f"l1_ratio={l1_ratio!r}); only the L2 penalty (l1_ratio=0) or none (C=np.inf)")
+        if penalty is None:
+            if self.C != 1.0:
+                warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters",
+                              UserWarning, stacklevel=5)
+            return False
+        return self.C != np.inf
+
     def _alpha(self, weight_sum):
         """L2 strength of the trainer's mean objective: C Σ s loss + ½‖w‖², divided by C S."""
-        return 0.0 if self.penalty is None else 1.0 / (self.C * weight_sum)
+        penalized = self.penalty is not None and self.C != np.inf
+        return 1.0 / (self.C * weight_sum) if penalized else 0.0
 
     # -- data -----------------------------------------------------------------------------
 
@@ -321,7 +392,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 self._validate(X, reset=False)  # names the NaN or inf in X, if that is it
             raise
         self._store(result.coef, result.intercept, backend)
-        self.n_iter_ = result.n_iter
+        self.n_iter_ = np.array([result.n_iter], dtype=np.int32)
         self.loss_curve_ = list(result.loss_curve)
         self.t_ = result.steps
         return self
@@ -386,7 +457,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             options, step0=self.t_, max_epochs=1,
         )
         self._store(W, b, backend)
-        self.n_iter_ = 1
+        self.n_iter_ = np.array([1], dtype=np.int32)
         self.loss_curve_ = self.loss_curve_ + curve
         return self
 

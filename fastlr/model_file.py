@@ -28,7 +28,9 @@ A model file is an uncompressed ``.npz`` archive (a zip written by
          "feature_names_in": null,   # or the list of names the model was fitted with
          "t": 0}                     # SGD step counter (partial_fit continuation)
 
-    ``params`` values are JSON scalars; a dict (``class_weight``) is stored as
+    ``params`` values are JSON scalars (older files' ``loss="log"``/``"squared"`` and
+    ``penalty="l2"``/``None`` are read as today's ``"log_loss"``/``"prob_squared"``,
+    the default penalty and ``C=inf``); a dict (``class_weight``) is stored as
     ``{"__items__": [[key, value], ...]}``, a non-finite float as
     ``{"__float__": "inf"}``. A value that cannot be written this way (e.g.
     a ``RandomState`` instance as ``random_state``) is saved as ``null`` and
@@ -67,6 +69,7 @@ import zipfile
 import numpy as np
 
 from ._atomic import atomic_write
+from ._math import DEPRECATED_LOSS_NAMES
 from ._npy import read_npy_header
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
@@ -189,7 +192,7 @@ def save_model(model, path) -> None:
         "params": params,
         "params_not_saved": not_saved,
         "n_features_in": int(model.n_features_in_),
-        "n_iter": int(getattr(model, "n_iter_", 0)),
+        "n_iter": int(np.max(getattr(model, "n_iter_", 0))),
         "backend": str(getattr(model, "backend_", "cpu")),
         "classes_dtype": np.asarray(model.classes_).dtype.str if np.asarray(model.classes_).dtype.kind != "O" else "object",
         "feature_names_in": None if feature_names is None else [str(n) for n in feature_names],
@@ -295,6 +298,25 @@ def _int_field(path, meta, key, low=0):
     return value
 
 
+def _current_spellings(params):
+    """Rewrite, in place, parameters saved by an older fastlr into today's spelling.
+
+    ``loss="log"``/``"squared"`` became ``"log_loss"``/``"prob_squared"``;
+    ``penalty`` is deprecated (as in scikit-learn 1.8): ``"l2"`` is the
+    default, ``None`` is ``C=np.inf``. The model is the same; loading and
+    refitting it gives no deprecation warning.
+    """
+    loss = params.get("loss")
+    if isinstance(loss, str) and loss in DEPRECATED_LOSS_NAMES:
+        params["loss"] = DEPRECATED_LOSS_NAMES[loss]
+    if "penalty" in params:
+        if params["penalty"] is None:
+            params["C"] = math.inf
+            del params["penalty"]
+        elif params["penalty"] == "l2":
+            del params["penalty"]
+
+
 def _build(path, meta, arrays):
     from .estimator import LogisticRegression
 
@@ -337,6 +359,7 @@ def _build(path, meta, arrays):
         kwargs = {k: _from_json_value(v) for k, v in params.items() if k in known}
     except (ValueError, TypeError) as exc:
         raise ModelFileError(path, f"metadata 'params' cannot be decoded ({exc})") from None
+    _current_spellings(kwargs)
     not_saved = meta.get("params_not_saved", [])
     if isinstance(not_saved, list):
         for name in not_saved:
@@ -355,7 +378,7 @@ def _build(path, meta, arrays):
     model.intercept_ = np.ascontiguousarray(intercept, dtype=np.float64)
     model.classes_ = classes
     model.n_features_in_ = n_features
-    model.n_iter_ = n_iter
+    model.n_iter_ = np.array([n_iter], dtype=np.int32)
     model.loss_curve_ = [float(v) for v in loss_curve]
     model.backend_ = meta.get("backend") if meta.get("backend") in BACKENDS else "cpu"
     model.t_ = t

@@ -198,7 +198,7 @@ def _fastlr(solver):
                                        learning_rate="constant", batch_size=batch_size,
                                        random_state=random_state)
         runtime, _ = _timed(lambda: model.fit(X, y))
-        return runtime, model.coef_, model.intercept_, int(model.n_iter_)
+        return runtime, model.coef_, model.intercept_, int(np.max(model.n_iter_))
 
     return fit
 

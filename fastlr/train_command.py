@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from ._atomic import atomic_write
+from ._math import DEPRECATED_LOSS_NAMES, LOSS_IDS
 
 _EXIT_INTERRUPTED = 130
 _EARLY_STOPPING_PATIENCE = 5
@@ -85,7 +86,8 @@ def _add_train_parser(sub):
                        help="label column of a table (name or index; default: the last column)")
     train.add_argument("--labels", metavar="LABELS.npy", help="labels of a .npy DATA (which holds X only)")
     train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
-    train.add_argument("--loss", choices=("log", "squared"), default="log", help="default log")
+    train.add_argument("--loss", type=_loss_name, choices=tuple(LOSS_IDS), default="log_loss",
+                       help="default log_loss (the earlier names log, squared still work)")
     train.add_argument("--solver", choices=("lbfgs", "gd", "sgd"), default="lbfgs", help="default lbfgs")
     train.add_argument("--backend", choices=("auto", "cpu", "cuda", "numpy"), default="auto",
                        help="default auto: the GPU when one is usable, else the CPU (see fastlr info)")
@@ -302,7 +304,7 @@ class _SgdRun:
         classes, n_features = self.fitted or (self.model.classes_, self.model.n_features_in_)
         model.classes_ = classes
         model.n_features_in_ = n_features
-        model.n_iter_ = snap["epoch"]
+        model.n_iter_ = np.array([snap["epoch"]], dtype=np.int32)
         model.backend_ = getattr(self.model, "backend_", "cpu")
         checkpoint, sidecar = _checkpoint_paths(self.args.out)
         state = {
@@ -341,7 +343,8 @@ def _read_checkpoint(path, args):
     for key in ("val_fraction", "chunk_rows", "batch_size", "eta0", "learning_rate", "loss", "C", "penalty",
                 "tol"):
         given = getattr(args, key)
-        if state.get(key, 1e-4 if key == "tol" else None) != given:
+        saved = _loss_name(state.get(key)) if key == "loss" else state.get(key, 1e-4 if key == "tol" else None)
+        if saved != given:
             option = "--" + key.replace("_", "-")
             raise ValueError(f"--resume {path}: checkpoint was trained with {option} {state.get(key)}, "
                              f"not {given}")
@@ -355,8 +358,14 @@ def _read_checkpoint(path, args):
     return state, model
 
 
+def _loss_name(value):
+    """--loss VALUE in its current spelling (log -> log_loss, squared -> prob_squared)."""
+    return DEPRECATED_LOSS_NAMES.get(value, value) if isinstance(value, str) else value
+
+
 def _estimator_params(args, solver_seed):
-    return dict(loss=args.loss, penalty=None if args.penalty == "none" else "l2", C=args.C,
+    # --penalty none is C=np.inf (scikit-learn 1.8's spelling; the estimator's penalty is deprecated)
+    return dict(loss=args.loss, C=np.inf if args.penalty == "none" else args.C,
                 solver=args.solver, backend=args.backend, max_iter=args.epochs, tol=args.tol,
                 learning_rate=args.learning_rate, eta0=args.eta0, batch_size=args.batch_size,
                 random_state=solver_seed)
@@ -650,7 +659,7 @@ def run_train(args, file=sys.stdout):
         _warning_lines(caught)
         model = run.model
         model.random_state = args.random_state
-        model.n_iter_ = run.epoch
+        model.n_iter_ = np.array([run.epoch], dtype=np.int32)
         n_iter, elapsed = run.epoch, run.elapsed
         curve, what = run.epoch_losses, "epoch"
         val_curve = run.val_losses

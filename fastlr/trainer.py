@@ -555,6 +555,11 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
             "the objective or its gradient is not finite at the initial coefficients: with "
             "finite X, a sum over the samples overflowed float64 (|values| beyond 1.8e308); "
             "scale X")
+    if options.max_iter == 0:  # the starting model, as scikit-learn returns it (n_iter_ == [0])
+        converged = options.tol is not None and np.max(np.abs(grad), initial=0.0) <= options.tol
+        if not converged:
+            _warn_max_iter(options.solver, 0)
+        return TrainResult(W, b, 0, [], converged)
     solve = train_lbfgs if options.solver == "lbfgs" else train_gd
     theta, n_iter, curve, converged, stopped = solve(objective, theta0, options)
     W, b = objective.unpack(np.array(theta))

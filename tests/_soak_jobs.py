@@ -16,11 +16,11 @@ import numpy as np
 
 CONFIGS = [
     dict(solver="lbfgs"),
-    dict(solver="lbfgs", loss="squared"),
+    dict(solver="lbfgs", loss="prob_squared"),
     dict(solver="gd", learning_rate="backtracking", eta0=1.0, max_iter=30),
-    dict(solver="gd", loss="squared", eta0=0.5, max_iter=20, tol=None),
+    dict(solver="gd", loss="prob_squared", eta0=0.5, max_iter=20, tol=None),
     dict(solver="sgd", max_iter=3, tol=None, random_state=0),
-    dict(solver="sgd", loss="squared", shuffle="rows", batch_size=64, max_iter=2, tol=None, random_state=1),
+    dict(solver="sgd", loss="prob_squared", shuffle="rows", batch_size=64, max_iter=2, tol=None, random_state=1),
 ]
 _DATA = {}
 

@@ -13,7 +13,7 @@ def _sigmoid(z):
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
-def seed_loss_grad(X, y, coef, intercept, loss="log", sample_weight=None):
+def seed_loss_grad(X, y, coef, intercept, loss="log_loss", sample_weight=None):
     """Mean loss and mean gradients by the seed's per-sample loop.
 
     ``coef`` (d,) is the sigmoid neuron; ``coef`` (k, d) with k >= 2 the softmax one.
@@ -29,7 +29,7 @@ def seed_loss_grad(X, y, coef, intercept, loss="log", sample_weight=None):
         for i in range(n):
             z = intercept + sum(X[i][j] * coef[j] for j in range(d))
             yp = _sigmoid(z)
-            if loss == "log":
+            if loss in ("log_loss", "log"):
                 # log(1 + e^z) - y z, written the plain way, valid for moderate z
                 total += sw[i] * (max(z, 0.0) + math.log1p(math.exp(-abs(z))) - y[i] * z)
                 r = yp - y[i]
@@ -51,7 +51,7 @@ def seed_loss_grad(X, y, coef, intercept, loss="log", sample_weight=None):
         expz = [math.exp(v - zmax) for v in z]
         p = [v / sum(expz) for v in expz]
         t = [1.0 if c == y[i] else 0.0 for c in range(k)]
-        if loss == "log":
+        if loss in ("log_loss", "log"):
             total += sw[i] * -math.log(p[y[i]])
             r = [p[c] - t[c] for c in range(k)]
         else:

@@ -13,7 +13,7 @@ from fastlr import LogisticRegression
 
 CONFIGS = [
     dict(solver="lbfgs"),
-    dict(solver="lbfgs", loss="squared"),
+    dict(solver="lbfgs", loss="prob_squared"),
     dict(solver="gd", learning_rate="backtracking", eta0=1.0, max_iter=50),
     dict(solver="sgd", max_iter=3, tol=None, random_state=0),
 ]

@@ -159,7 +159,7 @@ def test_estimator_multinomial_float32_squared_loss():
     X = rng.standard_normal((36, 4)).astype(np.float32)
     y = rng.integers(0, 3, 36)
     sw = rng.uniform(0.5, 2.0, 36)
-    params = dict(loss="squared", solver="gd", max_iter=3, tol=None, eta0=0.5)
+    params = dict(loss="prob_squared", solver="gd", max_iter=3, tol=None, eta0=0.5)
     cuda = fastlr.LogisticRegression(backend="cuda", **params).fit(X, y, sample_weight=sw)
     ref = fastlr.LogisticRegression(backend="numpy", **params).fit(X, y, sample_weight=sw)
     np.testing.assert_allclose(cuda.coef_, ref.coef_, rtol=1e-4, atol=1e-6)

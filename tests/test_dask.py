@@ -329,7 +329,7 @@ def test_fit_on_data_larger_than_worker_memory_spills_to_disk():
     (mem_limit, spilled, metrics), = stats.values()
     assert mem_limit == limit and X.nbytes > limit
     assert spilled > X.nbytes // 2
-    assert metrics[("disk-read", "bytes")] > model.n_iter_ * X.nbytes // 2  # every pass read from disk
+    assert metrics[("disk-read", "bytes")] > model.n_iter_[0] * X.nbytes // 2  # every pass read from disk
     assert_same_model(model, LogisticRegression(tol=1e-6).fit(X, y))
 
 

@@ -40,8 +40,8 @@ def test_no_penalty_and_sample_weights_match_sklearn():
     ref = SklearnLogisticRegression(C=0.3, tol=1e-10, max_iter=10000).fit(X, y, sample_weight=sw)
     model = LogisticRegression(C=0.3, tol=1e-10).fit(X, y, sample_weight=sw)
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-5)
-    ref = SklearnLogisticRegression(penalty=None, tol=1e-10, max_iter=10000).fit(X, y)
-    model = LogisticRegression(penalty=None, tol=1e-10).fit(X, y)
+    ref = SklearnLogisticRegression(C=np.inf, tol=1e-10, max_iter=10000).fit(X, y)
+    model = LogisticRegression(C=np.inf, tol=1e-10).fit(X, y)
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-4)
 
 
@@ -73,7 +73,7 @@ def test_string_labels_and_methods_are_consistent():
 def test_binary_predict_log_proba_is_finite_for_huge_scores():
     X = np.array([[-1.0], [1.0]] * 5)
     y = np.array([0, 1] * 5)
-    model = LogisticRegression(penalty=None, max_iter=5).fit(X, y)
+    model = LogisticRegression(C=np.inf, max_iter=5).fit(X, y)
     model.coef_ = np.array([[1e4]])
     log_proba = model.predict_log_proba(np.array([[1.0], [-1.0]]))
     assert np.all(np.isfinite(log_proba))
@@ -104,7 +104,7 @@ def test_warm_start_continues_from_previous_solution():
 
 def test_squared_loss_fits_separable_data():
     X, y = standardised(load_breast_cancer)
-    model = LogisticRegression(loss="squared", max_iter=500).fit(X, y)
+    model = LogisticRegression(loss="prob_squared", max_iter=500).fit(X, y)
     assert model.score(X, y) > 0.97
 
 

@@ -72,7 +72,7 @@ def test_callback_sees_every_iteration(solver):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(*data())
     assert all(isinstance(info, IterationInfo) for info in seen)
-    assert [info.iteration for info in seen] == list(range(1, model.n_iter_ + 1))
+    assert [info.iteration for info in seen] == list(range(1, model.n_iter_[0] + 1))
     assert [info.loss for info in seen] == model.loss_curve_
     assert {info.solver for info in seen} == {solver}
     np.testing.assert_array_equal(seen[-1].coef, model.coef_)

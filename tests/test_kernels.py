@@ -12,7 +12,7 @@ import fastlr
 from fastlr.kernels.cpu import CHUNK_ROWS
 from reference import seed_loss_grad
 
-LOSSES = ["log", "squared"]
+LOSSES = ["log_loss", "prob_squared"]
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 3), (5, 1), (37, 4), (2 * CHUNK_ROWS + 7, 5)]
 
@@ -104,7 +104,7 @@ def test_extreme_scores_give_finite_exact_values(loss):
         assert np.isfinite(cpu[0]) and np.all(np.isfinite(cpu[1]))
         np.testing.assert_allclose(cpu[0], ref[0], rtol=1e-14)
         np.testing.assert_allclose(cpu[1], ref[1], rtol=1e-14, atol=1e-300)
-    if loss == "log":
+    if loss == "log_loss":
         # two of four samples are wrong by a margin of 1e4: mean loss 1e4 / 2
         assert fastlr.loss_grad(X, y, np.array([1e4]), 0.0, loss=loss)[0] == pytest.approx(5e3)
 

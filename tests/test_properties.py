@@ -164,7 +164,7 @@ def _error_bounds(X, y, coef, intercept, sw):
 
 
 @examples(60)
-@given(problem=problems(), loss=st.sampled_from(["log", "squared"]))
+@given(problem=problems(), loss=st.sampled_from(["log_loss", "prob_squared"]))
 def test_loss_grad_agrees_with_numpy_reference(problem, loss):
     X, y, coef, intercept, sw, desc = problem
     got = fastlr.loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw, backend="cpu")
@@ -178,7 +178,7 @@ def test_loss_grad_agrees_with_numpy_reference(problem, loss):
 
 
 @examples(40)
-@given(problem=problems(), loss=st.sampled_from(["log", "squared"]))
+@given(problem=problems(), loss=st.sampled_from(["log_loss", "prob_squared"]))
 def test_layout_and_dtype_conversion_do_not_change_the_result(problem, loss):
     """Any layout gives bitwise the result of the C-contiguous array in X's computing dtype."""
     X, y, coef, intercept, sw, desc = problem
@@ -231,7 +231,7 @@ MODERATE = ["normal", "constant-column", "duplicate-rows", "separable", "denorma
 
 
 @examples(30)
-@given(problem=problems(kinds=MODERATE), loss=st.sampled_from(["log", "squared"]),
+@given(problem=problems(kinds=MODERATE), loss=st.sampled_from(["log_loss", "prob_squared"]),
        solver=st.sampled_from(["gd", "sgd"]))
 def test_fixed_step_fits_agree_with_numpy_backend(problem, loss, solver):
     """gd and sgd with constant steps and a fixed number of iterations follow the reference path."""
@@ -275,7 +275,7 @@ def test_lbfgs_reaches_the_reference_optimum(problem):
 
 @examples(40)
 @given(problem=problems(kinds=["extreme", "denormal", "separable", "huge-constant-column"]),
-       solver=st.sampled_from(["lbfgs", "gd", "sgd"]), loss=st.sampled_from(["log", "squared"]))
+       solver=st.sampled_from(["lbfgs", "gd", "sgd"]), loss=st.sampled_from(["log_loss", "prob_squared"]))
 def test_extreme_data_fits_or_raises_a_documented_error(problem, solver, loss):
     """±1e30, denormals, separable data: a fit with finite coefficients (warnings allowed), or ValueError."""
     X, y, _, _, sw, desc = problem

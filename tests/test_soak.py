@@ -92,7 +92,7 @@ def test_memory_stays_flat_over_many_fits():
     X32 = X.astype(np.float32)
     y3 = rng.integers(0, 3, 2000)
     configs = [dict(solver="lbfgs"), dict(solver="gd", max_iter=10), dict(solver="sgd", max_iter=2, tol=None),
-               dict(solver="lbfgs", loss="squared")]
+               dict(solver="lbfgs", loss="prob_squared")]
 
     def cycle(i):
         params = configs[i % len(configs)]

@@ -27,7 +27,7 @@ def test_constant_gd_reproduces_the_seed_numbers(backend):
     W_seed, b_seed = seed_gradient_descent(X, y, lr=0.5, n_iter=25)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = LogisticRegression(loss="squared", penalty=None, solver="gd", learning_rate="constant",
+        model = LogisticRegression(loss="prob_squared", C=np.inf, solver="gd", learning_rate="constant",
                                    eta0=0.5, max_iter=25, tol=0.0, backend=backend).fit(X, y)
     assert model.n_iter_ == 25
     np.testing.assert_allclose(model.coef_[0], W_seed, rtol=1e-12)
@@ -109,8 +109,8 @@ def test_partial_fit_on_all_data_equals_one_sgd_epoch_of_fit():
 
 def test_partial_fit_over_chunks_approaches_the_full_fit():
     X, y = binary_data(6000, 4, seed=5)
-    exact = LogisticRegression(penalty=None, tol=1e-10).fit(X, y)
-    model = LogisticRegression(penalty=None, eta0=0.2, batch_size=20, random_state=0)
+    exact = LogisticRegression(C=np.inf, tol=1e-10).fit(X, y)
+    model = LogisticRegression(C=np.inf, eta0=0.2, batch_size=20, random_state=0)
     for epoch in range(8):
         for start in range(0, len(y), 1000):
             model.partial_fit(X[start:start + 1000], y[start:start + 1000], classes=[0, 1])
@@ -123,8 +123,8 @@ def test_divergence_warns_and_keeps_last_finite_coefficients(solver):
     X, y = binary_data(300, 3, seed=6)
     X = X * 1e150  # a step of eta0 * gradient overflows quickly
     with pytest.warns(DivergenceWarning, match="diverged"):
-        model = LogisticRegression(solver=solver, penalty="l2", C=1e-300, eta0=1e10, max_iter=50,
-                                   loss="squared", random_state=0).fit(X, y)
+        model = LogisticRegression(solver=solver, C=1e-300, eta0=1e10, max_iter=50,
+                                   loss="prob_squared", random_state=0).fit(X, y)
     assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
 
 

@@ -59,11 +59,15 @@ BAD_PARAMS = [
     ("batch_size-float", {"batch_size": 2.5, "solver": "sgd"}, TypeError, "batch_size must be an integer"),
     ("eta0=0", {"eta0": 0.0, "solver": "gd"}, ValueError, "eta0 must be > 0"),
     ("eta0<0", {"eta0": -0.1, "solver": "sgd"}, ValueError, "eta0 must be > 0"),
-    ("max_iter=0", {"max_iter": 0}, ValueError, "max_iter must be >= 1"),
+    ("max_iter<0", {"max_iter": -1}, ValueError, "max_iter must be >= 0"),
     ("unknown-loss", {"loss": "hinge"}, ValueError, "unknown loss 'hinge'"),
     ("unknown-solver", {"solver": "newton"}, ValueError, "unknown solver 'newton'"),
     ("unknown-backend", {"backend": "tpu"}, ValueError, "unknown backend 'tpu'"),
-    ("unknown-penalty", {"penalty": "l1"}, ValueError, "unknown penalty 'l1'"),
+    ("unknown-penalty", {"penalty": "l3"}, ValueError, "unknown penalty .l3."),
+    ("l1-penalty", {"l1_ratio": 1.0}, ValueError, "L1 and elastic-net penalties are not implemented"),
+    ("elastic-net", {"l1_ratio": 0.5}, ValueError, "L1 and elastic-net penalties are not implemented"),
+    ("l1_ratio>1", {"l1_ratio": 1.5}, ValueError, "l1_ratio must be in"),
+    ("C=-inf", {"C": -np.inf}, ValueError, "C must be finite"),
     ("unknown-learning-rate", {"learning_rate": "optimal"}, ValueError, "unknown learning_rate"),
     ("backtracking-with-lbfgs", {"learning_rate": "backtracking"}, ValueError, "solver='gd' only"),
     ("bad-shuffle", {"shuffle": "blocks", "solver": "sgd"}, ValueError, "shuffle must be"),
@@ -128,7 +132,7 @@ def test_loss_grad_rejects_bad_input(overrides, error, match):
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "+inf", "-inf"])
 @pytest.mark.parametrize("coef", ["zeros", "random", "multinomial"])
-@pytest.mark.parametrize("loss", ["log", "squared"])
+@pytest.mark.parametrize("loss", ["log_loss", "prob_squared"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_loss_grad_finds_non_finite_X_from_its_single_pass(value, coef, loss, dtype):
     """loss_grad skips the separate finiteness pass; every NaN/inf must still be reported."""
@@ -155,7 +159,7 @@ def test_fit_reports_non_finite_X_for_every_solver_and_start(case, value):
     X = rng.standard_normal((300, 4))
     y = rng.integers(0, 3 if case == "multinomial" else 2, 300)
     params = {"solver": case} if case in ("lbfgs", "gd", "sgd") else {}
-    params.update({"squared": {"loss": "squared"}, "warm-start": {"warm_start": True}}.get(case, {}))
+    params.update({"squared": {"loss": "prob_squared"}, "warm-start": {"warm_start": True}}.get(case, {}))
     model = LogisticRegression(**params)
     if case == "warm-start":
         model.fit(X, y)

@@ -170,7 +170,7 @@ def fit_fastlr(X, y, tol, counter=None):
         runtime = time.perf_counter() - start
     finally:
         DaskBackend.loss_grad = original
-    return runtime, model.coef_.ravel(), int(model.n_iter_), calls[0]
+    return runtime, model.coef_.ravel(), int(np.max(model.n_iter_)), calls[0]
 
 
 def fit_daskml(X, y, tol, counter=None):
