@@ -159,11 +159,16 @@ def run_predict(args, file=sys.stdout):
     """``fastlr predict``: load the model, read the data, write predictions (and probabilities)."""
     from .io import read_data, write_predictions_csv
     from .model_file import load_model
+    from .train_command import _load_labels, _pixel_scale
 
-    _check_out_dir(args.out, "--out")
+    if args.out is None and args.labels is None:
+        raise ValueError("nothing to do: give --out CSV (predictions) and/or --labels LABELS (accuracy)")
+    if args.out is not None:
+        _check_out_dir(args.out, "--out")
+    pixel_scale = _pixel_scale(args)
     model = load_model(args.model)
     n_features = int(model.n_features_in_)
-    dataset = read_data(args.data, target=args.target)
+    dataset = read_data(args.data, target=args.target, pixel_scale=pixel_scale)
     X = dataset.X
     if args.target is None and dataset.y is not None and X.shape[1] == n_features - 1:
         # the default target (last column) was a feature: this table has no label column
@@ -176,10 +181,16 @@ def run_predict(args, file=sys.stdout):
     if X.shape[1] != n_features:
         raise ValueError(f"{args.data}: {X.shape[1]} feature columns, but {args.model} "
                          f"expects {n_features}")
+    labels = _load_labels(args.labels, X.shape[0], args.data) if args.labels is not None else None
     predictions = model.predict(X)
-    proba = model.predict_proba(X) if args.proba else None
-    write_predictions_csv(args.out, predictions, proba=proba, classes=model.classes_)
-    print(f"{len(predictions)} predictions written to {args.out}", file=file)
+    if args.out is not None:
+        proba = model.predict_proba(X) if args.proba else None
+        write_predictions_csv(args.out, predictions, proba=proba, classes=model.classes_)
+        print(f"{len(predictions)} predictions written to {args.out}", file=file)
+    if labels is not None:
+        hits = int(np.sum(predictions == labels))
+        print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {args.labels}",
+              file=file)
 
 
 def run_info(file=sys.stdout):
