@@ -91,6 +91,26 @@ def run_demo(n_large=1_000_000, file=sys.stdout):
           file=file)
 
 
+def run_demo_command(args, file=sys.stdout):
+    """``fastlr demo``: the image demo when its data is found, else (or with --bundled) :func:`run_demo`."""
+    from .demo_images import HOW_TO_GET, find_image_data, run_image_demo
+
+    if args.bundled and (args.data or args.plot):
+        raise ValueError("--bundled runs the bundled/generated demo: --data and --plot are for the image demo")
+    if args.plot:
+        _check_out_dir(args.plot, "--plot")
+    directory, _ = (None, False) if args.bundled else find_image_data(args.data)
+    if directory is not None:
+        run_image_demo(directory, plot=args.plot, file=file)
+        return
+    if args.plot:
+        raise ValueError(f"--plot draws the image demo, and Fashion-MNIST was not found: {HOW_TO_GET}")
+    if not args.bundled:
+        print(f"Fashion-MNIST not found; to train on it: {HOW_TO_GET}. Running the bundled/generated "
+              f"demo.", file=file, flush=True)
+    run_demo(n_large=args.n, file=file)
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (no usage dump) and exit status 2."""
 
@@ -101,9 +121,21 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser():
     parser = _OneLineParser(prog="fastlr", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train on bundled and generated data and print a table")
+    demo = sub.add_parser(
+        "demo", help="train on Fashion-MNIST (when present) or bundled and generated data; print a table",
+        description="With the Fashion-MNIST files (--data DIR, $FASTLR_FASHION_MNIST, or Debian's "
+                    "/usr/share/datasets/fashion-mnist): fit the 10-class model on the 60,000 "
+                    "training images beside scikit-learn and report test accuracy. Without them: "
+                    "bundled (breast-cancer, digits) and generated data.")
+    demo.add_argument("--data", metavar="DIR",
+                      help="directory with the four MNIST-format files (train-/t10k-images-idx3-ubyte"
+                           "[.gz], train-/t10k-labels-idx1-ubyte[.gz])")
+    demo.add_argument("--plot", metavar="PNG",
+                      help="image demo: write the ten learned weight images and the confusion matrix")
+    demo.add_argument("--bundled", action="store_true",
+                      help="run the bundled/generated-data demo even when the images are present")
     demo.add_argument("--n", type=int, default=1_000_000,
-                      help="rows of the generated problem (0 to skip it; default 1,000,000)")
+                      help="bundled demo: rows of the generated problem (0 to skip it; default 1,000,000)")
     bench = sub.add_parser(
         "bench", help="time fastlr against the read-bandwidth limit and other libraries",
         description="Generate a problem, time a parallel read of X, loss_grad per backend and "
@@ -159,11 +191,16 @@ def run_predict(args, file=sys.stdout):
     """``fastlr predict``: load the model, read the data, write predictions (and probabilities)."""
     from .io import read_data, write_predictions_csv
     from .model_file import load_model
+    from .train_command import _load_labels, _pixel_scale
 
-    _check_out_dir(args.out, "--out")
+    if args.out is None and args.labels is None:
+        raise ValueError("nothing to do: give --out CSV (predictions) and/or --labels LABELS (accuracy)")
+    if args.out is not None:
+        _check_out_dir(args.out, "--out")
+    pixel_scale = _pixel_scale(args)
     model = load_model(args.model)
     n_features = int(model.n_features_in_)
-    dataset = read_data(args.data, target=args.target)
+    dataset = read_data(args.data, target=args.target, pixel_scale=pixel_scale)
     X = dataset.X
     if args.target is None and dataset.y is not None and X.shape[1] == n_features - 1:
         # the default target (last column) was a feature: this table has no label column
@@ -176,10 +213,16 @@ def run_predict(args, file=sys.stdout):
     if X.shape[1] != n_features:
         raise ValueError(f"{args.data}: {X.shape[1]} feature columns, but {args.model} "
                          f"expects {n_features}")
+    labels = _load_labels(args.labels, X.shape[0], args.data) if args.labels is not None else None
     predictions = model.predict(X)
-    proba = model.predict_proba(X) if args.proba else None
-    write_predictions_csv(args.out, predictions, proba=proba, classes=model.classes_)
-    print(f"{len(predictions)} predictions written to {args.out}", file=file)
+    if args.out is not None:
+        proba = model.predict_proba(X) if args.proba else None
+        write_predictions_csv(args.out, predictions, proba=proba, classes=model.classes_)
+        print(f"{len(predictions)} predictions written to {args.out}", file=file)
+    if labels is not None:
+        hits = int(np.sum(predictions == labels))
+        print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {args.labels}",
+              file=file)
 
 
 def run_info(file=sys.stdout):
@@ -257,7 +300,7 @@ def main(argv=None):
         if args.command == "demo":
             if args.n < 0:
                 raise ValueError(f"--n must be >= 0, got {args.n}")
-            run_demo(n_large=args.n)
+            run_demo_command(args)
         elif args.command == "bench":
             try:
                 run_bench_command(args)

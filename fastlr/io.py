@@ -20,6 +20,13 @@
     Read with ``pyarrow.parquet``; same target rule as CSV.
 ``.svm`` / ``.svmlight`` / ``.libsvm``
     ``sklearn.datasets.load_svmlight_file``, densified; ``y`` from the file.
+IDX (MNIST format): ``*-idx3-ubyte``, ``*.idx3-ubyte``, ``*.idx``, each optionally ``.gz``
+    X only (``y`` is None; labels are a separate rank-1 IDX file, see
+    :func:`read_idx_labels`). Rank r ≥ 2 is flattened to rows of
+    ``prod(shape[1:])`` columns, rank 1 is one column. ``pixel_scale="unit"``
+    (default) divides uint8 pixels by 255 into [0, 1], as float32; see
+    :mod:`fastlr._idx` for the format and :func:`load_mnist` for a directory of
+    the four MNIST / Fashion-MNIST files.
 
 Every problem with the user's file raises :class:`DataFileError`, a
 ``ValueError`` whose message is one line naming the file (and the line or
@@ -40,9 +47,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._atomic import atomic_write
+from ._idx import idx_features, idx_labels, is_idx_name, load_mnist, read_idx, write_idx
 from ._npy import read_npy_header
 
-__all__ = ["DataFileError", "Dataset", "read_data", "iter_npy_chunks", "write_predictions_csv"]
+__all__ = ["DataFileError", "Dataset", "read_data", "read_idx", "read_idx_labels", "write_idx", "load_mnist",
+           "iter_npy_chunks", "write_predictions_csv"]
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
 PARQUET_EXTENSIONS = (".parquet", ".pq")
@@ -50,6 +59,7 @@ SVMLIGHT_EXTENSIONS = (".svm", ".svmlight", ".libsvm")
 NPY_EXTENSIONS = (".npy",)
 NPZ_EXTENSIONS = (".npz",)
 ALL_EXTENSIONS = NPY_EXTENSIONS + NPZ_EXTENSIONS + CSV_EXTENSIONS + PARQUET_EXTENSIONS + SVMLIGHT_EXTENSIONS
+IDX_KIND = "idx"  # not an extension: IDX files are recognised by name (fastlr._idx.is_idx_name)
 
 
 class DataFileError(ValueError):
@@ -93,6 +103,8 @@ def _check_dtype(dtype):
 
 
 def _extension(path):
+    if is_idx_name(path):
+        return IDX_KIND
     name = os.path.basename(os.fspath(path)).lower()
     for ext in sorted(ALL_EXTENSIONS, key=len, reverse=True):
         if name.endswith(ext):
@@ -109,7 +121,7 @@ def _check_file(path):
         raise DataFileError(path, "empty file (no rows)")
 
 
-def read_data(path, *, target=None, dtype=None) -> Dataset:
+def read_data(path, *, target=None, dtype=None, pixel_scale="unit") -> Dataset:
     """Read a data file; see the module docstring for the formats.
 
     Parameters
@@ -119,7 +131,12 @@ def read_data(path, *, target=None, dtype=None) -> Dataset:
         Name of the label column (CSV and Parquet); default the last column.
     dtype : {None, float32, float64}
         dtype of X. None keeps a float32/float64 array file's dtype and
-        gives float64 for everything else.
+        gives float64 for everything else (IDX: float32 for 8/16-bit and
+        float32 data, float64 for int32 and float64 data).
+    pixel_scale : {"unit", "none"} or float, default "unit"
+        IDX files only: ``"unit"`` divides uint8 data (pixels) by 255, into
+        [0, 1]; ``"none"`` keeps the stored values; a positive float multiplies
+        them by it.
 
     Raises
     ------
@@ -130,9 +147,17 @@ def read_data(path, *, target=None, dtype=None) -> Dataset:
     path = os.fspath(path)
     dt = _check_dtype(dtype)
     ext = _extension(path)
+    if ext == IDX_KIND:
+        if target is not None:
+            raise DataFileError(path, "a target column name applies to CSV and Parquet files only, not IDX")
+        X = idx_features(path, read_idx(path), pixel_scale, dt)
+        if X.shape[0] == 0:
+            raise DataFileError(path, "empty file (no rows)")
+        return Dataset(X, None, None)
     if ext not in ALL_EXTENSIONS:
         raise DataFileError(
             path, f"unknown data file extension {ext or '(none)'!r}; expected one of {', '.join(ALL_EXTENSIONS)}"
+            f", or an IDX (MNIST format) file named *-idx3-ubyte[.gz] or *.idx[.gz]"
         )
     _check_file(path)
     if target is not None and ext not in CSV_EXTENSIONS + PARQUET_EXTENSIONS:
@@ -155,6 +180,17 @@ def read_data(path, *, target=None, dtype=None) -> Dataset:
     if data.X.shape[0] == 0:
         raise DataFileError(path, "empty file (no rows)")
     return data
+
+
+def read_idx_labels(path):
+    """Class labels from a rank-1 integer IDX file (e.g. ``train-labels-idx1-ubyte.gz``), as int64.
+
+    Raises
+    ------
+    DataFileError
+        Not a readable IDX file, not rank 1, or not an integer type.
+    """
+    return idx_labels(os.fspath(path), read_idx(path))
 
 
 # -- numpy files ------------------------------------------------------------------------

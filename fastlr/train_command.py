@@ -81,10 +81,14 @@ def _add_train_parser(sub):
                     "loss and accuracy, save the model (--out).")
     train.add_argument("data", metavar="DATA",
                        help="data file: .csv/.tsv/.txt, .npz (X, y), .npy (X only: give --labels), "
-                            ".parquet, .svm/.svmlight/.libsvm")
+                            ".parquet, .svm/.svmlight/.libsvm, IDX images (MNIST format, e.g. "
+                            "train-images-idx3-ubyte.gz; give --labels)")
     train.add_argument("--target", metavar="COLUMN",
                        help="label column of a table (name or index; default: the last column)")
-    train.add_argument("--labels", metavar="LABELS.npy", help="labels of a .npy DATA (which holds X only)")
+    train.add_argument("--labels", metavar="LABELS",
+                       help="labels of a .npy or IDX DATA (which hold X only): a .npy array or a "
+                            "rank-1 IDX file such as train-labels-idx1-ubyte.gz")
+    _add_pixel_scale(train)
     train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
     train.add_argument("--loss", type=_loss_name, choices=tuple(LOSS_IDS), default="log_loss",
                        help="default log_loss (the earlier names log, squared still work)")
@@ -127,13 +131,45 @@ def _add_train_parser(sub):
                          help="label column to drop from a table (default: the last column when the "
                               "table has one column more than the model's features)")
     predict.add_argument("--proba", action="store_true", help="also write the class probabilities")
-    predict.add_argument("--out", metavar="CSV", required=True, help="predictions file")
+    predict.add_argument("--labels", metavar="LABELS",
+                         help="true labels of the rows (.npy or IDX): print the accuracy")
+    _add_pixel_scale(predict)
+    predict.add_argument("--out", metavar="CSV",
+                         help="predictions file (optional when --labels is given)")
 
     sub.add_parser("info", help="versions, Numba threading layer and threads, CUDA devices")
 
 
 def _is_npy(path):
     return str(path).lower().endswith(".npy")
+
+
+def _is_idx(path):
+    from ._idx import is_idx_name
+
+    return is_idx_name(path)
+
+
+def _add_pixel_scale(parser):
+    parser.add_argument("--pixel-scale", metavar="unit|none|FACTOR", default=None,
+                        help="IDX DATA: 'unit' divides uint8 pixels by 255 into [0, 1] float32 "
+                             "(default); 'none' keeps 0..255; a number multiplies the values by it")
+
+
+def _pixel_scale(args):
+    """``--pixel-scale`` checked against DATA; the value for :func:`fastlr.io.read_data`."""
+    from ._idx import _pixel_factor
+
+    if args.pixel_scale is None:
+        return "unit"
+    if not _is_idx(args.data):
+        raise ValueError(f"--pixel-scale applies to IDX (MNIST format) data; {args.data} is not one")
+    try:
+        _pixel_factor(args.pixel_scale)
+    except ValueError:
+        raise ValueError(f"--pixel-scale must be 'unit', 'none' or a positive number, "
+                         f"got {args.pixel_scale!r}") from None
+    return args.pixel_scale
 
 
 def _check_out_dir(path, option):
@@ -160,6 +196,13 @@ def _epoch_seed(seed, *parts):
 
 
 def _load_labels(path, n_rows, data_path):
+    if _is_idx(path):
+        from .io import read_idx_labels
+
+        labels = read_idx_labels(path)
+        if n_rows is not None and len(labels) != n_rows:
+            raise ValueError(f"{path}: {len(labels)} labels for {n_rows} rows of {data_path}")
+        return labels
     try:
         labels = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -388,12 +431,14 @@ def _check_train_args(args):
             raise ValueError("--chunk-rows streams the data through SGD: it needs --solver sgd")
         if not _is_npy(args.data):
             raise ValueError(f"--chunk-rows streams a .npy file; {args.data} is not one")
-    if args.labels is not None and not _is_npy(args.data):
-        raise ValueError(f"--labels is for a .npy DATA (X only); {args.data} holds its labels")
-    if _is_npy(args.data) and args.labels is None:
-        raise ValueError(f"{args.data} holds X only: give its labels with --labels LABELS.npy")
-    if _is_npy(args.data) and args.target is not None:
-        raise ValueError(f"--target names a column of a table; {args.data} is a .npy array")
+    x_only = _is_npy(args.data) or _is_idx(args.data)
+    if args.labels is not None and not x_only:
+        raise ValueError(f"--labels is for a .npy or IDX DATA (X only); {args.data} holds its labels")
+    if x_only and args.labels is None:
+        raise ValueError(f"{args.data} holds X only: give its labels with --labels LABELS")
+    if x_only and args.target is not None:
+        raise ValueError(f"--target names a column of a table; {args.data} is not a table")
+    _pixel_scale(args)
     _check_out_dir(args.out, "--out")
     if args.plot:
         _check_out_dir(args.plot, "--plot")
@@ -534,9 +579,9 @@ def run_train(args, file=sys.stdout):
     else:
         from .io import read_data
 
-        dataset = read_data(args.data, target=args.target)
+        dataset = read_data(args.data, target=args.target, pixel_scale=_pixel_scale(args))
         X_all = dataset.X
-        if _is_npy(args.data):
+        if _is_npy(args.data) or _is_idx(args.data):
             y_all = _load_labels(args.labels, X_all.shape[0], args.data)
         else:
             y_all = dataset.y

@@ -12,7 +12,7 @@ def run_cli(*args):
 
 
 def test_demo_prints_a_row_per_model_and_dataset():
-    result = run_cli("demo", "--n", "20000")
+    result = run_cli("demo", "--bundled", "--n", "20000")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for data in ("breast-cancer", "digits (10 classes)", "generated 20,000x64 float32"):
