@@ -133,7 +133,7 @@ def test_objective_float32_and_chunks():
 def test_peer_names_and_availability():
     assert PEER_NAMES == ("fastlr-lbfgs", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
                           "sklearn-newton-cholesky", "sklearn-sgd", "sklearnex-lbfgs",
-                          "torch-lbfgs", "torch-sgd")
+                          "torch-lbfgs", "torch-sgd", "glum")
     peers = available_peers()
     assert peers == [name for name in PEER_NAMES if name in peers]
     assert {"fastlr-lbfgs", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
