@@ -97,10 +97,12 @@ _multinomial_loss_grad_serial = _serial(cpu.multinomial_loss_grad)
 _decision_function_serial = _serial(cpu.decision_function)
 
 #: Below this many multiply-adds per pass (rows × features × outputs) the CPU
-#: kernels run serially. Measured with benchmarks/parallel_threshold.py
-#: (README, Performance): parallel starts to pay at about this size on an idle
-#: 2-core machine, and is a loss below it, idle or with a busy core.
-PARALLEL_MIN_WORK = 200_000
+#: kernels run serially. Measured with benchmarks/parallel_threshold.py on the
+#: 2-core AMD EPYC (benchmarks/results/parallel-threshold-2core-*.json): idle,
+#: the serial kernel won at every size up to 131k (1.1-2.2x), parallel first won
+#: at 164k (binary, d = 20: 1.3x); with another process keeping one core busy,
+#: parallel never won (0.93-0.98 of serial's speed from 164k up).
+PARALLEL_MIN_WORK = 150_000
 
 
 def _parallel(X, k):
