@@ -10,9 +10,14 @@ DivergenceWarning
     Warned when gradient descent or SGD diverges.
 """
 
-from .api import loss_grad
-from .estimator import LogisticRegression
-from .trainer import DivergenceWarning
+# Before anything can launch a Numba parallel region: make the TBB layer loadable.
+from ._threads import preload_tbb as _preload_tbb
+
+_preload_tbb()
+
+from .api import loss_grad  # noqa: E402
+from .estimator import LogisticRegression  # noqa: E402
+from .trainer import DivergenceWarning  # noqa: E402
 
 __version__ = "0.1.0"
 

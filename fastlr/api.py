@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_array, column_or_1d
 
+from ._threads import fastlr_threads
 from ._validation import check_features, check_loss, check_sample_weight, to_host
 from .backends import get_backend
 
@@ -88,7 +89,8 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log_loss", sample_weight=None,
         raise ValueError(f"intercept must be a finite scalar or of shape ({W.shape[0]},)")
     codes = _check_labels(to_host(y), X.shape[0], W.shape[0])
     data = engine.put(X, codes, check_sample_weight(to_host(sample_weight), X))
-    loss_sum, grad_sum = engine.loss_grad(data, W, b, loss_id)
+    with fastlr_threads():
+        loss_sum, grad_sum = engine.loss_grad(data, W, b, loss_id)
     if not (np.isfinite(loss_sum) and np.all(np.isfinite(grad_sum))):
         check_features(X)  # raises the usual "Input X contains NaN/infinity" error
         if hasattr(X, "__cuda_array_interface__"):  # not scanned on the host: say what it means

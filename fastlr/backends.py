@@ -17,9 +17,11 @@ is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.
 ``grad_sum`` has shape (k, d + 1): the coefficient columns, then the intercept.
 """
 
+import types
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.special import expit, logsumexp
 
 from ._math import LOG
@@ -72,6 +74,41 @@ class SGDSchedule:
     batch_size: int
 
 
+def _serial(kernel):
+    """The same Numba kernel compiled without ``parallel``: ``prange`` runs as ``range``.
+
+    Same chunking and summation order, so the result is bitwise that of the
+    parallel kernel; but no parallel region is entered, which for a small
+    problem costs more than the work (waking a worker that must wait for a busy
+    core costs a scheduler time slice). A copy of the Python function under its
+    own name, so that Numba's on-disk cache keeps the two compilations apart.
+    """
+    f = kernel.py_func
+    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial",
+                              f.__defaults__, f.__closure__)
+    copy.__qualname__ = f.__qualname__ + "_serial"
+    copy.__doc__ = f.__doc__
+    options = {key: value for key, value in kernel.targetoptions.items() if key not in ("parallel", "nopython")}
+    return njit(**options)(copy)
+
+
+_binary_loss_grad_serial = _serial(cpu.binary_loss_grad)
+_multinomial_loss_grad_serial = _serial(cpu.multinomial_loss_grad)
+_decision_function_serial = _serial(cpu.decision_function)
+
+#: Below this many multiply-adds per pass (rows × features × outputs) the CPU
+#: kernels run serially. Measured with benchmarks/parallel_threshold.py on the
+#: 2-core AMD EPYC (benchmarks/results/parallel-threshold-2core-*.json): idle,
+#: the serial kernel won at every size up to 131k (1.1-2.2x), parallel first won
+#: at 164k (binary, d = 20: 1.3x); with another process keeping one core busy,
+#: parallel never won (0.93-0.98 of serial's speed from 164k up).
+PARALLEL_MIN_WORK = 150_000
+
+
+def _parallel(X, k):
+    return X.shape[0] * X.shape[1] * k >= PARALLEL_MIN_WORK
+
+
 def _host_data(X, y, sample_weight):
     if sample_weight is None:
         return HostData(X, y, _EMPTY_F64, float(X.shape[0]))
@@ -87,11 +124,19 @@ class CPUBackend:
         return _host_data(X, y, sample_weight)
 
     def loss_grad(self, data, W, b, loss_id):
+        if not _parallel(data.X, W.shape[0]):
+            return self._loss_grad(data, W, b, loss_id, _binary_loss_grad_serial,
+                                   _multinomial_loss_grad_serial)
         with cpu.parallel_guard():
-            if W.shape[0] == 1:
-                out = cpu.binary_loss_grad(data.X, data.y, data.sample_weight, W[0], b[0], loss_id)
-                return out[-1], out[:-1].reshape(1, -1)
-            out = cpu.multinomial_loss_grad(data.X, data.y, data.sample_weight, W, b, loss_id)
+            return self._loss_grad(data, W, b, loss_id, cpu.binary_loss_grad,
+                                   cpu.multinomial_loss_grad)
+
+    @staticmethod
+    def _loss_grad(data, W, b, loss_id, binary, multinomial):
+        if W.shape[0] == 1:
+            out = binary(data.X, data.y, data.sample_weight, W[0], b[0], loss_id)
+            return out[-1], out[:-1].reshape(1, -1)
+        out = multinomial(data.X, data.y, data.sample_weight, W, b, loss_id)
         return out[0, -1], out[:, :-1]
 
     def sgd_epoch(self, data, W, b, loss_id, schedule, batch_order, rows=None):
@@ -104,6 +149,8 @@ class CPUBackend:
         )
 
     def decision_function(self, X, W, b):
+        if not _parallel(X, W.shape[0]):
+            return _decision_function_serial(X, W, b)
         with cpu.parallel_guard():
             return cpu.decision_function(X, W, b)
 

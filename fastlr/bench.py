@@ -288,6 +288,8 @@ def resolve_peers(spec, classes=2):
     def unsuitable(name):
         if name == "sklearn-sgd" and classes > 2:
             return "binary only (SGDClassifier is one-vs-rest for several classes)"
+        if name == "glum" and classes > 2:
+            return "binary only (glum has no softmax model)"
         return None
 
     skipped = []

@@ -156,6 +156,15 @@ def build_parser():
     bench.add_argument("--json", metavar="PATH", help="write all results as JSON")
     bench.add_argument("--plot", metavar="PATH",
                        help="write a PNG: fit time per peer, time vs n (needs matplotlib)")
+    bench.add_argument("--matrix", action="store_true",
+                       help="instead: every peer on every workload of fastlr.matrix (breast cancer, "
+                            "iris, digits, 20k x 20, 1M x 64, ...), a Markdown table; --peers, "
+                            "--repeat and --json apply")
+    bench.add_argument("--workloads", default=None,
+                       help="with --matrix: comma-separated workloads, 'all', or the default "
+                            "(the ones that run in minutes on 2 cores)")
+    bench.add_argument("--busy", action="store_true",
+                       help="with --matrix: keep one core busy with another process meanwhile")
     _add_train_parser(sub)
     return parser
 
@@ -173,6 +182,8 @@ def run_bench_command(args, file=sys.stdout):
     if sys.stderr.isatty():
         def progress(message):
             print(f"fastlr bench: {message} ...", file=sys.stderr, flush=True)
+    if args.matrix:
+        return _run_matrix(args, progress, file)
     result = bench.run_bench(n=args.n, d=args.d, dtype=args.dtype, classes=args.classes,
                              backends=args.backends, peers=args.peers, repeat=args.repeat,
                              scaling=bool(args.plot), progress=progress)
@@ -183,6 +194,25 @@ def run_bench_command(args, file=sys.stdout):
     if args.plot:
         bench.write_plot(result, args.plot)
         print(f"plot written to {args.plot}", file=file)
+
+
+def _run_matrix(args, progress, file):
+    from . import bench, matrix
+
+    if args.workloads in (None, ""):
+        workloads = matrix.SMALL_WORKLOADS
+    elif args.workloads == "all":
+        workloads = tuple(matrix.WORKLOADS)
+    else:
+        workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
+    peers = matrix.MATRIX_PEERS if args.peers == "all" else tuple(
+        ["fastlr-lbfgs"] + [p.strip() for p in args.peers.split(",")
+                            if p.strip() and p.strip() != "fastlr-lbfgs"])
+    result = matrix.run_matrix(workloads, peers, repeat=args.repeat, busy=args.busy, log=progress)
+    print(matrix.format_matrix(result), file=file)
+    if args.json:
+        bench.write_json(result, args.json)
+        print(f"results written to {args.json}", file=file)
 
 
 # -- train / predict / info ---------------------------------------------------------------
@@ -245,20 +275,19 @@ def run_info(file=sys.stdout):
     print(f"numpy        {np.__version__}", file=file)
     print(f"scikit-learn {sklearn.__version__}", file=file)
 
-    @numba.njit(parallel=True, cache=False)
-    def _tiny(n):
-        total = 0.0
-        for i in numba.prange(n):
-            total += i
-        return total
-
+    from ._threads import describe
     try:
-        _tiny(64)
-        layer = numba.threading_layer()
+        threads = describe()
     except Exception as exc:  # noqa: BLE001 - report, do not fail
-        layer = f"unavailable ({' '.join(str(exc).split())[:200]})"
-    print(f"threading    layer {layer}, {numba.get_num_threads()} threads "
-          f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, {os.cpu_count()} CPUs)", file=file)
+        print(f"threading    unavailable ({' '.join(str(exc).split())[:200]})", file=file)
+    else:
+        print(f"threading    layer {threads['layer']}, {threads['numba_threads']} threads "
+              f"(NUMBA_NUM_THREADS={threads['numba_num_threads']}, {os.cpu_count()} CPUs); "
+              f"TBB: {threads['tbb_preload']}", file=file)
+        for pool in threads["pools"]:
+            print(f"thread pool  {pool['user_api']} {pool['internal_api']} {pool['version']}: "
+                  f"{pool['num_threads']} threads ({pool['filepath']}); limited to 1 while "
+                  "fastlr runs unless it is Numba's own OpenMP", file=file)
     from .backends import auto_backend
     name, reason = auto_backend()
     print(f"backend      auto -> {name} ({reason})", file=file)

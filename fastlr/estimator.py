@@ -16,6 +16,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._class_weight import sample_class_weights
+from ._labels import classes_and_codes, encode
+from ._threads import fastlr_threads
 from ._validation import (
     FLOAT_DTYPES, check_choice, check_device_features, check_loss, check_number,
     check_sample_weight, to_host,
@@ -310,15 +312,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _encode(self, y):
         """Labels to int32 codes 0..k-1 of ``classes_``; unknown labels are an error."""
-        codes = np.searchsorted(self.classes_, y)
-        codes = np.clip(codes, 0, len(self.classes_) - 1)
-        unknown = self.classes_[codes] != y
-        if np.any(unknown):
-            raise ValueError(
-                f"y contains labels not in classes_ {self.classes_.tolist()}: "
-                f"{np.unique(np.asarray(y)[unknown]).tolist()[:5]}"
-            )
-        return codes.astype(np.int32)
+        return encode(y, self.classes_)
 
     def _weights(self, y_codes, sample_weight, X):
         """Per-sample weights (float64, or None for unit weights) including class_weight.
@@ -330,17 +324,19 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _set_classes(self, y, classes=None):
         """Set ``classes_`` from ``y`` (or from ``classes``); return y's int32 codes."""
-        check_classification_targets(y)
         if classes is None:
-            self.classes_, codes = np.unique(y, return_inverse=True)
+            # small integer labels: counted, not sorted (fastlr._labels)
+            self.classes_, codes = classes_and_codes(y)
         else:
+            if y.dtype.kind not in "biu":  # integer labels are always class labels
+                check_classification_targets(y)
             self.classes_ = np.unique(classes)
         if len(self.classes_) < 2:
             raise ValueError(
                 "LogisticRegression needs samples of at least 2 classes in the data; "
                 f"got only one class: {self.classes_.tolist()}"
             )
-        return codes.astype(np.int32) if classes is None else self._encode(y)
+        return codes if classes is None else self._encode(y)
 
     # -- fitting --------------------------------------------------------------------------
 
@@ -363,7 +359,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             dask_path = _dask_input(X, y, sample_weight)
             if dask_path is not None:  # rows partitioned over a dask.distributed cluster
                 return dask_path.fit(self, X, y, sample_weight)
-            return self._fit(X, y, sample_weight)
+            with fastlr_threads():  # other libraries' BLAS/OpenMP pools at one thread meanwhile
+                return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight, sgd_resume=None):
         """``fit``; ``sgd_resume`` = (coef, intercept, steps, epoch_losses) continues an
@@ -424,7 +421,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 "partial_fit does not take dask collections: it would compute them into this "
                 "process's memory. Use fit (which trains on the dask cluster), or call partial_fit "
                 "on one block at a time (e.g. for block in X.to_delayed(): ...compute()).")
-        with _rollback_on_error(self):
+        with _rollback_on_error(self), fastlr_threads():
             return self._partial_fit(X, y, classes, sample_weight)
 
     def _partial_fit(self, X, y, classes, sample_weight):
@@ -441,7 +438,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"classes {np.unique(classes).tolist()} differ from classes_ "
                              f"{self.classes_.tolist()} given earlier")
         else:
-            check_classification_targets(y)
+            if y.dtype.kind not in "biu":  # integer labels are always class labels
+                check_classification_targets(y)
             codes = self._encode(y)
         weights = self._weights(codes, sample_weight, X)
         data = backend.put(X, codes, weights)
@@ -470,8 +468,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _scores(self, X):
         check_is_fitted(self)
-        X = self._validate(X, reset=False)
-        return get_backend(self.backend_).decision_function(X, self.coef_, self.intercept_)
+        # NaN/inf in X make their rows' scores non-finite (0 · inf is NaN), so the scores,
+        # not a separate pass over X, tell whether X needs the full check.
+        X = self._validate(X, reset=False, ensure_all_finite=False)
+        with fastlr_threads():
+            scores = get_backend(self.backend_).decision_function(X, self.coef_, self.intercept_)
+        if not is_device_array(X) and not np.isfinite(scores).all():
+            self._validate(X, reset=False)  # raises scikit-learn's error naming NaN or inf in X
+        return scores
 
     def decision_function(self, X):
         """Raw scores ``X @ coef_.T + intercept_``.

@@ -30,6 +30,12 @@ torch-lbfgs
     ``mean loss + ‖W‖² / (2 C n)``. Tensors are made with
     ``torch.from_numpy`` without a copy, so they have X's dtype (float32 X:
     float32 tensors). Weights start at zero, as for every other peer.
+glum
+    ``glum.GeneralizedLinearRegressor(family="binomial")`` with its default
+    solver (IRLS with coordinate descent, a Newton method), ``alpha = 1 / (C
+    n)``, ``l1_ratio=0`` and ``gradient_tol=tol``: glum minimises the mean
+    log-loss plus ``alpha/2 ‖w‖²``, scikit-learn's objective divided by
+    ``C n``. Binary only (glum has no softmax model): ValueError otherwise.
 torch-sgd
     The PyTorch tutorial's mini-batch loop over consecutive slices of
     ``batch_size`` rows (no DataLoader, no shuffling), ``torch.optim.SGD``
@@ -53,6 +59,7 @@ PEER_NAMES = (
     "sklearn-lbfgs", "sklearn-newton-cholesky", "sklearn-sgd",
     "sklearnex-lbfgs",
     "torch-lbfgs", "torch-sgd",
+    "glum",
 )
 
 #: The Python package that each peer imports (whether it is installed decides availability).
@@ -61,12 +68,14 @@ _LIBRARY = {
     "sklearn": "sklearn",
     "sklearnex": "sklearnex",
     "torch": "torch",
+    "glum": "glum",
 }
 
 #: pip requirement that provides the library (for error messages).
 _INSTALL_HINT = {
     "sklearnex": "pip install scikit-learn-intelex, or fastlr[bench]",
     "torch": "pip install torch, or fastlr[torch]",
+    "glum": "pip install glum, or fastlr[bench]",
 }
 
 
@@ -296,6 +305,16 @@ def _torch_sgd(X, y, k, C, max_iter, tol, batch_size, epochs, random_state):
     return _torch_result(model, runtime, epochs)
 
 
+def _glum(X, y, k, C, max_iter, tol, batch_size, epochs, random_state):
+    if k > 2:
+        raise ValueError("glum is binary only: it has no softmax (multinomial) model")
+    glum = _import_library("glum")
+    model = glum.GeneralizedLinearRegressor(family="binomial", alpha=1.0 / (C * X.shape[0]),
+                                            l1_ratio=0.0, max_iter=max_iter, gradient_tol=tol)
+    runtime, _ = _timed(lambda: model.fit(X, y))
+    return runtime, model.coef_.reshape(1, -1), np.atleast_1d(model.intercept_), int(model.n_iter_)
+
+
 _ADAPTERS = {
     "fastlr-lbfgs": _fastlr("lbfgs"),
     "fastlr-gd": _fastlr("gd"),
@@ -306,6 +325,7 @@ _ADAPTERS = {
     "sklearnex-lbfgs": _sklearn_logistic("sklearnex", "lbfgs"),
     "torch-lbfgs": _torch_lbfgs,
     "torch-sgd": _torch_sgd,
+    "glum": _glum,
 }
 
 

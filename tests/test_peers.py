@@ -22,6 +22,7 @@ COEF_RTOL = {
     "sklearn-newton-cholesky": 1e-4,
     "sklearnex-lbfgs": 1e-4,
     "torch-lbfgs": 3e-4,
+    "glum": 1e-4,
 }
 #: Stochastic solvers: only their objective, within this relative gap after 20 epochs.
 OBJECTIVE_RTOL = {"fastlr-sgd": 0.03, "sklearn-sgd": 0.03, "torch-sgd": 0.03}
@@ -69,7 +70,7 @@ def torch_one_thread(request):
 def test_peer_solves_the_same_objective(name, problem, torch_one_thread):
     _require(name)
     k, X, y, reference = problem
-    if name == "sklearn-sgd" and k > 2:
+    if name in ("sklearn-sgd", "glum") and k > 2:
         with pytest.raises(ValueError, match="binary only"):
             fit_peer(name, X, y)
         return
@@ -132,7 +133,7 @@ def test_objective_float32_and_chunks():
 def test_peer_names_and_availability():
     assert PEER_NAMES == ("fastlr-lbfgs", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
                           "sklearn-newton-cholesky", "sklearn-sgd", "sklearnex-lbfgs",
-                          "torch-lbfgs", "torch-sgd")
+                          "torch-lbfgs", "torch-sgd", "glum")
     peers = available_peers()
     assert peers == [name for name in PEER_NAMES if name in peers]
     assert {"fastlr-lbfgs", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",

@@ -1,0 +1,104 @@
+"""Fit = passes over X: what ``fit``/``predict`` cost beyond the kernel calls they make.
+
+On a 1M × 64 float32 binary problem (``--n``, ``--d``, ``--classes``):
+
+* lbfgs: median ``fit`` time against (number of ``loss_grad`` calls the fit
+  made) × (median time of one ``loss_grad`` kernel call, back to back);
+* sgd: ``fit(solver="sgd", max_iter=1)`` against one ``backend.sgd_epoch``;
+* predict: ``predict`` against one ``decision_function`` kernel call.
+
+``overhead`` = fit / kernel work - 1 (target: ≤ 0.10 for lbfgs).
+
+Usage::
+
+    python benchmarks/fit_overhead.py [--n 1000000] [--d 64] [--classes 2] [--repeat 5]
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+
+def _median(f, repeat):
+    f()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main():
+    from fastlr import LogisticRegression
+    from fastlr._threads import fastlr_threads
+    from fastlr.backends import CPUBackend, SGDSchedule
+    from fastlr.bench import make_problem
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--classes", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    X, y = make_problem(args.n, args.d, classes=args.classes, dtype="float32")
+    k = 1 if args.classes == 2 else args.classes
+    backend = CPUBackend()
+    data = backend.put(X, y.astype(np.int32))
+    W, b = np.full((k, args.d), 0.01), np.zeros(k)
+
+    def grad():
+        with fastlr_threads():
+            backend.loss_grad(data, W, b, 0)
+
+    t_grad = _median(grad, args.repeat * 3)
+
+    calls = [0]
+    original = CPUBackend.loss_grad
+
+    def counting(self, *a):
+        calls[0] += 1
+        return original(self, *a)
+
+    CPUBackend.loss_grad = counting
+    try:
+        model = LogisticRegression()
+        t_fit = _median(lambda: model.fit(X, y), args.repeat)
+        calls[0] = 0
+        model.fit(X, y)
+        n_eval = calls[0]
+    finally:
+        CPUBackend.loss_grad = original
+    work = n_eval * t_grad
+    print(f"lbfgs    fit {t_fit * 1e3:8.1f} ms  = {n_eval} loss_grad calls x {t_grad * 1e3:.2f} ms "
+          f"({work * 1e3:.1f} ms) + overhead {t_fit / work - 1:+.1%}  ({model.n_iter_} iterations)")
+
+    order = np.random.default_rng(0).permutation(-(-args.n // 256))
+    schedule = SGDSchedule(1.0 / args.n, True, 0.1, 0.0, 0, 256)
+
+    def epoch():
+        Ws, bs = np.zeros((k, args.d)), np.zeros(k)
+        with fastlr_threads():
+            backend.sgd_epoch(data, Ws, bs, 0, schedule, order)
+
+    t_epoch = _median(epoch, args.repeat)
+    sgd = LogisticRegression(solver="sgd", max_iter=1, random_state=0)
+    t_sgd = _median(lambda: sgd.fit(X, y), args.repeat)
+    print(f"sgd      fit(max_iter=1) {t_sgd * 1e3:8.1f} ms, one epoch {t_epoch * 1e3:8.1f} ms, "
+          f"overhead {t_sgd / t_epoch - 1:+.1%}")
+
+    def scores():
+        with fastlr_threads():
+            backend.decision_function(X, model.coef_, model.intercept_)
+
+    t_scores = _median(scores, args.repeat)
+    t_predict = _median(lambda: model.predict(X), args.repeat)
+    print(f"predict  {t_predict * 1e3:8.1f} ms, decision_function kernel {t_scores * 1e3:8.1f} ms, "
+          f"overhead {t_predict / t_scores - 1:+.1%}")
+
+
+if __name__ == "__main__":
+    main()
