@@ -15,20 +15,15 @@ Usage::
 """
 
 import argparse
-import time
+import os
+import sys
 import warnings
 
 import numpy as np
 
 
-def _median(f, repeat):
-    f()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmarks as "benchmarks"
+from benchmarks.common import median_time as _median  # noqa: E402
 
 
 def main():

@@ -7,7 +7,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -29,14 +28,8 @@ def problems():
     }
 
 
-def median_time(fit, repeat):
-    fit()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fit()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmarks as "benchmarks"
+from benchmarks.common import median_time  # noqa: E402
 
 
 def main():

@@ -689,14 +689,7 @@ def run_train(args, file=sys.stdout):
         except KeyboardInterrupt:
             progress.close()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            checkpoint = run.save_checkpoint(args.data)
-            if checkpoint is None:
-                print("fastlr train: interrupted before the first epoch completed; nothing saved",
-                      file=sys.stderr, flush=True)
-            else:
-                print(f"fastlr train: interrupted after epoch {run._snapshot['epoch']}/{args.epochs}; "
-                      f"checkpoint saved to {checkpoint} (continue with --resume {checkpoint})",
-                      file=sys.stderr, flush=True)
+            _report_interrupt(run, args)
             raise _Interrupted() from None
         finally:
             progress.close()
