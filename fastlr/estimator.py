@@ -21,7 +21,8 @@ from ._validation import (
     check_sample_weight, to_host,
 )
 from .backend_cuda import is_device_array
-from .backends import BACKEND_NAMES, get_backend
+from ._sparse import check_csr, issparse
+from .backends import BACKEND_NAMES, for_input, get_backend
 from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
 
 
@@ -218,10 +219,17 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         A GPU X (``__cuda_array_interface__``: CuPy, torch CUDA) keeps its
         dtype and stays on the device; y (small) is brought to the host.
+        scipy.sparse X becomes CSR (CSC/COO converted once), never dense, and
+        its arrays are checked by :func:`fastlr._sparse.check_csr` (one pass,
+        NaN/inf included whatever ``ensure_all_finite`` says).
         """
         if not is_device_array(X):
-            return validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", reset=reset,
-                                 ensure_all_finite=ensure_all_finite)
+            out = validate_data(self, X, y, accept_sparse="csr", dtype=FLOAT_DTYPES, order="C",
+                                reset=reset, ensure_all_finite=ensure_all_finite and not issparse(X))
+            X_out = out[0] if isinstance(out, tuple) else out
+            if issparse(X_out):
+                check_csr(X_out)
+            return out
         X = check_device_features(X)
         if reset:
             self.n_features_in_ = X.shape[1]
@@ -287,8 +295,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            float32 and float64 C-contiguous arrays are used without a copy.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            float32 and float64 C-contiguous arrays are used without a copy;
+            scipy.sparse CSR (float32/float64 values) too, other sparse
+            formats are converted to CSR once. Sparse X needs the cpu or
+            numpy backend ("auto" picks the cpu for it).
         y : array-like of shape (n_samples,)
             Labels of any type (ints, strings, ...), at least two classes.
         sample_weight : array-like of shape (n_samples,), optional
@@ -309,6 +320,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         # instead of a separate pass over X; SGD checks X up front.
         finite_checked = self.solver == "sgd"
         X, y = self._validate(X, y, ensure_all_finite=finite_checked)
+        backend = for_input(backend, X, self.backend)
         codes = self._set_classes(y)
         weights = self._weights(codes, sample_weight, X)
         data = backend.put(X, codes, weights)
@@ -361,6 +373,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             options.learning_rate = "constant"  # a full-batch line search has no meaning per chunk
         first = not hasattr(self, "classes_")
         X, y = self._validate(X, y, reset=first)
+        backend = for_input(backend, X, self.backend)
         if first:
             if classes is None:
                 raise ValueError("classes must be given on the first call to partial_fit")
@@ -399,7 +412,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def _scores(self, X):
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        return get_backend(self.backend_).decision_function(X, self.coef_, self.intercept_)
+        # Sparse X on a model fitted by a backend without sparse kernels is scored on the CPU.
+        backend = for_input(get_backend(self.backend_), X, "auto")
+        return backend.decision_function(X, self.coef_, self.intercept_)
 
     def decision_function(self, X):
         """Raw scores ``X @ coef_.T + intercept_``.
