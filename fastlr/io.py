@@ -437,7 +437,7 @@ def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
             with open(path, "rb") as f:
                 where = _bad_svmlight_line(f)
         if where is not None:
-            raise DataFileError(path, f"line {where[0]} is not 'label index:value ...': {where[1]!r}") from None
+            raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': {where[1]!r}") from None
         raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
     return Dataset(X.tocsr(), y, None)
 
@@ -561,7 +561,7 @@ def _parse_svmlight_chunk(path, first_line, blob, *, dtype, n_features, zero_bas
     except Exception as exc:  # noqa: BLE001
         where = _bad_svmlight_line(blob.splitlines(), first_line)
         if where is not None:
-            raise DataFileError(path, f"line {where[0]} is not 'label index:value ...': "
+            raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': "
                                       f"{where[1]!r}") from None
         raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
 
