@@ -171,6 +171,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.callback = callback
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy.sparse X: CSR kernels (fastlr._sparse)
+        return tags
+
     # -- parameters -----------------------------------------------------------------------
 
     def _check_params(self, solver, partial=False):
