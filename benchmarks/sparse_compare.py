@@ -107,8 +107,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny sizes (checks that it runs)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--n-ctr", type=int, default=500_000, help="rows of the CTR-like problem")
+    parser.add_argument("--n-text", type=int, default=50_000, help="rows of the text-like problems")
     args = parser.parse_args()
-    n_ctr, n_text = (20_000, 5_000) if args.quick else (500_000, 50_000)
+    n_ctr, n_text = (20_000, 5_000) if args.quick else (args.n_ctr, args.n_text)
     print(f"CPU: {cpu_name()}, numba threads: {numba.get_num_threads()}", flush=True)
     results = []
     problems = [

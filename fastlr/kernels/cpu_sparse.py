@@ -38,8 +38,9 @@ from .._math import build_math
 #: The most row blocks (and so d-length partial sums) a gradient uses.
 MAX_BLOCKS = 16
 
-#: A block gets at least this many non-zeros (and at least ``d``): zeroing and
-#: adding a partial costs O(k · d), which must stay below the block's own work.
+#: A block gets at least this many non-zeros (and at least ``4 d``): zeroing and
+#: adding a partial costs O(k · d), which must stay well below the block's own
+#: O(k · nnz) work.
 MIN_BLOCK_NNZ = 4096
 
 #: ``|wscale|`` below which SGD folds the scale back into the coefficients.
@@ -54,11 +55,11 @@ _softmax_loss_dz = _M.softmax_loss_dz
 
 @njit(cache=True)
 def n_blocks(nnz, d):
-    """Number of row blocks of a gradient: ``clip(nnz // max(d, MIN_BLOCK_NNZ), 1, MAX_BLOCKS)``.
+    """Number of row blocks of a gradient: ``clip(nnz // max(4 d, MIN_BLOCK_NNZ), 1, MAX_BLOCKS)``.
 
     Depends only on the matrix's shape and non-zero count, never on the threads.
     """
-    return max(1, min(MAX_BLOCKS, nnz // max(d, MIN_BLOCK_NNZ)))
+    return max(1, min(MAX_BLOCKS, nnz // max(4 * d, MIN_BLOCK_NNZ)))
 
 
 @njit(cache=True)
@@ -191,7 +192,7 @@ def multinomial_loss_grad(data, indices, indptr, n_features, y, sample_weight, W
     d = n_features
     k = W.shape[0]
     W_T = np.ascontiguousarray(W.T)  # (d, k): a row's k weights of column j lie together
-    n_blk = n_blocks(indptr[indptr.shape[0] - 1] * k, d * k)
+    n_blk = n_blocks(indptr[indptr.shape[0] - 1], d)
     bounds = block_bounds(indptr, n_blk)
     partial = np.zeros((n_blk, d + 2, k))
     for t in prange(n_blk):
