@@ -13,7 +13,7 @@ from fastlr.backends import SGDSchedule, CPUBackend, NumpyBackend, for_input
 from fastlr.kernels import cpu_sparse
 from reference import seed_loss_grad
 
-LOSSES = ["log", "squared"]
+LOSSES = ["log_loss", "prob_squared"]
 DTYPES = [np.float32, np.float64]
 INDEX_DTYPES = [np.int32, np.int64]
 
