@@ -7,7 +7,8 @@ from sklearn.utils import check_array, column_or_1d
 
 from ._threads import fastlr_threads
 from ._validation import check_features, check_loss, check_sample_weight, to_host
-from .backends import get_backend
+from ._sparse import check_sparse_features, issparse
+from .backends import for_input, get_backend
 
 
 def _check_labels(y, n_samples, n_classes):
@@ -36,7 +37,10 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log_loss", sample_weight=None,
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        scipy.sparse CSR is used as it is (CSC/COO converted once), never
+        densified; its stored values are checked for NaN/inf up front. Sparse
+        X needs backend "cpu" or "numpy".
     y : array-like of shape (n_samples,)
         Integer codes: 0 or 1 for a binary model, 0..k-1 for a multinomial one.
     coef : array-like of shape (n_features,) or (k, n_features)
@@ -74,7 +78,11 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log_loss", sample_weight=None,
     engine = get_backend(backend)
     # NaN/inf in X are found from the result instead of by a pass of their own,
     # so that the call reads X once: any of them makes the loss or gradient non-finite.
-    X = check_features(X, ensure_all_finite=False)
+    if issparse(X):  # CSR (others converted once); structure and values checked in one pass
+        X = check_sparse_features(X)
+        engine = for_input(engine, X, backend)
+    else:
+        X = check_features(X, ensure_all_finite=False)
     if np.ndim(coef) not in (1, 2):
         raise ValueError(f"coef must be 1-D or 2-D, got shape {np.shape(coef)}")
     coef_in = check_array(coef, ensure_2d=False, dtype=np.float64, input_name="coef")
@@ -91,7 +99,7 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log_loss", sample_weight=None,
     data = engine.put(X, codes, check_sample_weight(to_host(sample_weight), X))
     with fastlr_threads():
         loss_sum, grad_sum = engine.loss_grad(data, W, b, loss_id)
-    if not (np.isfinite(loss_sum) and np.all(np.isfinite(grad_sum))):
+    if not (np.isfinite(loss_sum) and np.all(np.isfinite(grad_sum))) and not issparse(X):
         check_features(X)  # raises the usual "Input X contains NaN/infinity" error
         if hasattr(X, "__cuda_array_interface__"):  # not scanned on the host: say what it means
             raise ValueError("Input X contains NaN or infinity (the loss computed on the GPU "

@@ -103,6 +103,7 @@ class CUDABackend:
     """numba-cuda kernels on one GPU; X is copied there once per fit."""
 
     name = "cuda"
+    accepts_sparse = False  # no CSR kernels on the GPU yet: fastlr.backends.for_input refuses
 
     def __init__(self):
         self.cuda = _cuda()

@@ -12,6 +12,10 @@ estimator work only through them, so they never ask what hardware they run on.
     One epoch of mini-batch SGD, updating ``W`` and ``b`` in place.
 ``decision_function(X, W, b) -> scores``
 
+A backend whose ``accepts_sparse`` is true also takes X as a scipy.sparse CSR
+matrix (checked by :func:`fastlr._sparse.check_csr`) in ``put`` and
+``decision_function``; :func:`for_input` refuses sparse X for the others.
+
 Throughout, ``W`` has shape (k, d) and ``b`` shape (k,), float64: ``k == 1``
 is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.
 ``grad_sum`` has shape (k, d + 1): the coefficient columns, then the intercept.
@@ -22,10 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+import scipy.sparse as sp
 from scipy.special import expit, logsumexp
 
 from ._math import LOG
-from .kernels import cpu
+from .kernels import cpu, cpu_sparse
 
 _EMPTY_F64 = np.empty(0, dtype=np.float64)
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
@@ -37,7 +42,9 @@ class HostData:
 
     Attributes
     ----------
-    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous; or a
+        scipy.sparse CSR matrix of that shape (float32/float64 values,
+        int32/int64 indices), for backends with ``accepts_sparse``
     y : ndarray of shape (n,), int32, labels 0..k-1 (0 or 1 when binary)
     sample_weight : ndarray of shape (n,) or (0,), float64; empty = unit weights
     weight_sum : float
@@ -116,14 +123,20 @@ def _host_data(X, y, sample_weight):
 
 
 class CPUBackend:
-    """Numba kernels on the host CPU: one parallel pass over X per gradient."""
+    """Numba kernels on the host CPU: one parallel pass over X per gradient.
+
+    Dense X runs :mod:`fastlr.kernels.cpu`, CSR X :mod:`fastlr.kernels.cpu_sparse`.
+    """
 
     name = "cpu"
+    accepts_sparse = True
 
     def put(self, X, y, sample_weight=None):
         return _host_data(X, y, sample_weight)
 
     def loss_grad(self, data, W, b, loss_id):
+        if sp.issparse(data.X):
+            return self._sparse_loss_grad(data, W, b, loss_id)
         if not _parallel(data.X, W.shape[0]):
             return self._loss_grad(data, W, b, loss_id, _binary_loss_grad_serial,
                                    _multinomial_loss_grad_serial)
@@ -139,7 +152,27 @@ class CPUBackend:
         out = multinomial(data.X, data.y, data.sample_weight, W, b, loss_id)
         return out[0, -1], out[:, :-1]
 
+    @staticmethod
+    def _sparse_loss_grad(data, W, b, loss_id):
+        X = data.X
+        csr = (X.data, X.indices, X.indptr, X.shape[1], data.y, data.sample_weight)
+        with cpu.parallel_guard():
+            if W.shape[0] == 1:
+                out = cpu_sparse.binary_loss_grad(*csr, W[0], b[0], loss_id)
+                return out[-1], out[:-1].reshape(1, -1)
+            out = cpu_sparse.multinomial_loss_grad(*csr, W, b, loss_id)
+        return out[0, -1], out[:, :-1]
+
     def sgd_epoch(self, data, W, b, loss_id, schedule, batch_order, rows=None):
+        if sp.issparse(data.X):
+            X = data.X
+            return cpu_sparse.sgd_epoch(
+                X.data, X.indices, X.indptr, data.y, data.sample_weight,
+                _EMPTY_I64 if rows is None else rows,
+                batch_order, schedule.batch_size, W, b, loss_id,
+                schedule.alpha, schedule.fit_intercept, schedule.eta0, schedule.power_t,
+                schedule.step0, data.weight_sum / data.n_samples,
+            )
         return cpu.sgd_epoch(
             data.X, data.y, data.sample_weight,
             _EMPTY_I64 if rows is None else rows,
@@ -149,6 +182,9 @@ class CPUBackend:
         )
 
     def decision_function(self, X, W, b):
+        if sp.issparse(X):
+            with cpu.parallel_guard():
+                return cpu_sparse.decision_function(X.data, X.indices, X.indptr, W, b)
         if not _parallel(X, W.shape[0]):
             return _decision_function_serial(X, W, b)
         with cpu.parallel_guard():
@@ -159,10 +195,16 @@ class NumpyBackend:
     """Vectorised NumPy in float64: the reference every other backend is tested against.
 
     It computes ``X @ W.T`` and then ``dz.T @ X`` (two passes over X, and a
-    float64 copy of float32 X): clear rather than fast.
+    float64 copy of float32 X): clear rather than fast. A CSR X goes through
+    scipy's sparse products (``X @ W.T``, ``X.T @ dz``), never densified.
     """
 
     name = "numpy"
+    accepts_sparse = True
+
+    @staticmethod
+    def _float64(X):
+        return X.astype(np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
 
     def put(self, X, y, sample_weight=None):
         return _host_data(X, y, sample_weight)
@@ -177,7 +219,7 @@ class NumpyBackend:
         when the true value is beyond the float64 range (as in the CPU kernels).
         """
         with np.errstate(over="ignore", invalid="ignore"):
-            Z = X64 @ W.T + b
+            Z = np.asarray(X64 @ W.T) + b
         bad = ~np.all(np.isfinite(Z), axis=1)
         if W.shape[0] > 1:
             with np.errstate(invalid="ignore"):  # inf - inf in the rows fixed below
@@ -215,13 +257,13 @@ class NumpyBackend:
         return 0.5 * np.sum(R * R, axis=1), P * (R - inner[:, None])
 
     def _sums(self, X, y, sample_weight, W, b, loss_id):
-        X64 = np.asarray(X, dtype=np.float64)
+        X64 = self._float64(X)
         loss, D = self._loss_dz(self._scores(X64, W, b), y, loss_id)
         if sample_weight.shape[0]:
             loss = loss * sample_weight
             D = D * sample_weight[:, None]
         grad = np.empty((W.shape[0], W.shape[1] + 1))
-        grad[:, :-1] = D.T @ X64
+        grad[:, :-1] = np.asarray(X64.T @ D).T
         grad[:, -1] = D.sum(axis=0)
         return loss.sum(), grad
 
@@ -249,7 +291,7 @@ class NumpyBackend:
         return loss_total, len(batch_order)
 
     def decision_function(self, X, W, b):
-        return np.asarray(X, dtype=np.float64) @ W.T + b
+        return np.asarray(self._float64(X) @ W.T) + b
 
 
 def _cuda_backend():
@@ -278,6 +320,26 @@ def auto_backend():
         ok, detail = usable()
         _auto_choice = ("cuda", f"GPU found: {detail}") if ok else ("cpu", f"no usable GPU: {detail}")
     return _auto_choice
+
+
+def for_input(backend, X, requested="auto"):
+    """The backend to use for ``X``: ``backend``, or the CPU for sparse X under "auto".
+
+    The one place where the ``accepts_sparse`` capability flag is checked
+    (``fit``, ``partial_fit``, :func:`fastlr.loss_grad`).
+
+    Raises
+    ------
+    ValueError
+        If X is scipy.sparse and ``backend`` (asked for by name) cannot take it.
+    """
+    if not sp.issparse(X) or getattr(backend, "accepts_sparse", False):
+        return backend
+    if requested == "auto":
+        return CPUBackend()
+    raise ValueError(
+        f"the {backend.name!r} backend does not accept sparse X (scipy.sparse); use "
+        "backend='cpu' or 'numpy', or pass a dense array")
 
 
 def get_backend(name):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .train_command import (
-    _EXIT_INTERRUPTED, _Interrupted, _add_train_parser, _check_out_dir, run_train,
+    _EXIT_INTERRUPTED, _Interrupted, _add_train_parser, _check_out_dir, run_train, zero_based,
 )
 
 _EXIT_USAGE = 2
@@ -219,6 +219,8 @@ def _run_matrix(args, progress, file):
 
 def run_predict(args, file=sys.stdout):
     """``fastlr predict``: load the model, read the data, write predictions (and probabilities)."""
+    from scipy.sparse import issparse
+
     from .io import read_data, write_predictions_csv
     from .model_file import load_model
     from .train_command import _load_labels, _pixel_scale
@@ -230,9 +232,12 @@ def run_predict(args, file=sys.stdout):
     pixel_scale = _pixel_scale(args)
     model = load_model(args.model)
     n_features = int(model.n_features_in_)
-    dataset = read_data(args.data, target=args.target, pixel_scale=pixel_scale)
+    # svmlight files are as wide as their largest index: widen them to the model's width
+    dataset = read_data(args.data, target=args.target, pixel_scale=pixel_scale, n_features=n_features,
+                        zero_based=zero_based(args))
     X = dataset.X
-    if args.target is None and dataset.y is not None and X.shape[1] == n_features - 1:
+    if (args.target is None and dataset.y is not None and X.shape[1] == n_features - 1
+            and not issparse(X)):
         # the default target (last column) was a feature: this table has no label column
         try:
             last = np.asarray(dataset.y, dtype=X.dtype)

@@ -23,7 +23,8 @@ from ._validation import (
     check_sample_weight, to_host,
 )
 from .backend_cuda import is_device_array
-from .backends import BACKEND_NAMES, get_backend
+from ._sparse import check_csr, issparse
+from .backends import BACKEND_NAMES, for_input, get_backend
 from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
 
 
@@ -198,6 +199,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.callback = callback
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # scipy.sparse X: CSR kernels (fastlr._sparse)
+        return tags
+
     # -- parameters -----------------------------------------------------------------------
 
     def _check_params(self, solver, partial=False):
@@ -290,10 +296,17 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         A GPU X (``__cuda_array_interface__``: CuPy, torch CUDA) keeps its
         dtype and stays on the device; y (small) is brought to the host.
+        scipy.sparse X becomes CSR (CSC/COO converted once), never dense, and
+        its arrays are checked by :func:`fastlr._sparse.check_csr` (one pass,
+        NaN/inf included whatever ``ensure_all_finite`` says).
         """
         if not is_device_array(X):
-            return validate_data(self, X, y, dtype=FLOAT_DTYPES, order="C", reset=reset,
-                                 ensure_all_finite=ensure_all_finite)
+            out = validate_data(self, X, y, accept_sparse="csr", dtype=FLOAT_DTYPES, order="C",
+                                reset=reset, ensure_all_finite=ensure_all_finite and not issparse(X))
+            X_out = out[0] if isinstance(out, tuple) else out
+            if issparse(X_out):
+                check_csr(X_out)
+            return out
         X = check_device_features(X)
         if reset:
             self.n_features_in_ = X.shape[1]
@@ -345,8 +358,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            float32 and float64 C-contiguous arrays are used without a copy.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            float32 and float64 C-contiguous arrays are used without a copy;
+            scipy.sparse CSR (float32/float64 values) too, other sparse
+            formats are converted to CSR once. Sparse X needs the cpu or
+            numpy backend ("auto" picks the cpu for it).
         y : array-like of shape (n_samples,)
             Labels of any type (ints, strings, ...), at least two classes.
         sample_weight : array-like of shape (n_samples,), optional
@@ -370,6 +386,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         # instead of a separate pass over X; SGD checks X up front.
         finite_checked = self.solver == "sgd"
         X, y = self._validate(X, y, ensure_all_finite=finite_checked)
+        backend = for_input(backend, X, self.backend)
         codes = self._set_classes(y)
         weights = self._weights(codes, sample_weight, X)
         data = backend.put(X, codes, weights)
@@ -430,6 +447,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             options.learning_rate = "constant"  # a full-batch line search has no meaning per chunk
         first = not hasattr(self, "classes_")
         X, y = self._validate(X, y, reset=first)
+        backend = for_input(backend, X, self.backend)
         if first:
             if classes is None:
                 raise ValueError("classes must be given on the first call to partial_fit")
@@ -471,8 +489,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         # NaN/inf in X make their rows' scores non-finite (0 · inf is NaN), so the scores,
         # not a separate pass over X, tell whether X needs the full check.
         X = self._validate(X, reset=False, ensure_all_finite=False)
+        # Sparse X on a model fitted by a backend without sparse kernels is scored on the CPU.
+        backend = for_input(get_backend(self.backend_), X, "auto")
         with fastlr_threads():
-            scores = get_backend(self.backend_).decision_function(X, self.coef_, self.intercept_)
+            scores = backend.decision_function(X, self.coef_, self.intercept_)
         if not is_device_array(X) and not np.isfinite(scores).all():
             self._validate(X, reset=False)  # raises scikit-learn's error naming NaN or inf in X
         return scores

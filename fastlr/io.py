@@ -9,6 +9,8 @@
     Arrays ``"X"`` (required) and ``"y"`` (optional); an optional unicode
     array ``"feature_names"``. ``X`` is memory-mapped when it is stored
     uncompressed (``np.savez``), read otherwise (``np.savez_compressed``).
+    A sparse matrix written by ``scipy.sparse.save_npz`` is read as CSR
+    (``scipy.sparse.load_npz``; CSC/COO converted once), X only (``y`` is None).
 ``.csv`` / ``.tsv`` / ``.txt``
     Read with ``pyarrow.csv``. A header row is required. The target is the
     column named ``target``, by default the last column; every other column
@@ -19,7 +21,11 @@
 ``.parquet`` / ``.pq``
     Read with ``pyarrow.parquet``; same target rule as CSV.
 ``.svm`` / ``.svmlight`` / ``.libsvm``
-    ``sklearn.datasets.load_svmlight_file``, densified; ``y`` from the file.
+    ``sklearn.datasets.load_svmlight_file`` as a CSR matrix (never densified);
+    ``y`` from the file. Indices are zero- or one-based as scikit-learn's
+    ``zero_based="auto"`` decides per file. ``n_features`` sets the width
+    (a file whose largest index is below a model's width); a larger index
+    than ``n_features`` is an error. A malformed line is reported by number.
 IDX (MNIST format): ``*-idx3-ubyte``, ``*.idx3-ubyte``, ``*.idx``, each optionally ``.gz``
     X only (``y`` is None; labels are a separate rank-1 IDX file, see
     :func:`read_idx_labels`). Rank r ≥ 2 is flattened to rows of
@@ -51,7 +57,7 @@ from ._idx import idx_features, idx_labels, is_idx_name, load_mnist, read_idx, w
 from ._npy import read_npy_header
 
 __all__ = ["DataFileError", "Dataset", "read_data", "read_idx", "read_idx_labels", "write_idx", "load_mnist",
-           "iter_npy_chunks", "write_predictions_csv"]
+           "iter_npy_chunks", "write_predictions_csv", "is_sparse_npz", "scan_svmlight", "iter_svmlight_chunks"]
 
 CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
 PARQUET_EXTENSIONS = (".parquet", ".pq")
@@ -79,7 +85,8 @@ class DataFileError(ValueError):
 class Dataset:
     """Data read from a file.
 
-    X : (n, d) float32 or float64 C-contiguous array (a read-only np.memmap for .npy).
+    X : (n, d) float32 or float64 C-contiguous array (a read-only np.memmap for .npy),
+        or a scipy.sparse CSR matrix (svmlight/libsvm files, ``save_npz`` archives).
     y : (n,) labels, or None when the file has no target.
     feature_names : column names of X, or None when the file has none.
     """
@@ -121,7 +128,8 @@ def _check_file(path):
         raise DataFileError(path, "empty file (no rows)")
 
 
-def read_data(path, *, target=None, dtype=None, pixel_scale="unit") -> Dataset:
+def read_data(path, *, target=None, dtype=None, pixel_scale="unit", n_features=None,
+              zero_based="auto") -> Dataset:
     """Read a data file; see the module docstring for the formats.
 
     Parameters
@@ -137,6 +145,13 @@ def read_data(path, *, target=None, dtype=None, pixel_scale="unit") -> Dataset:
         IDX files only: ``"unit"`` divides uint8 data (pixels) by 255, into
         [0, 1]; ``"none"`` keeps the stored values; a positive float multiplies
         them by it.
+    n_features : int, optional
+        Width of X read from an svmlight/libsvm file (default: its largest
+        index). Ignored for the other formats.
+    zero_based : {"auto", True, False}
+        Index base of an svmlight/libsvm file; "auto" (scikit-learn's rule):
+        one-based unless some index is 0. Give it when a file may lack
+        column 0 (e.g. a small file to predict on), or its columns shift by one.
 
     Raises
     ------
@@ -172,7 +187,7 @@ def read_data(path, *, target=None, dtype=None, pixel_scale="unit") -> Dataset:
         elif ext in PARQUET_EXTENSIONS:
             data = _read_parquet(path, target, dt)
         else:
-            data = _read_svmlight(path, dt)
+            data = _read_svmlight(path, dt, n_features, zero_based)
     except MemoryError:
         raise DataFileError(path, "needs more memory than is available") from None
     except UnicodeDecodeError as exc:  # e.g. pyarrow decoding a CSV header that is not UTF-8
@@ -245,10 +260,40 @@ def _npz_member_memmap(path, zf, name):
                      order="F" if fortran else "C")
 
 
+_SPARSE_NPZ_MEMBERS = {"format.npy", "shape.npy", "data.npy"}
+
+
+def is_sparse_npz(path):
+    """Whether ``path`` is a ``.npz`` archive written by ``scipy.sparse.save_npz``."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _SPARSE_NPZ_MEMBERS <= set(zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _read_sparse_npz(path, dt):
+    import scipy.sparse as sp
+
+    try:
+        X = sp.load_npz(path)
+    except Exception as exc:  # noqa: BLE001
+        raise DataFileError(path, f"not a readable scipy.sparse .npz archive ({exc})") from None
+    if X.ndim != 2:
+        raise DataFileError(path, f"sparse matrix must be 2-D, got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise DataFileError(path, f"sparse matrix must be numeric, got dtype {X.dtype}")
+    target = dt or (X.dtype if X.dtype in (np.dtype(np.float32), np.dtype(np.float64)) else np.dtype(np.float64))
+    X = X.tocsr()
+    return Dataset(X if X.dtype == target else X.astype(target), None, None)
+
+
 def _read_npz(path, dt):
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
+            if _SPARSE_NPZ_MEMBERS <= names and "X.npy" not in names:
+                return _read_sparse_npz(path, dt)
             if "X.npy" not in names:
                 raise DataFileError(path, f".npz file has no array 'X' (arrays: {sorted(n[:-4] for n in names if n.endswith('.npy'))})")
             X = _npz_member_memmap(path, zf, "X.npy")
@@ -390,29 +435,49 @@ def _read_parquet(path, target, dt):
     return _table_to_dataset(path, table, target, dt)
 
 
-def _dense_limit_bytes():
-    """The largest dense X a sparse file may expand to: half the machine's physical memory."""
+def _is_svmlight_line(raw):
+    """Whether one line (bytes) reads as ``label [qid:q] index:value ... [# comment]``."""
+    tokens = raw.split(b"#", 1)[0].split()
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-    except (ValueError, OSError, AttributeError):
-        return 1 << 33
+        if tokens:
+            float(tokens[0])
+            for token in tokens[1:]:
+                key, sep, value = token.partition(b":")
+                if not sep:
+                    return False
+                if key == b"qid":
+                    int(value)
+                else:
+                    int(key)
+                    float(value)
+    except ValueError:
+        return False
+    return True
 
 
-def _read_svmlight(path, dt):
+def _bad_svmlight_line(lines, first_line=1):
+    """``(line number, text)`` of the first malformed line among ``lines`` (bytes), or None."""
+    for number, raw in enumerate(lines, first_line):
+        if not _is_svmlight_line(raw):
+            return number, raw.decode("utf-8", "replace").strip()[:80]
+    return None
+
+
+def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
     from sklearn.datasets import load_svmlight_file
 
     try:
-        X, y = load_svmlight_file(path, dtype=dt or np.float64)
+        X, y = load_svmlight_file(path, dtype=dt or np.float64, n_features=n_features,
+                                  zero_based=zero_based)
     except Exception as exc:  # noqa: BLE001
+        where = None
+        if not isinstance(exc, MemoryError):
+            with open(path, "rb") as f:
+                where = _bad_svmlight_line(f)
+        if where is not None:
+            raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': {where[1]!r}") from None
         raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
-    # X is densified: a few bytes such as "1 1000000000:1" declare a billion columns
-    n, d = X.shape
-    nbytes = n * d * X.dtype.itemsize
-    if nbytes > _dense_limit_bytes():
-        raise DataFileError(
-            path, f"dense X would be {n} rows x {d} features ({nbytes / 2**30:.3g} GiB), more than "
-                  "half of this machine's memory (the largest feature index sets the width)")
-    return Dataset(np.ascontiguousarray(X.toarray()), y, None)
+    return Dataset(X.tocsr(), y, None)
 
 
 # -- streaming and writing ---------------------------------------------------------------
@@ -503,3 +568,93 @@ def write_predictions_csv(path, predictions, *, proba=None, classes=None):
                 cols += [[repr(v) for v in proba[start:start + step, j].tolist()]
                          for j in range(proba.shape[1])]
             writer.writerows(zip(*cols))
+
+
+# -- streaming svmlight ------------------------------------------------------------------
+
+
+def _svmlight_line_chunks(path, chunk_rows):
+    """Yield ``(first line number, bytes)`` holding ``chunk_rows`` data lines each (comments kept)."""
+    with open(path, "rb") as f:
+        lines, count, first = [], 0, 1
+        for number, raw in enumerate(f, 1):
+            lines.append(raw if raw.endswith(b"\n") else raw + b"\n")
+            if raw.split(b"#", 1)[0].strip():
+                count += 1
+            if count == chunk_rows:
+                yield first, b"".join(lines)
+                lines, count, first = [], 0, number + 1
+        if count:
+            yield first, b"".join(lines)
+
+
+def _parse_svmlight_chunk(path, first_line, blob, *, dtype, n_features, zero_based):
+    import io as _io
+
+    from sklearn.datasets import load_svmlight_file
+
+    try:
+        return load_svmlight_file(_io.BytesIO(blob), dtype=dtype, n_features=n_features,
+                                  zero_based=zero_based)
+    except Exception as exc:  # noqa: BLE001
+        where = _bad_svmlight_line(blob.splitlines(), first_line)
+        if where is not None:
+            raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': "
+                                      f"{where[1]!r}") from None
+        raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
+
+
+@dataclass
+class SvmlightLayout:
+    """What a first streaming pass over an svmlight file learns: rows, labels, width, index base."""
+
+    n_samples: int
+    y: np.ndarray
+    n_features: int
+    zero_based: bool
+
+
+def scan_svmlight(path, chunk_rows, n_features=None, zero_based="auto") -> SvmlightLayout:
+    """One pass over an svmlight/libsvm file, ``chunk_rows`` rows at a time (bounded memory).
+
+    Returns the labels, the row count, and the width and index base that
+    ``load_svmlight_file(zero_based="auto")`` would give the whole file (one-based
+    unless some index is 0); ``n_features`` overrides the width and must not be
+    smaller than the largest index. ``zero_based`` True/False fixes the base.
+    """
+    path = os.fspath(path)
+    _check_file(path)
+    labels, lowest, highest = [], None, -1
+    for first, blob in _svmlight_line_chunks(path, chunk_rows):
+        X, y = _parse_svmlight_chunk(path, first, blob, dtype=np.float64, n_features=None, zero_based=True)
+        labels.append(y)
+        if X.nnz:
+            lo, hi = int(X.indices.min()), int(X.indices.max())
+            lowest = lo if lowest is None else min(lowest, lo)
+            highest = max(highest, hi)
+    if not labels:
+        raise DataFileError(path, "empty file (no rows)")
+    if zero_based == "auto":
+        zero_based = lowest == 0 if lowest is not None else True
+    elif not zero_based and lowest == 0:
+        raise DataFileError(path, "has feature index 0, but the indices were said to be one-based")
+    width = highest + (1 if zero_based else 0)
+    if n_features is not None:
+        if n_features < width:
+            raise DataFileError(path, f"has feature index {width - (0 if zero_based else 1)} "
+                                      f"({'zero' if zero_based else 'one'}-based), more than "
+                                      f"n_features={n_features} allows")
+        width = n_features
+    y = np.concatenate(labels)
+    return SvmlightLayout(len(y), y, max(width, 1), zero_based)
+
+
+def iter_svmlight_chunks(path, chunk_rows, layout, dtype=np.float64):
+    """Yield ``(X, y)`` CSR chunks of ``chunk_rows`` rows of an svmlight file laid out as ``layout``.
+
+    Memory stays bounded by one chunk (its lines and its CSR arrays).
+    """
+    for first, blob in _svmlight_line_chunks(os.fspath(path), chunk_rows):
+        X, y = _parse_svmlight_chunk(path, first, blob, dtype=dtype, n_features=layout.n_features,
+                                     zero_based=layout.zero_based)
+        yield X.tocsr(), y

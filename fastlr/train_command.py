@@ -81,14 +81,21 @@ def _add_train_parser(sub):
                     "loss and accuracy, save the model (--out).")
     train.add_argument("data", metavar="DATA",
                        help="data file: .csv/.tsv/.txt, .npz (X, y), .npy (X only: give --labels), "
-                            ".parquet, .svm/.svmlight/.libsvm, IDX images (MNIST format, e.g. "
+                            ".parquet, .svm/.svmlight/.libsvm (read as sparse CSR), .npz from "
+                            "scipy.sparse.save_npz (X only: give --labels), IDX images (MNIST format, e.g. "
                             "train-images-idx3-ubyte.gz; give --labels)")
     train.add_argument("--target", metavar="COLUMN",
                        help="label column of a table (name or index; default: the last column)")
     train.add_argument("--labels", metavar="LABELS",
-                       help="labels of a .npy or IDX DATA (which hold X only): a .npy array or a "
-                            "rank-1 IDX file such as train-labels-idx1-ubyte.gz")
+                       help="labels of a DATA that holds X only (.npy, scipy.sparse .npz, IDX): a .npy "
+                            "array or a rank-1 IDX file such as train-labels-idx1-ubyte.gz")
     _add_pixel_scale(train)
+    train.add_argument("--n-features", type=_positive_int, default=None,
+                       help="svmlight/libsvm DATA: number of features (default: the largest index), "
+                            "e.g. to match a model or another file")
+    train.add_argument("--index-base", choices=("auto", "0", "1"), default="auto",
+                       help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default auto: "
+                            "1 unless some index is 0, decided per file)")
     train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
     train.add_argument("--loss", type=_loss_name, choices=tuple(LOSS_IDS), default="log_loss",
                        help="default log_loss (the earlier names log, squared still work)")
@@ -117,7 +124,8 @@ def _add_train_parser(sub):
                             f"{_EARLY_STOPPING_PATIENCE} epochs")
     train.add_argument("--plot", metavar="PNG", help="write the loss curve as a PNG (needs matplotlib)")
     train.add_argument("--chunk-rows", type=_positive_int, default=None,
-                       help="sgd with a .npy DATA: stream it N rows at a time (bounded memory)")
+                       help="sgd with a .npy or svmlight DATA: stream it N rows at a time "
+                            "(bounded memory)")
     train.add_argument("--resume", metavar="CHECKPOINT",
                        help="sgd: continue from a checkpoint written when training was interrupted")
     train.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
@@ -131,6 +139,9 @@ def _add_train_parser(sub):
                          help="label column to drop from a table (default: the last column when the "
                               "table has one column more than the model's features)")
     predict.add_argument("--proba", action="store_true", help="also write the class probabilities")
+    predict.add_argument("--index-base", choices=("auto", "0", "1"), default="auto",
+                         help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default auto: "
+                              "1 unless some index is 0; give the base used in training)")
     predict.add_argument("--labels", metavar="LABELS",
                          help="true labels of the rows (.npy or IDX): print the accuracy")
     _add_pixel_scale(predict)
@@ -170,6 +181,23 @@ def _pixel_scale(args):
         raise ValueError(f"--pixel-scale must be 'unit', 'none' or a positive number, "
                          f"got {args.pixel_scale!r}") from None
     return args.pixel_scale
+def _is_svmlight(path):
+    return str(path).lower().endswith((".svm", ".svmlight", ".libsvm"))
+
+
+def zero_based(args):
+    """``--index-base`` as load_svmlight_file's ``zero_based``."""
+    return {"auto": "auto", "0": True, "1": False}[getattr(args, "index_base", "auto")]
+
+
+def _x_only(path):
+    """Whether DATA holds X without labels: a .npy array or a scipy.sparse .npz."""
+    if _is_npy(path):
+        return True
+    if str(path).lower().endswith(".npz"):
+        from .io import is_sparse_npz
+        return is_sparse_npz(path)
+    return False
 
 
 def _check_out_dir(path, option):
@@ -429,11 +457,16 @@ def _check_train_args(args):
     if args.chunk_rows is not None:
         if args.solver != "sgd":
             raise ValueError("--chunk-rows streams the data through SGD: it needs --solver sgd")
-        if not _is_npy(args.data):
-            raise ValueError(f"--chunk-rows streams a .npy file; {args.data} is not one")
-    x_only = _is_npy(args.data) or _is_idx(args.data)
+        if not (_is_npy(args.data) or _is_svmlight(args.data)):
+            raise ValueError(f"--chunk-rows streams a .npy or svmlight file; {args.data} is neither")
+    if args.n_features is not None and not _is_svmlight(args.data):
+        raise ValueError(f"--n-features is for an svmlight/libsvm DATA; {args.data} is not one")
+    if args.index_base != "auto" and not _is_svmlight(args.data):
+        raise ValueError(f"--index-base is for an svmlight/libsvm DATA; {args.data} is not one")
+    x_only = _x_only(args.data) or _is_idx(args.data)
     if args.labels is not None and not x_only:
-        raise ValueError(f"--labels is for a .npy or IDX DATA (X only); {args.data} holds its labels")
+        raise ValueError(f"--labels is for a DATA that holds X only (.npy, scipy.sparse .npz, IDX); "
+                         f"{args.data} holds its labels")
     if x_only and args.labels is None:
         raise ValueError(f"{args.data} holds X only: give its labels with --labels LABELS")
     if x_only and args.target is not None:
@@ -572,16 +605,30 @@ def run_train(args, file=sys.stdout):
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
     chunked = args.chunk_rows is not None
-    if chunked:
+    if chunked and _is_svmlight(args.data):
+        from .io import iter_svmlight_chunks, scan_svmlight
+
+        layout = scan_svmlight(args.data, args.chunk_rows, args.n_features, zero_based(args))
+        n, y_all, X_all = layout.n_samples, layout.y, None
+
+        def chunks():
+            return (X for X, _ in iter_svmlight_chunks(args.data, args.chunk_rows, layout))
+    elif chunked:
+        from .io import iter_npy_chunks
+
         n = _npy_rows(args.data)
         y_all = _load_labels(args.labels, n, args.data)
         X_all = None
+
+        def chunks():
+            return iter_npy_chunks(args.data, args.chunk_rows)
     else:
         from .io import read_data
 
-        dataset = read_data(args.data, target=args.target, pixel_scale=_pixel_scale(args))
+        dataset = read_data(args.data, target=args.target, pixel_scale=_pixel_scale(args),
+                            n_features=args.n_features, zero_based=zero_based(args))
         X_all = dataset.X
-        if _is_npy(args.data) or _is_idx(args.data):
+        if _x_only(args.data) or _is_idx(args.data):
             y_all = _load_labels(args.labels, X_all.shape[0], args.data)
         else:
             y_all = dataset.y
@@ -621,9 +668,6 @@ def run_train(args, file=sys.stdout):
             if run.model.n_features_in_ != (X_all.shape[1] if X_all is not None else run.model.n_features_in_):
                 raise ValueError(f"--resume {args.resume}: model has {run.model.n_features_in_} "
                                  f"features, {args.data} has {X_all.shape[1]}")
-        if chunked:
-            from .io import iter_npy_chunks
-
         def one_epoch(epoch):
             model = run.model
             if not chunked:
@@ -632,7 +676,7 @@ def run_train(args, file=sys.stdout):
                 return model.loss_curve_[-1]
             offset = 0
             weighted = 0.0
-            for index, chunk in enumerate(iter_npy_chunks(args.data, args.chunk_rows)):
+            for index, chunk in enumerate(chunks()):
                 rows = chunk.shape[0]
                 keep = ~is_val[offset:offset + rows]
                 y_chunk = y_all[offset:offset + rows][keep]
@@ -650,7 +694,7 @@ def run_train(args, file=sys.stdout):
             model = run.model
             sums = {False: [0.0, 0], True: [0.0, 0]}
             offset = 0
-            for chunk in iter_npy_chunks(args.data, args.chunk_rows):
+            for chunk in chunks():
                 rows = chunk.shape[0]
                 mask, y_chunk = is_val[offset:offset + rows], y_all[offset:offset + rows]
                 offset += rows

@@ -23,6 +23,7 @@ import zipfile
 from contextlib import contextmanager
 
 import numpy as np
+from scipy.sparse import issparse
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -288,7 +289,10 @@ def _read_or_data_file_error(data, name):
         assert "\n" not in message and path in message
         return None
     assert dataset.X.ndim == 2 and dataset.X.shape[0] >= 1
-    assert dataset.X.dtype == np.float64 and dataset.X.flags.c_contiguous
+    if issparse(dataset.X):  # svmlight: CSR, never densified
+        assert dataset.X.format == "csr" and dataset.X.dtype == np.float64
+    else:
+        assert dataset.X.dtype == np.float64 and dataset.X.flags.c_contiguous
     if dataset.y is not None:
         assert len(dataset.y) == dataset.X.shape[0]
     if dataset.feature_names is not None:
@@ -357,12 +361,13 @@ def test_svmlight_reader_random_bytes(data):
     _read_or_data_file_error(data, "bytes.svm")
 
 
-def test_svmlight_huge_feature_index_is_refused_before_densifying(tmp_path, monkeypatch):
-    """Regression: "1 1000000000:1" made read_data allocate a (rows × 1e9) float64 array."""
+def test_svmlight_huge_feature_index_is_read_without_densifying(tmp_path, monkeypatch):
+    """Regression: "1 1000000000:1" made read_data allocate a (rows × 1e9) float64 array;
+    svmlight is now read as CSR, whose size follows the non-zeros, not the width."""
     path = tmp_path / "wide.svm"
     path.write_text("1 1000000000:1\n0 1:1\n")
-    with pytest.raises(DataFileError, match="dense X would be 2 rows x 1000000000 features"):
-        read_data(path)
+    X = read_data(path).X
+    assert issparse(X) and X.shape == (2, 1000000000) and X.nnz == 2
 
 
 def test_reader_out_of_memory_is_a_data_file_error(tmp_path, monkeypatch):

@@ -1,0 +1,400 @@
+"""Numba CPU kernels for CSR matrices: loss and gradient, one SGD epoch, scores.
+
+A CSR matrix is passed as its three arrays ``data`` (nnz,), ``indices``
+(nnz,) and ``indptr`` (n + 1,), any of float32/float64 values and
+int32/int64 indices; indices need not be sorted and explicit zeros are fine
+(duplicate column indices within a row add up, as in scipy). The arrays are
+validated once at the public boundary (:func:`fastlr._sparse.check_csr`);
+these kernels trust them.
+
+Design (DESIGN.md §8):
+
+* **One pass over the non-zeros per gradient.** Each row's stored values are
+  read for ``z = x·w + b`` and, while still in L1 cache, scattered as
+  ``dz · x_j`` into a d-length partial sum.
+* **Bounded, thread-count-independent partial sums.** The rows are cut into
+  a fixed number of blocks (:func:`n_blocks`: at most :data:`MAX_BLOCKS`,
+  fewer when the non-zeros are few compared with the width, never depending
+  on the thread count) at boundaries that balance the non-zeros. Each block
+  owns one ``k × (d + 2)`` float64 partial; ``prange`` runs the blocks and the
+  partials are added serially in block order. Extra memory is therefore at
+  most ``MAX_BLOCKS · k · (d + 2) · 8`` bytes (not one partial per 2,048-row
+  chunk, which at a million columns would be gigabytes), and the result is
+  bitwise identical for any number of threads.
+* All arithmetic is float64; float32 values are converted in registers.
+* SGD keeps ``W = wscale · V`` (Bottou's SGD, scikit-learn's
+  ``WeightVector``): the L2 shrinkage of a step multiplies ``wscale``, and only
+  the batch's columns of ``V`` are touched, so a step costs
+  O(non-zeros in the batch · k), not O(k · d).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .._math import build_math
+
+#: The most row blocks (and so d-length partial sums) a gradient uses.
+MAX_BLOCKS = 16
+
+#: A block gets at least this many non-zeros (and at least ``4 d``): zeroing and
+#: adding a partial costs O(k · d), which must stay well below the block's own
+#: O(k · nnz) work.
+MIN_BLOCK_NNZ = 4096
+
+#: ``|wscale|`` below which SGD folds the scale back into the coefficients.
+WSCALE_MIN = 1e-9
+
+_JIT = {"cache": True, "fastmath": {"reassoc", "contract"}, "error_model": "numpy"}
+
+_M = build_math(njit(inline="always", error_model="numpy"), np.float64)
+_binary_loss_dz = _M.binary_loss_dz
+_softmax_loss_dz = _M.softmax_loss_dz
+
+
+@njit(cache=True)
+def n_blocks(nnz, d):
+    """Number of row blocks of a gradient: ``clip(nnz // max(4 d, MIN_BLOCK_NNZ), 1, MAX_BLOCKS)``.
+
+    Depends only on the matrix's shape and non-zero count, never on the threads.
+    """
+    return max(1, min(MAX_BLOCKS, nnz // max(4 * d, MIN_BLOCK_NNZ)))
+
+
+@njit(cache=True)
+def block_bounds(indptr, n_blk):
+    """Row boundaries (n_blk + 1,) that split the non-zeros into ``n_blk`` near-equal runs."""
+    n = indptr.shape[0] - 1
+    nnz = indptr[n]
+    bounds = np.empty(n_blk + 1, np.int64)
+    bounds[0] = 0
+    bounds[n_blk] = n
+    for t in range(1, n_blk):
+        target = (nnz * t) // n_blk
+        bounds[t] = max(bounds[t - 1], np.searchsorted(indptr[:n + 1], target, side="left"))
+        bounds[t] = min(bounds[t], n)
+    return bounds
+
+
+@njit(inline="always")
+def _binary_rows(data, indices, indptr, y, sample_weight, r0, r1, w, b, loss_id, acc):
+    d = w.shape[0]
+    weighted = sample_weight.shape[0] > 0
+    loss_sum = 0.0
+    dz_sum = 0.0
+    for i in range(r0, r1):
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        z = 0.0
+        for p in range(p0, p1):
+            z += np.float64(data[p]) * w[indices[p]]
+        z += b
+        loss, g = _binary_loss_dz(loss_id, z, math.exp(-abs(z)), np.float64(y[i]))
+        if weighted:
+            loss *= sample_weight[i]
+            g *= sample_weight[i]
+        loss_sum += loss
+        dz_sum += g
+        for p in range(p0, p1):
+            acc[indices[p]] += g * np.float64(data[p])
+    acc[d] += dz_sum
+    acc[d + 1] += loss_sum
+
+
+@njit(parallel=True, **_JIT)
+def binary_loss_grad(data, indices, indptr, n_features, y, sample_weight, w, b, loss_id):
+    """Weighted loss sum and gradient sum of a binary model on a CSR matrix.
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of X (n, d): float32/float64 values, int32/int64 indices.
+    n_features : int
+        ``d``.
+    y : ndarray of shape (n,), int32 in {0, 1}
+    sample_weight : ndarray of shape (n,) or (0,), float64; empty = unit weights
+    w : ndarray of shape (d,), float64
+    b : float
+    loss_id : int
+
+    Returns
+    -------
+    ndarray of shape (d + 2,), float64
+        ``[Σ s dz x_0, ..., Σ s dz x_{d-1}, Σ s dz, Σ s loss]`` (sums, as
+        :func:`fastlr.kernels.cpu.binary_loss_grad`).
+    """
+    d = n_features
+    n_blk = n_blocks(indptr[indptr.shape[0] - 1], d)
+    bounds = block_bounds(indptr, n_blk)
+    partial = np.zeros((n_blk, d + 2))
+    for t in prange(n_blk):
+        _binary_rows(data, indices, indptr, y, sample_weight, bounds[t], bounds[t + 1],
+                     w, b, loss_id, partial[t])
+    total = partial[0].copy()
+    for t in range(1, n_blk):
+        total += partial[t]
+    return total
+
+
+@njit(inline="always")
+def _softmax_rows(data, indices, indptr, y, sample_weight, r0, r1, W_T, b, loss_id, acc, z):
+    d, k = W_T.shape
+    weighted = sample_weight.shape[0] > 0
+    loss_sum = 0.0
+    for i in range(r0, r1):
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        for c in range(k):
+            z[c] = 0.0
+        for p in range(p0, p1):
+            j = indices[p]
+            v = np.float64(data[p])
+            for c in range(k):
+                z[c] += v * W_T[j, c]
+        for c in range(k):
+            z[c] += b[c]
+        loss = _softmax_loss_dz(loss_id, z, y[i], z)  # z <- d loss / d z
+        s_i = sample_weight[i] if weighted else 1.0
+        loss_sum += s_i * loss
+        for c in range(k):
+            z[c] *= s_i
+            acc[d, c] += z[c]
+        for p in range(p0, p1):
+            j = indices[p]
+            v = np.float64(data[p])
+            for c in range(k):
+                acc[j, c] += z[c] * v
+    acc[d + 1, 0] += loss_sum
+
+
+@njit(parallel=True, **_JIT)
+def multinomial_loss_grad(data, indices, indptr, n_features, y, sample_weight, W, b, loss_id):
+    """Weighted loss sum and gradient sum of a softmax model on a CSR matrix.
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of X (n, d).
+    n_features : int
+    y : ndarray of shape (n,), int32 in 0..k-1
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+    loss_id : int
+
+    Returns
+    -------
+    ndarray of shape (k, d + 2), float64
+        As :func:`fastlr.kernels.cpu.multinomial_loss_grad`: column ``j < d``
+        Σ s dz_c x_j, column ``d`` Σ s dz_c, ``[0, d + 1]`` the loss sum.
+    """
+    d = n_features
+    k = W.shape[0]
+    W_T = np.ascontiguousarray(W.T)  # (d, k): a row's k weights of column j lie together
+    n_blk = n_blocks(indptr[indptr.shape[0] - 1], d)
+    bounds = block_bounds(indptr, n_blk)
+    partial = np.zeros((n_blk, d + 2, k))
+    for t in prange(n_blk):
+        _softmax_rows(data, indices, indptr, y, sample_weight, bounds[t], bounds[t + 1],
+                      W_T, b, loss_id, partial[t], np.empty(k))
+    total = partial[0].copy()
+    for t in range(1, n_blk):
+        total += partial[t]
+    return np.ascontiguousarray(total.T)
+
+
+@njit(parallel=True, **_JIT)
+def decision_function(data, indices, indptr, W, b):
+    """Raw scores ``X @ W.T + b`` of a CSR X, float64.
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of X (n, d).
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+
+    Returns
+    -------
+    ndarray of shape (n, k), float64
+    """
+    n = indptr.shape[0] - 1
+    k = W.shape[0]
+    W_T = np.ascontiguousarray(W.T)  # (d, k): one column's k weights together
+    out = np.empty((n, k))
+    for i in prange(n):
+        for c in range(k):
+            out[i, c] = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = np.float64(data[p])
+            for c in range(k):
+                out[i, c] += v * W_T[j, c]
+        for c in range(k):
+            out[i, c] += b[c]
+    return out
+
+
+@njit(**_JIT)
+def sgd_epoch(data, indices, indptr, y, sample_weight, rows, batch_order, batch_size, W, b,
+              loss_id, alpha, fit_intercept, eta0, power_t, step0, mean_weight):
+    """One epoch of mini-batch SGD on a CSR matrix, updating ``W`` and ``b`` in place.
+
+    The same steps as :func:`fastlr.kernels.cpu.sgd_epoch`,
+    ``W ← (1 − eta_t alpha) W − eta_t g / (m_b · mean_weight)``, with ``W``
+    held as ``wscale · V``: the shrinkage multiplies ``wscale`` and the
+    gradient (non-zero only in the batch's columns) updates ``V`` there, so a
+    step costs O(non-zeros in the batch · k). When ``|wscale|`` falls below
+    :data:`WSCALE_MIN` it is folded into ``V`` (an O(k d) step, rare). ``V``
+    is a (d, k) copy of ``W.T``, so a column's coefficients lie together;
+    ``W = wscale · V.T`` is written back at the end of the epoch.
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of X (n, d).
+    y : ndarray of shape (n,), int32
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    rows : ndarray of shape (n,) or (0,), int64
+        Row permutation (rows are read through it in place: CSR rows need no
+        gathering). Empty: batches are runs of consecutive rows.
+    batch_order : ndarray of shape (n_batches,), int64
+    batch_size : int
+    W : ndarray of shape (k, d), float64, updated in place
+    b : ndarray of shape (k,), float64, updated in place
+    loss_id : int
+    alpha, eta0, power_t : float
+    fit_intercept : bool
+    step0 : int
+    mean_weight : float
+
+    Returns
+    -------
+    loss_sum : float
+    n_steps : int
+        Fewer than ``len(batch_order)`` if a step made the loss, a touched
+        coefficient, the intercept or ``wscale`` non-finite; that step is
+        undone, so ``W`` and ``b`` hold the last finite values.
+    """
+    n = indptr.shape[0] - 1
+    k, d = W.shape
+    # V = W.T (d, k): a column's k coefficients lie together (one cache line for a few
+    # classes instead of k lines d apart); copied in and out once per epoch, O(k d).
+    V = np.ascontiguousarray(W.T)
+    weighted = sample_weight.shape[0] > 0
+    permuted = rows.shape[0] > 0
+    dz = np.empty((batch_size, k))
+    z = np.empty(k)
+    b_prev = np.empty(k)
+    # Values overwritten by the current step, so that a non-finite step can be undone.
+    undo_cap = 16
+    undo = np.empty(undo_cap)
+    wscale = 1.0
+    loss_total = 0.0
+    n_done = batch_order.shape[0]
+    for step in range(batch_order.shape[0]):
+        start = batch_order[step] * batch_size
+        stop = min(start + batch_size, n)
+        m = stop - start
+        loss_sum = 0.0
+        # Scores and derivatives of the whole batch first, at the current coefficients.
+        for r in range(m):
+            i = rows[start + r] if permuted else start + r
+            p0 = indptr[i]
+            p1 = indptr[i + 1]
+            s_i = sample_weight[i] if weighted else 1.0
+            if k == 1:
+                zi = 0.0
+                for p in range(p0, p1):
+                    zi += np.float64(data[p]) * V[indices[p], 0]
+                zi = wscale * zi + b[0]
+                loss, g = _binary_loss_dz(loss_id, zi, math.exp(-abs(zi)), np.float64(y[i]))
+                loss_sum += s_i * loss
+                dz[r, 0] = s_i * g
+            else:
+                for c in range(k):
+                    z[c] = 0.0
+                for p in range(p0, p1):
+                    j = indices[p]
+                    v = np.float64(data[p])
+                    for c in range(k):
+                        z[c] += v * V[j, c]
+                for c in range(k):
+                    z[c] = wscale * z[c] + b[c]
+                loss = _softmax_loss_dz(loss_id, z, y[i], z)
+                loss_sum += s_i * loss
+                for c in range(k):
+                    dz[r, c] = s_i * z[c]
+        eta = eta0 / (step0 + step + 1.0) ** power_t
+        scale = 1.0 / (m * mean_weight)
+        wscale_prev = wscale
+        wscale *= 1.0 - eta * alpha
+        finite = np.isfinite(loss_sum) and np.isfinite(wscale) and wscale != 0.0
+        b_prev[:] = b
+        if fit_intercept:
+            for c in range(k):
+                g_b = 0.0
+                for r in range(m):
+                    g_b += dz[r, c]
+                b[c] -= eta * scale * g_b
+                finite = finite and np.isfinite(b[c])
+        n_written = 0
+        if finite:
+            step_v = eta * scale / wscale
+            for r in range(m):
+                i = rows[start + r] if permuted else start + r
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = indices[p]
+                    v = np.float64(data[p])
+                    for c in range(k):
+                        if n_written == undo_cap:
+                            bigger = np.empty(2 * undo_cap)
+                            bigger[:undo_cap] = undo
+                            undo = bigger
+                            undo_cap *= 2
+                        undo[n_written] = V[j, c]
+                        n_written += 1
+                        V[j, c] -= step_v * dz[r, c] * v
+                        finite = finite and np.isfinite(V[j, c])
+        if not finite:
+            # Undo in reverse order of the writes (a column may appear in several rows).
+            for r in range(m - 1, -1, -1):
+                i = rows[start + r] if permuted else start + r
+                for p in range(indptr[i + 1] - 1, indptr[i] - 1, -1):
+                    j = indices[p]
+                    for c in range(k - 1, -1, -1):
+                        if n_written > 0:
+                            n_written -= 1
+                            V[j, c] = undo[n_written]
+            b[:] = b_prev
+            wscale = wscale_prev
+            n_done = step
+            break
+        loss_total += loss_sum
+        if abs(wscale) < WSCALE_MIN:
+            V *= wscale
+            wscale = 1.0
+    for c in range(k):
+        for j in range(d):
+            W[c, j] = wscale * V[j, c]
+    return loss_total, n_done
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def read_csr(data, indices):
+    """Sum of ``data`` plus sum of ``indices``: one parallel read of a CSR matrix's non-zeros.
+
+    The read-bandwidth floor a sparse gradient is measured against (the
+    benchmarks): a gradient cannot take less time than reading ``data`` and
+    ``indices`` once. ``fastmath``: the last bits of the result mean nothing.
+    """
+    nnz = data.shape[0]
+    n_blk = 64
+    partial = np.zeros(n_blk)
+    for t in prange(n_blk):
+        s = 0.0
+        for p in range(nnz * t // n_blk, nnz * (t + 1) // n_blk):
+            s += np.float64(data[p]) + np.float64(indices[p])
+        partial[t] = s
+    return partial.sum()

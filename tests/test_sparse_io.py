@@ -1,0 +1,155 @@
+"""Sparse files: svmlight/libsvm and scipy.sparse .npz read as CSR, `fastlr train/predict` on
+them (whole and streamed with --chunk-rows) against the same data trained dense."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import dump_svmlight_file, load_svmlight_file
+
+from fastlr.io import DataFileError, iter_svmlight_chunks, read_data, scan_svmlight
+from fastlr.model_file import load_model
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sparse")
+    rng = np.random.default_rng(0)
+    X = sp.random(1200, 150, density=0.05, format="csr", random_state=1)
+    X.data = np.round(X.data * 64) / 64  # exact through svmlight's %.16g text
+    X = X.tolil()
+    X[0, 0] = 1.0  # column 0 present: the file is zero-based under "auto"
+    X = X.tocsr()
+    y = (X @ rng.standard_normal(150) + 0.1 * rng.standard_normal(1200) > 0.2).astype(int)
+    dump_svmlight_file(X, y, str(root / "train.svm"), zero_based=True)
+    sp.save_npz(root / "train.npz", X.tocsc())  # stored as CSC: read back as CSR
+    np.save(root / "train_dense.npy", X.toarray())
+    np.save(root / "y.npy", y)
+    dump_svmlight_file(X[:40, :90], y[:40], str(root / "narrow.svm"), zero_based=True)
+    return root, X, y
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fastlr.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_svmlight_is_read_as_csr(files):
+    root, X, y = files
+    data = read_data(root / "train.svm")
+    assert sp.issparse(data.X) and data.X.format == "csr"
+    np.testing.assert_array_equal(data.X.toarray(), X.toarray())
+    np.testing.assert_array_equal(data.y, y)
+    wide = read_data(root / "narrow.svm", n_features=150, zero_based=True)
+    assert wide.X.shape == (40, 150)
+    with pytest.raises(DataFileError, match="n_features"):
+        read_data(root / "train.svm", n_features=10)
+
+
+def test_sparse_npz_is_read_as_csr(files):
+    root, X, _ = files
+    data = read_data(root / "train.npz")
+    assert data.X.format == "csr" and data.y is None
+    np.testing.assert_array_equal(data.X.toarray(), X.toarray())
+
+
+def test_malformed_svmlight_line_is_named(tmp_path):
+    path = tmp_path / "bad.svm"
+    path.write_text("1 3:1 5:2\n# a comment\n0 4:1 x:2\n")
+    with pytest.raises(DataFileError, match=r"line 3 is not an svmlight/libsvm line"):
+        read_data(path)
+    with pytest.raises(DataFileError, match=r"line 3 is not an svmlight/libsvm line"):
+        scan_svmlight(path, 1)
+
+
+def test_streaming_chunks_are_bounded_and_match_the_whole_file(files):
+    root, X, y = files
+    layout = scan_svmlight(root / "train.svm", 250)
+    assert (layout.n_samples, layout.n_features, layout.zero_based) == (1200, 150, True)
+    np.testing.assert_array_equal(layout.y, y)
+    chunks = list(iter_svmlight_chunks(root / "train.svm", 250, layout))
+    assert [c[0].shape[0] for c in chunks] == [250, 250, 250, 250, 200]
+    assert all(c[0].format == "csr" and c[0].shape[1] == 150 for c in chunks)
+    np.testing.assert_array_equal(sp.vstack([c[0] for c in chunks]).toarray(), X.toarray())
+    one_based = root / "one.svm"
+    dump_svmlight_file(X, y, str(one_based), zero_based=False)
+    layout1 = scan_svmlight(one_based, 300)
+    assert (layout1.n_features, layout1.zero_based) == (150, False)
+    ref, _ = load_svmlight_file(str(one_based))
+    got = sp.vstack([c for c, _ in iter_svmlight_chunks(one_based, 300, layout1)])
+    np.testing.assert_array_equal(got.toarray(), ref.toarray())
+
+
+def _coef(path):
+    model = load_model(path)
+    return np.column_stack([model.coef_, model.intercept_])
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_cli_train_on_sparse_files_matches_dense(files, tmp_path, solver):
+    root, _, _ = files
+    common = ["--backend", "cpu", "--solver", solver, "--random-state", "3", "--progress", "none",
+              "--epochs", "4" if solver == "sgd" else "100"]
+    runs = {
+        "dense": ["train", root / "train_dense.npy", "--labels", root / "y.npy"],
+        "svm": ["train", root / "train.svm"],
+        "npz": ["train", root / "train.npz", "--labels", root / "y.npy"],
+    }
+    for name, args in runs.items():
+        out = cli(*args, "--out", tmp_path / f"{name}.npz", *common)
+        assert out.returncode == 0, out.stderr
+    ref = _coef(tmp_path / "dense.npz")
+    rtol = 1e-9 if solver == "sgd" else 1e-5  # lbfgs stops at tol: iterates differ in rounding only
+    for name in ("svm", "npz"):
+        np.testing.assert_allclose(_coef(tmp_path / f"{name}.npz"), ref, rtol=rtol, atol=rtol)
+
+
+def test_cli_streams_svmlight_like_npy(files, tmp_path):
+    root, _, _ = files
+    common = ["--solver", "sgd", "--chunk-rows", "300", "--epochs", "3", "--random-state", "5",
+              "--backend", "cpu", "--progress", "none"]
+    a = cli("train", root / "train.svm", "--out", tmp_path / "a.npz", *common)
+    b = cli("train", root / "train_dense.npy", "--labels", root / "y.npy", "--out", tmp_path / "b.npz", *common)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    np.testing.assert_allclose(_coef(tmp_path / "a.npz"), _coef(tmp_path / "b.npz"), rtol=1e-9, atol=1e-12)
+    metrics = [[line for line in out.stdout.splitlines() if line.startswith(("train:", "validation:"))]
+               for out in (a, b)]
+    assert len(metrics[0]) == 2 and metrics[0] == metrics[1]
+
+
+def test_cli_predict_on_sparse_files(files, tmp_path):
+    root, X, _ = files
+    model_path = tmp_path / "m.npz"
+    assert cli("train", root / "train.svm", "--out", model_path, "--backend", "cpu",
+               "--progress", "none").returncode == 0
+    model = load_model(model_path)
+    for data, extra, rows in ((root / "train.npz", [], X), (root / "narrow.svm", ["--index-base", "0"], None)):
+        out_csv = tmp_path / "p.csv"
+        result = cli("predict", model_path, data, "--out", out_csv, "--proba", *extra)
+        assert result.returncode == 0, result.stderr
+        got = np.loadtxt(out_csv, delimiter=",", skiprows=1)
+        if rows is None:  # the narrow file: its 90 columns, widened to the model's 150
+            rows = sp.hstack([X[:40, :90], sp.csr_matrix((40, 60))]).tocsr()
+        np.testing.assert_allclose(got[:, 1:], model.predict_proba(rows), rtol=1e-12)
+
+
+def test_cli_errors_are_one_line_and_write_nothing(files, tmp_path):
+    root, _, _ = files
+    bad = tmp_path / "bad.svm"
+    bad.write_text("1 1:1\n0 2:abc\n")
+    cases = [
+        ["train", bad, "--out", tmp_path / "m.npz"],
+        ["train", bad, "--out", tmp_path / "m.npz", "--solver", "sgd", "--chunk-rows", "1"],
+        ["train", root / "train.svm", "--out", tmp_path / "m.npz", "--n-features", "20"],
+        ["train", root / "train.svm", "--out", tmp_path / "m.npz", "--index-base", "1"],
+        ["train", root / "train.npz", "--out", tmp_path / "m.npz"],  # X only: needs --labels
+        ["train", root / "train.svm", "--out", tmp_path / "m.npz", "--backend", "cuda"],
+    ]
+    for args in cases:
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert not os.path.exists(tmp_path / "m.npz")
