@@ -74,7 +74,7 @@ def _add_train_parser(sub):
     train.add_argument("--labels", metavar="LABELS.npy", help="labels of a .npy DATA (which holds X only)")
     train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
     train.add_argument("--loss", choices=("log", "squared"), default="log", help="default log")
-    train.add_argument("--solver", choices=("lbfgs", "gd", "sgd"), default="lbfgs", help="default lbfgs")
+    train.add_argument("--solver", choices=("lbfgs", "newton-cg", "gd", "sgd"), default="lbfgs", help="default lbfgs")
     train.add_argument("--backend", choices=("auto", "cpu", "cuda", "numpy"), default="auto",
                        help="default auto: the GPU when one is usable, else the CPU (see fastlr info)")
     train.add_argument("--C", type=_positive_float, default=1.0, help="inverse L2 strength (default 1)")
