@@ -2,10 +2,10 @@
 
 For binary (k = 1) and 10-class problems at d = 20 and 64 and a range of row
 counts, times the parallel Numba kernel (``fastlr.kernels.cpu``) and its
-serial compilation (``fastlr.backends._serial``: the same code, no parallel
+serial compilation (``fastlr.backends.cpu._serial``: the same code, no parallel
 region) back to back, medians of ``--repeat`` calls, idle and (``--busy``) with
 another process keeping one core busy. The work of a call is n · d · k
-multiply-adds; ``fastlr.backends.PARALLEL_MIN_WORK`` is set from this table.
+multiply-adds; ``fastlr.backends.cpu.PARALLEL_MIN_WORK`` is set from this table.
 
 Usage::
 
@@ -25,7 +25,7 @@ from benchmarks.common import median_time as _median  # noqa: E402
 
 
 def main():
-    from fastlr import backends
+    from fastlr.backends import cpu as cpu_backend
     from fastlr.bench import machine_info, make_problem
     from fastlr.kernels import cpu
     from fastlr.matrix import busy_core
@@ -47,10 +47,10 @@ def main():
                     b = np.zeros(k)
                     if k == 1:
                         par = lambda: cpu.binary_loss_grad(X, y, sw, W[0], 0.0, 0)  # noqa: E731
-                        ser = lambda: backends._binary_loss_grad_serial(X, y, sw, W[0], 0.0, 0)  # noqa: E731
+                        ser = lambda: cpu_backend._binary_loss_grad_serial(X, y, sw, W[0], 0.0, 0)  # noqa: E731
                     else:
                         par = lambda: cpu.multinomial_loss_grad(X, y, sw, W, b, 0)  # noqa: E731
-                        ser = lambda: backends._multinomial_loss_grad_serial(X, y, sw, W, b, 0)  # noqa: E731
+                        ser = lambda: cpu_backend._multinomial_loss_grad_serial(X, y, sw, W, b, 0)  # noqa: E731
                     tp = _median(par, args.repeat)
                     ts = _median(ser, args.repeat)
                     rows.append({"k": k, "d": d, "n": n, "work": n * d * k,

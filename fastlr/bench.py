@@ -27,13 +27,14 @@ import time
 import numpy as np
 
 from ._atomic import atomic_write
+from .backends import backend_names, get_backend
 from .peers import PEER_NAMES, PeerUnavailable, _import, available_peers, fit_peer, objective
 
 #: Peer against which every other peer's speed-up is given; always run.
 REFERENCE_PEER = "fastlr-lbfgs"
 
-#: Backends of ``loss_grad`` that ``--backends`` accepts.
-BENCH_BACKENDS = ("cpu", "cuda", "numpy")
+#: Backends of ``loss_grad`` that ``--backends`` accepts: those of the registry that train on arrays in this process.
+BENCH_BACKENDS = backend_names(distributed=False)
 
 #: Fractions of n at which the scaling panel is measured.
 SCALING_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1)
@@ -185,7 +186,6 @@ def _measure_read(X, repeat):
 
 def _measure_loss_grad(X, y, k, backend, repeat, read_time):
     import fastlr
-    from .backends import get_backend
 
     W, b = _start_coef(X.shape[1], k)
     engine = get_backend(backend)
@@ -229,7 +229,6 @@ def _measure_peer(name, X, y, config):
 
 
 def _measure_scaling(X, y, k, config):
-    from .backends import get_backend
 
     W, b = _start_coef(X.shape[1], k)
     engine = get_backend("cpu")

@@ -22,9 +22,8 @@ from ._validation import (
     FLOAT_DTYPES, check_choice, check_device_features, check_loss, check_number,
     check_sample_weight, to_host,
 )
-from .backend_cuda import is_device_array
 from ._sparse import check_csr, issparse
-from .backends import BACKEND_NAMES, for_input, get_backend
+from .backends import BACKEND_NAMES, for_input, get_backend, is_device_array
 from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
 
 
@@ -41,14 +40,14 @@ def _rollback_on_error(estimator):
 
 
 def _dask_input(*objs):
-    """The dask path (fastlr.dask_backend) if any of ``objs`` is a dask collection, else None.
+    """The dask path (fastlr._dask_input) if any of ``objs`` is a dask collection, else None.
 
     Never imports dask: a dask collection can only exist if dask is already loaded.
     """
     dask = sys.modules.get("dask")
     if dask is not None and any(o is not None and dask.is_dask_collection(o) for o in objs):
-        from . import dask_backend
-        return dask_backend
+        from . import _dask_input
+        return _dask_input
     return None
 
 
@@ -103,7 +102,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         fastlr[dask]``) always train on the current ``dask.distributed``
         cluster (``backend_ == "dask"``); ``backend`` then names the kernel run
         on each partition (``"auto"`` and ``"dask"``: auto). See
-        :mod:`fastlr.dask_backend`.
+        :mod:`fastlr.backends.dask_cluster`.
     max_iter : int, default=100
         Iterations (lbfgs, gd) or epochs (sgd), >= 0. ``max_iter=0`` returns the
         starting model (zeros, or the previous solution with ``warm_start``)

@@ -81,7 +81,6 @@ FORMAT_VERSION = 1
 MEMBERS = ("coef", "intercept", "classes", "loss_curve", "metadata")
 MAX_METADATA_BYTES = 1 << 20
 MAX_ARRAY_BYTES = 1 << 30
-BACKENDS = ("cpu", "numpy")
 
 
 class ModelFileError(ValueError):
@@ -318,6 +317,7 @@ def _current_spellings(params):
 
 
 def _build(path, meta, arrays):
+    from .backends import backend_names
     from .estimator import LogisticRegression
 
     coef, intercept, classes, loss_curve = (arrays[k] for k in ("coef", "intercept", "classes", "loss_curve"))
@@ -380,7 +380,9 @@ def _build(path, meta, arrays):
     model.n_features_in_ = n_features
     model.n_iter_ = np.array([n_iter], dtype=np.int32)
     model.loss_curve_ = [float(v) for v in loss_curve]
-    model.backend_ = meta.get("backend") if meta.get("backend") in BACKENDS else "cpu"
+    # backend_ as saved when every machine has it (host arrays, in process), else the CPU
+    host = backend_names(accepts_device_arrays=False, distributed=False)
+    model.backend_ = meta.get("backend") if meta.get("backend") in host else "cpu"
     model.t_ = t
     if names is not None:
         model.feature_names_in_ = np.asarray(names, dtype=object)

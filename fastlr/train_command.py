@@ -16,6 +16,7 @@ import numpy as np
 
 from ._atomic import atomic_write
 from ._math import DEPRECATED_LOSS_NAMES, LOSS_IDS
+from .backends import backend_names
 
 _EXIT_INTERRUPTED = 130
 _EARLY_STOPPING_PATIENCE = 5
@@ -100,7 +101,7 @@ def _add_train_parser(sub):
     train.add_argument("--loss", type=_loss_name, choices=tuple(LOSS_IDS), default="log_loss",
                        help="default log_loss (the earlier names log, squared still work)")
     train.add_argument("--solver", choices=("lbfgs", "newton-cg", "gd", "sgd"), default="lbfgs", help="default lbfgs")
-    train.add_argument("--backend", choices=("auto", "cpu", "cuda", "numpy"), default="auto",
+    train.add_argument("--backend", choices=("auto",) + backend_names(distributed=False), default="auto",
                        help="default auto: the GPU when one is usable, else the CPU (see fastlr info)")
     train.add_argument("--C", type=_positive_float, default=1.0, help="inverse L2 strength (default 1)")
     train.add_argument("--penalty", choices=("l2", "none"), default="l2", help="default l2")

@@ -19,7 +19,7 @@ pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 from numba import config  # noqa: E402
 
 import fastlr  # noqa: E402
-from fastlr import backend_cuda  # noqa: E402
+from fastlr.backends import cuda as backend_cuda  # noqa: E402
 from fastlr._math import LOG, SQUARED  # noqa: E402
 from fastlr.backends import NumpyBackend, SGDSchedule, auto_backend, get_backend  # noqa: E402
 

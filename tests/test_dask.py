@@ -20,7 +20,7 @@ import dask  # noqa: E402
 import fastlr  # noqa: E402
 from fastlr import LogisticRegression  # noqa: E402
 from fastlr.backends import CPUBackend, SGDSchedule  # noqa: E402
-from fastlr.dask_backend import DaskBackend, DaskFitError  # noqa: E402
+from fastlr.backends import DaskBackend, DaskFitError  # noqa: E402
 
 FASTLR_PARENT = str(pathlib.Path(fastlr.__file__).resolve().parent.parent)
 

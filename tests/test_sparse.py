@@ -299,7 +299,7 @@ def test_backend_without_sparse_support_refuses_once():
     dense = X.toarray()
     backend = NoSparse()
     assert for_input(backend, dense, "gpu-like") is backend
-    from fastlr.backend_cuda import CUDABackend
+    from fastlr.backends.cuda import CUDABackend
     assert CUDABackend.accepts_sparse is False
 
 

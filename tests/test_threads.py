@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import fastlr
-from fastlr import LogisticRegression, backends
+from fastlr import LogisticRegression
+from fastlr.backends import cpu as cpu_backend
 from fastlr._labels import classes_and_codes, encode
 from fastlr._threads import fastlr_threads
 from fastlr.bench import make_problem
@@ -156,19 +157,19 @@ def test_serial_kernels_are_bitwise_the_parallel_ones(k, dtype):
     for weights in (np.empty(0), sw):
         if k == 1:
             par = cpu.binary_loss_grad(X, y, weights, W[0], b[0], 0)
-            ser = backends._binary_loss_grad_serial(X, y, weights, W[0], b[0], 0)
+            ser = cpu_backend._binary_loss_grad_serial(X, y, weights, W[0], b[0], 0)
         else:
             par = cpu.multinomial_loss_grad(X, y, weights, W, b, 0)
-            ser = backends._multinomial_loss_grad_serial(X, y, weights, W, b, 0)
+            ser = cpu_backend._multinomial_loss_grad_serial(X, y, weights, W, b, 0)
         assert np.array_equal(par, ser)
     assert np.array_equal(cpu.decision_function(X, W, b),
-                          backends._decision_function_serial(X, W, b))
+                          cpu_backend._decision_function_serial(X, W, b))
 
 
 def test_fit_is_the_same_on_either_side_of_the_parallel_threshold(monkeypatch):
     X, y = make_problem(5000, 6, dtype="float64", seed=2)
     serial = LogisticRegression().fit(X, y)
-    monkeypatch.setattr(backends, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(cpu_backend, "PARALLEL_MIN_WORK", 0)
     parallel = LogisticRegression().fit(X, y)
     assert np.array_equal(serial.coef_, parallel.coef_)
     assert np.array_equal(serial.predict_proba(X), parallel.predict_proba(X))

@@ -152,7 +152,7 @@ def fit_fastlr(X, y, tol, counter=None):
     (which slows the fit: time it without).
     """
     import fastlr
-    from fastlr.dask_backend import DaskBackend
+    from fastlr.backends import DaskBackend
 
     calls = [0]
     original = DaskBackend.loss_grad
@@ -210,7 +210,7 @@ def payload_bytes_per_eval(n_partitions, d, k=1, fan_in=None):
 
     Counts array bytes only (8 per float64), not the task messages around them.
     """
-    from fastlr.dask_backend import TREE_FAN_IN
+    from fastlr.backends.dask_cluster import TREE_FAN_IN
 
     fan_in = fan_in or TREE_FAN_IN
     out = n_partitions * 8 * k * (d + 1)

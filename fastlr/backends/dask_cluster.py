@@ -1,14 +1,16 @@
-"""Distributed training on Dask: fastlr's own kernels on every partition, the trainer on the client.
+"""The ``dask`` backend: fastlr's own kernels on every partition of a dask.distributed cluster.
 
-``LogisticRegression.fit`` routes here when X (or y, or sample_weight) is a
-Dask collection. The pieces:
+Holds: :class:`DaskBackend`, :class:`DaskData`, :class:`DaskFitError` and the
+functions its tasks run on the workers.
+May import: NumPy, :mod:`fastlr.backends._protocol`, :mod:`fastlr.backends.cpu`
+(the default per-partition backend), dask (lazily). Never the trainer, the
+registry or the estimator: the one trainer drives this backend like any other,
+from the client. Dask collections reach it through the estimator's dask input
+adapter (:mod:`fastlr._dask_input`: metadata checks, ``classes_`` from one small
+``da.unique`` compute, labels and weights formed lazily per partition).
 
-* :func:`fit` — the estimator's dask path: checks on the array metadata,
-  ``classes_`` from one small ``da.unique`` compute, labels encoded and
-  weights formed lazily per partition, then the unchanged
-  :func:`fastlr.trainer.train` over a :class:`DaskBackend`.
-* :class:`DaskBackend` — the Backend protocol of :mod:`fastlr.backends` over
-  a ``dask.distributed`` cluster:
+:class:`DaskBackend` is the Backend protocol of :mod:`fastlr.backends._protocol`
+over a ``dask.distributed`` cluster:
 
   ``put``
       persists the (X, y, w) blocks on the workers once (``client.persist``;
@@ -63,32 +65,30 @@ killing workers: ``KilledWorker``, the cluster went away) the fit raises
 :class:`DaskFitError` and leaves the estimator unfitted (or as it was); it
 never returns a model built from partial sums.
 
-The per-partition backend is a name resolved on the worker (``backend=`` of
-the estimator: ``"auto"``/``"dask"`` mean ``"auto"``, ``"cpu"``, ``"numpy"``),
-which is the hook for GPU workers: once :func:`fastlr.backends.get_backend`
-knows ``"cuda"``, ``backend="cuda"`` (or ``"auto"`` resolving to it on a GPU
-worker) runs the GPU kernel on each partition. Not exercised here: the
-development machine has no GPU.
+The per-partition backend is made on the worker by the ``partition`` factory
+(from the registry: ``get_backend(name)`` with ``backend=`` of the estimator,
+``"auto"``/``"dask"`` meaning ``"auto"``), which is the hook for GPU workers:
+``backend="cuda"`` (or ``"auto"`` resolving to it on a GPU worker) runs the GPU
+kernel on each partition. Not exercised here: the development machine has no GPU.
 
 dask is imported lazily: this module imports (and a model fitted on dask data
 predicts on NumPy arrays) without dask installed.
 """
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._class_weight import per_class_weights
-from .backends import HostData, get_backend
+from ._protocol import EMPTY_F64 as _EMPTY_F64
+from ._protocol import HostData
+from .cpu import CPUBackend
 
 #: Partials added per node of the reduction tree (fixed, so the order of the sum is too).
 #: The root (at most this many partials) is added on the client: one hop less than a
 #: root task on a worker, for the same bytes.
 TREE_FAN_IN = 8
 
-_EMPTY_F64 = np.empty(0, dtype=np.float64)
 
 _INSTALL_HINT = "pip install 'fastlr[dask]' (dask[array,dataframe,distributed])"
 
@@ -156,20 +156,6 @@ def _use_worker_threads():
         pass
 
 
-def _prepare_block(X, dtype):
-    """A block of X as a C-contiguous float32/float64 array (no copy when it is one)."""
-    return np.ascontiguousarray(X, dtype=dtype)
-
-
-def _encode_block(y, classes):
-    """Labels to int32 codes 0..k-1 of ``classes`` (classes_ was computed from this y)."""
-    return np.searchsorted(classes, np.asarray(y).ravel()).astype(np.int32)
-
-
-def _class_weight_block(codes, per_class):
-    return per_class[codes]
-
-
 def _block_summary(X, w):
     """(rows, X all finite, weight sum, weights finite and ≥ 0) of one partition."""
     rows = X.shape[0]
@@ -184,10 +170,10 @@ def _host(X, y, w, weight_sum=0.0):
     return HostData(X, y, _EMPTY_F64 if w is None else w, weight_sum)
 
 
-def _block_loss_grad(X, y, w, W, b, loss_id, kernel):
+def _block_loss_grad(X, y, w, W, b, loss_id, partition):
     """(loss_sum, grad_sum (k, d + 1)) of one partition, by the per-partition backend."""
     _use_worker_threads()
-    loss_sum, grad_sum = get_backend(kernel).loss_grad(_host(X, y, w), W, b, loss_id)
+    loss_sum, grad_sum = partition().loss_grad(_host(X, y, w), W, b, loss_id)
     return float(loss_sum), np.array(grad_sum, dtype=np.float64)
 
 
@@ -200,7 +186,7 @@ def _add_partials(*parts):
     return loss_sum, grad_sum
 
 
-def _block_sgd(X, y, w, state, loss_id, kernel, schedule, batch_order, rows, mean_weight):
+def _block_sgd(X, y, w, state, loss_id, partition, schedule, batch_order, rows, mean_weight):
     """Continue an SGD epoch on this partition; ``state`` = (W, b, loss_sum, steps, diverged)."""
     W, b, loss_total, steps, diverged = state
     if diverged:
@@ -209,12 +195,8 @@ def _block_sgd(X, y, w, state, loss_id, kernel, schedule, batch_order, rows, mea
     W, b = W.copy(), b.copy()
     data = _host(X, y, w, mean_weight * X.shape[0])  # weight_sum / n_samples = the global mean
     schedule = dataclasses.replace(schedule, step0=schedule.step0 + steps)
-    loss_sum, n_steps = get_backend(kernel).sgd_epoch(data, W, b, loss_id, schedule, batch_order, rows)
+    loss_sum, n_steps = partition().sgd_epoch(data, W, b, loss_id, schedule, batch_order, rows)
     return W, b, loss_total + float(loss_sum), steps + int(n_steps), n_steps < len(batch_order)
-
-
-def _predict_block(X, model, method):
-    return getattr(model, method)(np.asarray(X))
 
 
 # -- the backend ---------------------------------------------------------------------------
@@ -256,18 +238,23 @@ class DaskBackend:
 
     Parameters
     ----------
-    kernel : str, default="auto"
-        Backend run on each partition, resolved on the worker by
-        :func:`fastlr.backends.get_backend` ("auto", "cpu", "numpy"; a GPU
-        backend's name on GPU workers).
+    partition : callable, optional
+        ``partition()`` returns the backend run on each partition; called on the
+        worker (the registry passes ``functools.partial(get_backend, name)``, so
+        "auto" is decided where the partition lives: a GPU worker's is cuda).
+        Default: :class:`fastlr.backends.cpu.CPUBackend`.
     client : distributed.Client, optional
         Defaults to the current client (``distributed.get_client()``).
     """
 
     name = "dask"
+    accepts_sparse = False
+    accepts_device_arrays = False
+    has_hess_vec = False
+    distributed = True
 
-    def __init__(self, kernel="auto", client=None):
-        self.kernel = kernel
+    def __init__(self, partition=None, client=None):
+        self.partition = CPUBackend if partition is None else partition
         self.client = client
 
     def _client(self):
@@ -343,7 +330,7 @@ class DaskBackend:
         client = data.client
         W = np.ascontiguousarray(W, dtype=np.float64)
         b = np.ascontiguousarray(b, dtype=np.float64)
-        level = [client.submit(_block_loss_grad, xf, yf, wf, W, b, loss_id, self.kernel, pure=False)
+        level = [client.submit(_block_loss_grad, xf, yf, wf, W, b, loss_id, self.partition, pure=False)
                  for xf, yf, wf in data.blocks]
         while len(level) > TREE_FAN_IN:  # inner levels of the tree run on the workers
             level = [group[0] if len(group) == 1 else client.submit(_add_partials, *group, pure=False)
@@ -390,7 +377,7 @@ class DaskBackend:
         for p, local_order, local_rows in self.partition_schedule(data, schedule.batch_size,
                                                                     batch_order, rows):
             xf, yf, wf = data.blocks[p]
-            state = client.submit(_block_sgd, xf, yf, wf, state, loss_id, self.kernel, schedule,
+            state = client.submit(_block_sgd, xf, yf, wf, state, loss_id, self.partition, schedule,
                                   local_order, local_rows, mean_weight, pure=False)
         W_new, b_new, loss_sum, steps, diverged = _result(state)
         W[:] = W_new
@@ -405,159 +392,16 @@ class DaskBackend:
         """Scores (n, k): lazily per block for a dask array, by the per-partition backend otherwise."""
         dask_mod = _loaded_dask()
         if dask_mod is not None and dask_mod.is_dask_collection(X):
-            return X.map_blocks(_block_scores, W, b, self.kernel, dtype=np.float64,
+            return X.map_blocks(_block_scores, W, b, self.partition, dtype=np.float64,
                                 chunks=(X.chunks[0], (W.shape[0],)))
-        return get_backend(self.kernel).decision_function(X, W, b)
+        return self.partition().decision_function(X, W, b)
 
 
-def _block_scores(X, W, b, kernel):
-    return get_backend(kernel).decision_function(np.ascontiguousarray(X), W, b)
+def _block_scores(X, W, b, partition):
+    return partition().decision_function(np.ascontiguousarray(X), W, b)
 
 
 def _loaded_dask():
     import sys
 
     return sys.modules.get("dask")
-
-
-# -- the estimator's dask path ----------------------------------------------------------------
-
-def _as_dask_array(X, what="X"):
-    """A dask array from a dask array or dask DataFrame (row lengths computed), and column names."""
-    _, da, _ = _modules()
-    names = None
-    if hasattr(X, "to_dask_array") and hasattr(X, "columns"):  # dask DataFrame
-        cols = list(X.columns)
-        if cols and all(isinstance(c, str) for c in cols):
-            names = np.asarray(cols, dtype=object)
-        X = X.to_dask_array(lengths=True)
-    elif hasattr(X, "to_dask_array"):  # dask Series
-        X = X.to_dask_array(lengths=True)
-    elif not isinstance(X, da.Array):
-        raise TypeError(f"{what} must be a dask array or dask DataFrame here, got {type(X).__name__}")
-    if any(np.isnan(c) for chunks in X.chunks for c in chunks):
-        X = X.compute_chunk_sizes()
-    return X, names
-
-
-def _as_row_vector(v, row_chunks, n, what):
-    """``v`` (dask or array-like of shape (n,)) as a 1-D dask array chunked like X's rows."""
-    dask, da, _ = _modules()
-    if dask.is_dask_collection(v):
-        v, _ = _as_dask_array(v, what)
-    else:
-        v = np.asarray(v)
-        if v.ndim == 0 or v.shape[0] != n:
-            raise ValueError(f"{what} has shape {v.shape} but X has {n} rows")
-        v = da.from_array(v, chunks=(row_chunks,) + tuple((s,) for s in v.shape[1:]))
-    if v.ndim == 2 and v.shape[1] == 1:
-        v = v[:, 0]
-    if v.ndim != 1:
-        raise ValueError(f"{what} must be 1-D of shape (n_samples,), got shape {v.shape}")
-    if v.shape[0] != n:
-        raise ValueError(f"{what} has {v.shape[0]} entries but X has {n} rows")
-    if v.chunks[0] != tuple(row_chunks):
-        v = v.rechunk((row_chunks,))
-    return v
-
-
-def _check_X(X, n_features=None):
-    """dtype/ndim/shape checks on the dask array's metadata; lazy cast; one column chunk."""
-    if X.ndim != 2:
-        raise ValueError(f"Expected a 2D array, got a {X.ndim}D dask array of shape {X.shape}")
-    if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"Found array with shape {X.shape}; at least 1 sample and 1 feature are required")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"X has {X.shape[1]} features, but LogisticRegression is expecting "
-                         f"{n_features} features as input.")
-    dtype = X.dtype
-    if dtype not in (np.float32, np.float64):
-        if dtype.kind not in "biuf":
-            raise ValueError(f"X must hold numbers; got dtype {dtype}")
-        dtype = np.dtype(np.float64)
-    if X.numblocks[1] > 1:
-        X = X.rechunk({1: -1})
-    if dtype != X.dtype:
-        X = X.map_blocks(_prepare_block, dtype, dtype=dtype)
-    return X
-
-
-def fit(model, X, y, sample_weight=None):
-    """``model.fit(X, y, sample_weight)`` for dask collections (see the module docstring)."""
-    from sklearn.utils.multiclass import check_classification_targets
-
-    from .trainer import train
-
-    dask, da, _ = _modules()
-    loss_id, _, options = model._check_params(model.solver)
-    kernel = "auto" if model.backend in ("auto", "dask") else model.backend
-    if not dask.is_dask_collection(X):
-        X = da.from_array(np.asarray(X))
-    X, names = _as_dask_array(X)
-    X = _check_X(X)
-    n, d = X.shape
-    rows = X.chunks[0]
-    y = _as_row_vector(y, rows, n, "y")
-    classes, counts = dask.compute(*da.unique(y, return_counts=True))
-    check_classification_targets(classes)
-    if len(classes) < 2:
-        raise ValueError(
-            "LogisticRegression needs samples of at least 2 classes in the data; "
-            f"got only one class: {classes.tolist()}")
-    codes = y.map_blocks(_encode_block, classes, dtype=np.int32)
-    weights = None
-    if sample_weight is not None:
-        if np.ndim(sample_weight) == 0 and not dask.is_dask_collection(sample_weight):
-            sample_weight = np.full(n, float(sample_weight))
-        weights = _as_row_vector(sample_weight, rows, n, "sample_weight").astype(np.float64)
-    if model.class_weight is not None:
-        weighted_counts = None
-        if weights is not None and isinstance(model.class_weight, str) and model.class_weight == "balanced":
-            # balanced weights count each class's sample weights (one small compute)
-            (weighted_counts,) = dask.compute(da.bincount(codes, weights=weights, minlength=len(classes)))
-        per_class = per_class_weights(model.class_weight, classes, counts, weighted_counts)
-        cwv = codes.map_blocks(_class_weight_block, per_class, dtype=np.float64)
-        weights = cwv if weights is None else cwv * weights
-
-    backend = DaskBackend(kernel)
-    data = backend.put(X, codes, weights)
-    k = 1 if len(classes) == 2 else len(classes)
-    warm = (model.warm_start and getattr(model, "coef_", None) is not None
-            and model.coef_.shape == (k, d))
-    result = train(backend, data, loss_id, k, model._alpha(data.weight_sum), model.fit_intercept,
-                   options, coef_init=model.coef_ if warm else None,
-                   intercept_init=model.intercept_ if warm else None)
-    del data  # release the persisted blocks (keys the user holds elsewhere stay)
-    model.classes_ = classes
-    model.n_features_in_ = d
-    if names is not None:
-        model.feature_names_in_ = names
-    elif hasattr(model, "feature_names_in_"):
-        del model.feature_names_in_
-    model._store(result.coef, result.intercept, backend)
-    model.n_iter_ = np.array([result.n_iter], dtype=np.int32)
-    model.loss_curve_ = list(result.loss_curve)
-    model.t_ = result.steps
-    return model
-
-
-def predict(model, X, method):
-    """``model.<method>(X)`` as a lazy dask array, one task per row block of X."""
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(model)
-    X, names = _as_dask_array(X)
-    fitted_names = getattr(model, "feature_names_in_", None)
-    if names is not None and fitted_names is not None and not np.array_equal(names, fitted_names):
-        raise ValueError("The feature names should match those that were passed during fit.")
-    X = _check_X(X, model.n_features_in_)
-    snapshot = copy.copy(model)  # later fits of `model` do not change this lazy result
-    if fitted_names is not None:
-        del snapshot.feature_names_in_  # blocks are plain arrays; names were checked above
-    k = len(model.classes_)
-    if method == "predict" or (method == "decision_function" and k == 2):
-        dtype = model.classes_.dtype if method == "predict" else np.float64
-        return X.map_blocks(_predict_block, snapshot, method, dtype=dtype, drop_axis=1,
-                            meta=np.empty(0, dtype=dtype))
-    return X.map_blocks(_predict_block, snapshot, method, dtype=np.float64,
-                        chunks=(X.chunks[0], (k,)), meta=np.empty((0, 0)))

@@ -1,6 +1,6 @@
 """The ``cuda`` backend: X lives in GPU memory for the whole fit; kernels in ``kernels/cuda.py``.
 
-Same protocol as the other backends (see :mod:`fastlr.backends`): ``put``
+Same protocol as the other backends (see :mod:`fastlr.backends._protocol`): ``put``
 copies the data to the device once (or takes a CuPy array / torch CUDA
 tensor as it is, through ``__cuda_array_interface__``); each ``loss_grad``
 sends the coefficients (k × (d + 1) numbers) and brings back the loss and
@@ -8,6 +8,11 @@ gradient sums; ``sgd_epoch`` is one kernel launch per epoch.
 
 Everything here imports ``numba.cuda`` (the numba-cuda package) lazily, so
 ``import fastlr`` works without it.
+
+Holds: :class:`CUDABackend`, :class:`DeviceData`, :class:`DeviceMemoryError`,
+:func:`usable` (is there a GPU "auto" may pick), :func:`is_device_array`.
+May import: NumPy, :mod:`fastlr.kernels.cuda` (lazily, it needs numba-cuda) and
+numba.cuda; no other fastlr module.
 """
 
 from dataclasses import dataclass, field
@@ -104,6 +109,9 @@ class CUDABackend:
 
     name = "cuda"
     accepts_sparse = False  # no CSR kernels on the GPU yet: fastlr.backends.for_input refuses
+    accepts_device_arrays = True
+    has_hess_vec = False
+    distributed = False
 
     def __init__(self):
         self.cuda = _cuda()
@@ -151,7 +159,7 @@ class CUDABackend:
     # -- kernels --------------------------------------------------------------------------
 
     def _kernels(self, X, k):
-        from .kernels import cuda as kc
+        from ..kernels import cuda as kc
         return kc, kc.kernels(np.dtype(X.dtype), X.shape[1], k)
 
     def _coefficients(self, W, b, dtype, scratch=None):

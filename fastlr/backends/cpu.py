@@ -1,0 +1,135 @@
+"""The ``cpu`` backend: Numba kernels on the host CPU, one parallel pass over X per gradient.
+
+Holds: :class:`CPUBackend`, the serial compilations of the dense kernels and
+:data:`PARALLEL_MIN_WORK` (below it the kernels run serially).
+May import: :mod:`fastlr.kernels` (cpu, cpu_sparse), :mod:`fastlr.backends._protocol`
+and :mod:`fastlr.backends.numpy_ref` (CSR Hessian-vector products).
+"""
+
+import types
+
+import scipy.sparse as sp
+from numba import njit
+
+from ..kernels import cpu, cpu_sparse
+from ._protocol import EMPTY_I64 as _EMPTY_I64
+from ._protocol import check_hess_loss as _check_hess_loss
+from ._protocol import host_data as _host_data
+from .numpy_ref import NumpyBackend
+
+
+def _serial(kernel):
+    """The same Numba kernel compiled without ``parallel``: ``prange`` runs as ``range``.
+
+    Same chunking and summation order, so the result is bitwise that of the
+    parallel kernel; but no parallel region is entered, which for a small
+    problem costs more than the work (waking a worker that must wait for a busy
+    core costs a scheduler time slice). A copy of the Python function under its
+    own name, so that Numba's on-disk cache keeps the two compilations apart.
+    """
+    f = kernel.py_func
+    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial",
+                              f.__defaults__, f.__closure__)
+    copy.__qualname__ = f.__qualname__ + "_serial"
+    copy.__doc__ = f.__doc__
+    options = {key: value for key, value in kernel.targetoptions.items() if key not in ("parallel", "nopython")}
+    return njit(**options)(copy)
+
+
+_binary_loss_grad_serial = _serial(cpu.binary_loss_grad)
+_multinomial_loss_grad_serial = _serial(cpu.multinomial_loss_grad)
+_decision_function_serial = _serial(cpu.decision_function)
+
+#: Below this many multiply-adds per pass (rows × features × outputs) the CPU
+#: kernels run serially. Measured with benchmarks/parallel_threshold.py on the
+#: 2-core AMD EPYC (benchmarks/results/parallel-threshold-2core-*.json): idle,
+#: the serial kernel won at every size up to 131k (1.1-2.2x), parallel first won
+#: at 164k (binary, d = 20: 1.3x); with another process keeping one core busy,
+#: parallel never won (0.93-0.98 of serial's speed from 164k up).
+PARALLEL_MIN_WORK = 150_000
+
+
+def _parallel(X, k):
+    return X.shape[0] * X.shape[1] * k >= PARALLEL_MIN_WORK
+
+
+class CPUBackend:
+    """Numba kernels on the host CPU: one parallel pass over X per gradient.
+
+    Dense X runs :mod:`fastlr.kernels.cpu`, CSR X :mod:`fastlr.kernels.cpu_sparse`.
+    """
+
+    name = "cpu"
+    accepts_sparse = True
+    accepts_device_arrays = False
+    has_hess_vec = True
+    distributed = False
+
+    def put(self, X, y, sample_weight=None):
+        return _host_data(X, y, sample_weight)
+
+    def loss_grad(self, data, W, b, loss_id):
+        if sp.issparse(data.X):
+            return self._sparse_loss_grad(data, W, b, loss_id)
+        if not _parallel(data.X, W.shape[0]):
+            return self._loss_grad(data, W, b, loss_id, _binary_loss_grad_serial,
+                                   _multinomial_loss_grad_serial)
+        with cpu.parallel_guard():
+            return self._loss_grad(data, W, b, loss_id, cpu.binary_loss_grad,
+                                   cpu.multinomial_loss_grad)
+
+    @staticmethod
+    def _loss_grad(data, W, b, loss_id, binary, multinomial):
+        if W.shape[0] == 1:
+            out = binary(data.X, data.y, data.sample_weight, W[0], b[0], loss_id)
+            return out[-1], out[:-1].reshape(1, -1)
+        out = multinomial(data.X, data.y, data.sample_weight, W, b, loss_id)
+        return out[0, -1], out[:, :-1]
+
+    @staticmethod
+    def _sparse_loss_grad(data, W, b, loss_id):
+        X = data.X
+        csr = (X.data, X.indices, X.indptr, X.shape[1], data.y, data.sample_weight)
+        with cpu.parallel_guard():
+            if W.shape[0] == 1:
+                out = cpu_sparse.binary_loss_grad(*csr, W[0], b[0], loss_id)
+                return out[-1], out[:-1].reshape(1, -1)
+            out = cpu_sparse.multinomial_loss_grad(*csr, W, b, loss_id)
+        return out[0, -1], out[:, :-1]
+
+    def sgd_epoch(self, data, W, b, loss_id, schedule, batch_order, rows=None):
+        if sp.issparse(data.X):
+            X = data.X
+            return cpu_sparse.sgd_epoch(
+                X.data, X.indices, X.indptr, data.y, data.sample_weight,
+                _EMPTY_I64 if rows is None else rows,
+                batch_order, schedule.batch_size, W, b, loss_id,
+                schedule.alpha, schedule.fit_intercept, schedule.eta0, schedule.power_t,
+                schedule.step0, data.weight_sum / data.n_samples,
+            )
+        return cpu.sgd_epoch(
+            data.X, data.y, data.sample_weight,
+            _EMPTY_I64 if rows is None else rows,
+            batch_order, schedule.batch_size, W, b, loss_id,
+            schedule.alpha, schedule.fit_intercept, schedule.eta0, schedule.power_t,
+            schedule.step0, data.weight_sum / data.n_samples,
+        )
+
+    def decision_function(self, X, W, b):
+        if sp.issparse(X):
+            with cpu.parallel_guard():
+                return cpu_sparse.decision_function(X.data, X.indices, X.indptr, W, b)
+        if not _parallel(X, W.shape[0]):
+            return _decision_function_serial(X, W, b)
+        with cpu.parallel_guard():
+            return cpu.decision_function(X, W, b)
+
+    def hess_vec(self, data, W, b, loss_id, V, vb):
+        if sp.issparse(data.X):
+            # No one-pass CSR Hessian kernel yet: scipy's sparse products (two passes
+            # over the non-zeros, as the numpy reference), never densified.
+            return NumpyBackend.hess_vec(NumpyBackend(), data, W, b, loss_id, V, vb)
+        _check_hess_loss(loss_id)
+        with cpu.parallel_guard():
+            return cpu.log_loss_hess_vec(data.X, data.sample_weight, W, b, V, vb)
+
