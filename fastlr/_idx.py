@@ -26,6 +26,8 @@ import zlib
 
 import numpy as np
 
+from ._errors import DataFileError
+
 #: IDX type code -> big-endian NumPy dtype.
 IDX_DTYPES = {
     0x08: np.dtype(">u1"),
@@ -51,8 +53,6 @@ def is_idx_name(path):
 
 
 def _error(path, problem):
-    from .io import DataFileError  # io imports this module: import at call time, no cycle
-
     return DataFileError(path, problem)
 
 

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._atomic import atomic_write
+from ._errors import DataFileError
 from ._idx import idx_features, idx_labels, is_idx_name, load_mnist, read_idx, write_idx
 from ._npy import read_npy_header
 
@@ -66,19 +67,6 @@ NPY_EXTENSIONS = (".npy",)
 NPZ_EXTENSIONS = (".npz",)
 ALL_EXTENSIONS = NPY_EXTENSIONS + NPZ_EXTENSIONS + CSV_EXTENSIONS + PARQUET_EXTENSIONS + SVMLIGHT_EXTENSIONS
 IDX_KIND = "idx"  # not an extension: IDX files are recognised by name (fastlr._idx.is_idx_name)
-
-
-class DataFileError(ValueError):
-    """A user's data file cannot be used.
-
-    ``str()`` is one line naming the file (and line/column where known) and
-    the problem.
-    """
-
-    def __init__(self, path, problem):
-        self.path = os.fspath(path)
-        self.problem = _one_line(problem)
-        super().__init__(f"{self.path}: {self.problem}")
 
 
 @dataclass
