@@ -1,19 +1,27 @@
 """The estimator's input adapter for Dask collections (dask arrays, DataFrames, Series).
 
-Holds: the checks on a dask array's metadata, ``classes_`` and per-class
-counts from one small ``da.unique`` compute, labels encoded and weights formed
-lazily per partition, and lazy prediction (one task per row block).
+Holds: :class:`DaskInput` (the adapter protocol of :mod:`fastlr._inputs`): the
+checks on a dask array's metadata, ``classes_`` and per-class counts from one
+small ``da.unique`` compute, labels encoded and weights formed lazily per
+partition, the ``dask`` backend from the registry, and lazy prediction (one
+task per row block). The one trainer then drives the Dask backend as any other.
 May import: NumPy, scikit-learn, :mod:`fastlr._labels`, :mod:`fastlr._class_weight`,
-:mod:`fastlr.backends` (the registry: the Dask backend), :mod:`fastlr.trainer`,
-and dask (lazily: this module imports without dask).
+:mod:`fastlr.backends` (the registry, and the dask helpers of ``dask_cluster``),
+and dask (lazily: this module imports without dask). Never the trainer or the
+estimator.
 """
 
+import contextlib
 import copy
 
 import numpy as np
 
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
 from ._class_weight import per_class_weights
-from .backends import get_backend
+from ._labels import check_classes
+from .backends import backend_class, get_backend
 from .backends.dask_cluster import _modules
 
 def _prepare_block(X, dtype):
@@ -96,69 +104,8 @@ def _check_X(X, n_features=None):
     return X
 
 
-def fit(model, X, y, sample_weight=None):
-    """``model.fit(X, y, sample_weight)`` for dask collections (see the module docstring)."""
-    from sklearn.utils.multiclass import check_classification_targets
-
-    from .trainer import train
-
-    dask, da, _ = _modules()
-    loss_id, _, options = model._check_params(model.solver)
-    kernel = "auto" if model.backend in ("auto", "dask") else model.backend
-    if not dask.is_dask_collection(X):
-        X = da.from_array(np.asarray(X))
-    X, names = _as_dask_array(X)
-    X = _check_X(X)
-    n, d = X.shape
-    rows = X.chunks[0]
-    y = _as_row_vector(y, rows, n, "y")
-    classes, counts = dask.compute(*da.unique(y, return_counts=True))
-    check_classification_targets(classes)
-    if len(classes) < 2:
-        raise ValueError(
-            "LogisticRegression needs samples of at least 2 classes in the data; "
-            f"got only one class: {classes.tolist()}")
-    codes = y.map_blocks(_encode_block, classes, dtype=np.int32)
-    weights = None
-    if sample_weight is not None:
-        if np.ndim(sample_weight) == 0 and not dask.is_dask_collection(sample_weight):
-            sample_weight = np.full(n, float(sample_weight))
-        weights = _as_row_vector(sample_weight, rows, n, "sample_weight").astype(np.float64)
-    if model.class_weight is not None:
-        weighted_counts = None
-        if weights is not None and isinstance(model.class_weight, str) and model.class_weight == "balanced":
-            # balanced weights count each class's sample weights (one small compute)
-            (weighted_counts,) = dask.compute(da.bincount(codes, weights=weights, minlength=len(classes)))
-        per_class = per_class_weights(model.class_weight, classes, counts, weighted_counts)
-        cwv = codes.map_blocks(_class_weight_block, per_class, dtype=np.float64)
-        weights = cwv if weights is None else cwv * weights
-
-    backend = get_backend("dask", partition=kernel)
-    data = backend.put(X, codes, weights)
-    k = 1 if len(classes) == 2 else len(classes)
-    warm = (model.warm_start and getattr(model, "coef_", None) is not None
-            and model.coef_.shape == (k, d))
-    result = train(backend, data, loss_id, k, model._alpha(data.weight_sum), model.fit_intercept,
-                   options, coef_init=model.coef_ if warm else None,
-                   intercept_init=model.intercept_ if warm else None)
-    del data  # release the persisted blocks (keys the user holds elsewhere stay)
-    model.classes_ = classes
-    model.n_features_in_ = d
-    if names is not None:
-        model.feature_names_in_ = names
-    elif hasattr(model, "feature_names_in_"):
-        del model.feature_names_in_
-    model._store(result.coef, result.intercept, backend)
-    model.n_iter_ = np.array([result.n_iter], dtype=np.int32)
-    model.loss_curve_ = list(result.loss_curve)
-    model.t_ = result.steps
-    return model
-
-
 def predict(model, X, method):
     """``model.<method>(X)`` as a lazy dask array, one task per row block of X."""
-    from sklearn.utils.validation import check_is_fitted
-
     check_is_fitted(model)
     X, names = _as_dask_array(X)
     fitted_names = getattr(model, "feature_names_in_", None)
@@ -175,3 +122,73 @@ def predict(model, X, method):
                             meta=np.empty(0, dtype=dtype))
     return X.map_blocks(_predict_block, snapshot, method, dtype=np.float64,
                         chunks=(X.chunks[0], (k,)), meta=np.empty((0, 0)))
+
+
+class DaskInput:
+    """Dask collections: rows partitioned over a dask.distributed cluster (see the module docstring).
+
+    One instance per call: ``labels`` keeps the class counts for ``weights``,
+    ``validate`` X's row chunks.
+    """
+
+    def validate(self, est, X, y="no_validation", *, reset=True, ensure_all_finite=True):
+        """Checks on the metadata only (the values are checked per partition by ``put``)."""
+        dask, da, _ = _modules()
+        if not dask.is_dask_collection(X):
+            X = da.from_array(np.asarray(X))
+        X, names = _as_dask_array(X)
+        X = _check_X(X, None if reset else est.n_features_in_)
+        self.rows, self.n = X.chunks[0], X.shape[0]
+        if reset:
+            est.n_features_in_ = X.shape[1]
+            if names is not None:
+                est.feature_names_in_ = names
+            elif hasattr(est, "feature_names_in_"):
+                del est.feature_names_in_
+        if isinstance(y, str) and y == "no_validation":
+            return X
+        return X, _as_row_vector(y, self.rows, self.n, "y")
+
+    def labels(self, y, classes=None, known=None, partial=False):
+        """``classes_`` from one small ``da.unique`` compute; codes formed lazily per partition."""
+        dask, da, _ = _modules()
+        classes, self.counts = dask.compute(*da.unique(y, return_counts=True))
+        check_classification_targets(classes)
+        check_classes(classes)
+        return classes, y.map_blocks(_encode_block, classes, dtype=np.int32)
+
+    def weights(self, class_weight, classes, codes, sample_weight, X):
+        """Sample times class weights as a lazy dask array, or None (unit weights)."""
+        dask, da, _ = _modules()
+        weights = None
+        if sample_weight is not None:
+            if np.ndim(sample_weight) == 0 and not dask.is_dask_collection(sample_weight):
+                sample_weight = np.full(self.n, float(sample_weight))
+            weights = _as_row_vector(sample_weight, self.rows, self.n, "sample_weight").astype(np.float64)
+        if class_weight is None:
+            return weights
+        weighted_counts = None
+        if weights is not None and isinstance(class_weight, str) and class_weight == "balanced":
+            # balanced weights count each class's sample weights (one small compute)
+            (weighted_counts,) = dask.compute(da.bincount(codes, weights=weights, minlength=len(classes)))
+        per_class = per_class_weights(class_weight, classes, self.counts, weighted_counts)
+        cwv = codes.map_blocks(_class_weight_block, per_class, dtype=np.float64)
+        return cwv if weights is None else cwv * weights
+
+    def backend(self, name, X):
+        """The ``dask`` backend; ``name`` is the backend run on each partition ("auto" for a distributed one)."""
+        partition = "auto" if name == "auto" or backend_class(name).distributed else name
+        return get_backend("dask", partition=partition)
+
+    def threads(self):
+        return contextlib.nullcontext()  # the kernels run on the workers
+
+    def check_partial_fit(self):
+        raise TypeError(
+            "partial_fit does not take dask collections: it would compute them into this "
+            "process's memory. Use fit (which trains on the dask cluster), or call partial_fit "
+            "on one block at a time (e.g. for block in X.to_delayed(): ...compute()).")
+
+    def predict(self, est, X, method):
+        """A lazy dask array, one task per row block."""
+        return predict(est, X, method)

@@ -1,4 +1,14 @@
-"""Class labels to int32 codes without sorting, when the labels are small integers.
+"""Class labels in one place: classes, int32 codes, the number of model outputs, label errors.
+
+Holds: :func:`classes_and_codes`, :func:`encode` (unknown labels are a
+ValueError), :func:`check_classes` (at least two classes), :func:`n_outputs`
+(one output for two classes, else one per class), :func:`fit_labels` and
+:func:`chunk_labels` (``fit`` and ``partial_fit``). Class weights are in
+:mod:`fastlr._class_weight`. Used by the estimator, the Dask input adapter,
+the CLI and the peers.
+May import: NumPy and scikit-learn only.
+
+Class labels to int32 codes without sorting, when the labels are small integers:
 
 ``np.unique(y, return_inverse=True)`` sorts y: at a million labels that took
 longer than a gradient over X (issue 13). Integer (and bool) labels whose range
@@ -103,3 +113,53 @@ def _raise_unknown(y, unknown, classes):
         f"y contains labels not in classes_ {np.asarray(classes).tolist()}: "
         f"{np.unique(np.asarray(y)[unknown]).tolist()[:5]}"
     )
+
+
+def n_outputs(n_classes):
+    """Rows of ``coef_`` for ``n_classes`` classes: 1 (sigmoid) for two, else one per class (softmax)."""
+    return 1 if n_classes == 2 else n_classes
+
+
+def check_classes(classes):
+    """ValueError unless ``classes`` (the sorted distinct labels) holds at least two classes."""
+    if len(classes) < 2:
+        raise ValueError(
+            "LogisticRegression needs samples of at least 2 classes in the data; "
+            f"got only one class: {np.asarray(classes).tolist()}"
+        )
+    return classes
+
+
+def fit_labels(y):
+    """``(classes, codes)`` of the training labels y for ``fit``; ValueError for fewer than 2 classes."""
+    classes, codes = classes_and_codes(y)
+    return check_classes(classes), codes
+
+
+def chunk_labels(y, classes, known=None):
+    """``(classes, codes)`` of one ``partial_fit`` chunk.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+    classes : array-like or None
+        The ``classes=`` argument (every label that will ever be seen); needed
+        on the first call, and when given later it must equal ``known``.
+    known : ndarray or None
+        ``classes_`` from earlier calls (None on the first call).
+
+    Raises
+    ------
+    ValueError
+        ``classes`` missing on the first call or different from ``known``; fewer
+        than 2 classes; a label of y not in the classes.
+    """
+    if known is None and classes is None:
+        raise ValueError("classes must be given on the first call to partial_fit")
+    if known is not None and classes is not None and not np.array_equal(np.unique(classes), known):
+        raise ValueError(f"classes {np.unique(classes).tolist()} differ from classes_ "
+                         f"{np.asarray(known).tolist()} given earlier")
+    if y.dtype.kind not in "biu":  # integer labels are always class labels
+        check_classification_targets(y)
+    classes = check_classes(np.unique(classes)) if known is None else known
+    return classes, encode(y, classes)

@@ -1,29 +1,26 @@
 """``LogisticRegression``: a scikit-learn estimator over the shared trainer.
 
-A thin shell: it validates parameters and data once, encodes labels, turns
-``C`` and the sample/class weights into the trainer's mean objective, and
-hands everything to :func:`fastlr.trainer.train` through a backend.
+Holds: :class:`LogisticRegression`, a thin shell: it validates parameters,
+runs the one fit pipeline (validate → labels → weights → backend + put →
+train → store) for ``fit`` and ``partial_fit``, and turns ``C`` and the
+sample/class weights into the trainer's mean objective. Every kind of input
+(NumPy, scipy.sparse, GPU arrays, Dask collections) enters through an input
+adapter (:mod:`fastlr._inputs`), never through a branch here.
+May import: :mod:`fastlr._inputs`, :mod:`fastlr._labels`, :mod:`fastlr._validation`,
+:mod:`fastlr.backends` (names), :mod:`fastlr.trainer`; scikit-learn, scipy.
 """
 
-import sys
 import warnings
 from contextlib import contextmanager
 
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._class_weight import sample_class_weights
-from ._labels import classes_and_codes, encode
-from ._threads import fastlr_threads
-from ._validation import (
-    FLOAT_DTYPES, check_choice, check_device_features, check_loss, check_number,
-    check_sample_weight, to_host,
-)
-from ._sparse import check_csr, issparse
-from .backends import BACKEND_NAMES, for_input, get_backend, is_device_array
+from ._inputs import input_adapter
+from ._labels import n_outputs
+from ._validation import check_choice, check_loss, check_number
+from .backends import BACKEND_NAMES
 from .trainer import LEARNING_RATES, SOLVERS, NonFiniteObjective, TrainOptions, train, train_sgd
 
 
@@ -37,18 +34,6 @@ def _rollback_on_error(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(state)
         raise
-
-
-def _dask_input(*objs):
-    """The dask path (fastlr._dask_input) if any of ``objs`` is a dask collection, else None.
-
-    Never imports dask: a dask collection can only exist if dask is already loaded.
-    """
-    dask = sys.modules.get("dask")
-    if dask is not None and any(o is not None and dask.is_dask_collection(o) for o in objs):
-        from . import _dask_input
-        return _dask_input
-    return None
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -218,7 +203,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     # -- parameters -----------------------------------------------------------------------
 
     def _check_params(self, solver, partial=False):
-        """Validate the hyper-parameters; return (loss_id, backend, TrainOptions).
+        """Validate the hyper-parameters; return (loss_id, TrainOptions).
 
         ``partial``: for ``partial_fit``, where ``"backtracking"`` means constant steps.
         Warnings about deprecated spellings point at the user's ``fit`` call.
@@ -229,7 +214,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         check_choice("learning_rate", self.learning_rate, LEARNING_RATES)
         if self.learning_rate == "backtracking" and solver != "gd" and not partial:
             raise ValueError("learning_rate='backtracking' is a line search for solver='gd' only")
-        backend = get_backend(check_choice("backend", self.backend, BACKEND_NAMES))
+        check_choice("backend", self.backend, BACKEND_NAMES)
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None, got {self.callback!r}")
         if self.shuffle not in (True, False, "rows"):
@@ -249,7 +234,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             verbose=self.verbose,
             callback=self.callback,
         )
-        return loss_id, backend, options
+        return loss_id, options
 
     def _penalized(self):
         """Whether the L2 penalty applies (False for ``C=np.inf`` or ``penalty=None``).
@@ -300,68 +285,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         penalized = self.penalty is not None and self.C != np.inf
         return 1.0 / (self.C * weight_sum) if penalized else 0.0
 
-    # -- data -----------------------------------------------------------------------------
-
-    def _validate(self, X, y="no_validation", *, reset=True, ensure_all_finite=True):
-        """scikit-learn's ``validate_data``; GPU arrays are checked in place, never copied.
-
-        A GPU X (``__cuda_array_interface__``: CuPy, torch CUDA) keeps its
-        dtype and stays on the device; y (small) is brought to the host.
-        scipy.sparse X becomes CSR (CSC/COO converted once), never dense, and
-        its arrays are checked by :func:`fastlr._sparse.check_csr` (one pass,
-        NaN/inf included whatever ``ensure_all_finite`` says).
-        """
-        if not is_device_array(X):
-            out = validate_data(self, X, y, accept_sparse="csr", dtype=FLOAT_DTYPES, order="C",
-                                reset=reset, ensure_all_finite=ensure_all_finite and not issparse(X))
-            X_out = out[0] if isinstance(out, tuple) else out
-            if issparse(X_out):
-                check_csr(X_out)
-            return out
-        X = check_device_features(X)
-        if reset:
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input.")
-        if isinstance(y, str) and y == "no_validation":
-            return X
-        if y is None:
-            raise ValueError(f"This {type(self).__name__} estimator requires y to be passed, "
-                             "but the target y is None.")
-        y = column_or_1d(to_host(y), warn=True)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}")
-        return X, y
-
-    def _encode(self, y):
-        """Labels to int32 codes 0..k-1 of ``classes_``; unknown labels are an error."""
-        return encode(y, self.classes_)
-
-    def _weights(self, y_codes, sample_weight, X):
-        """Per-sample weights (float64, or None for unit weights) including class_weight.
-
-        See :mod:`fastlr._class_weight` (scikit-learn's semantics, shared with the dask path).
-        """
-        sample_weight = check_sample_weight(to_host(sample_weight), X)
-        return sample_class_weights(self.class_weight, self.classes_, y_codes, sample_weight)
-
-    def _set_classes(self, y, classes=None):
-        """Set ``classes_`` from ``y`` (or from ``classes``); return y's int32 codes."""
-        if classes is None:
-            # small integer labels: counted, not sorted (fastlr._labels)
-            self.classes_, codes = classes_and_codes(y)
-        else:
-            if y.dtype.kind not in "biu":  # integer labels are always class labels
-                check_classification_targets(y)
-            self.classes_ = np.unique(classes)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                "LogisticRegression needs samples of at least 2 classes in the data; "
-                f"got only one class: {self.classes_.tolist()}"
-            )
-        return codes if classes is None else self._encode(y)
-
     # -- fitting --------------------------------------------------------------------------
 
     def fit(self, X, y, sample_weight=None):
@@ -382,26 +305,24 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        with _rollback_on_error(self):
-            dask_path = _dask_input(X, y, sample_weight)
-            if dask_path is not None:  # rows partitioned over a dask.distributed cluster
-                return dask_path.fit(self, X, y, sample_weight)
-            with fastlr_threads():  # other libraries' BLAS/OpenMP pools at one thread meanwhile
-                return self._fit(X, y, sample_weight)
+        source = input_adapter(X, y, sample_weight)
+        with _rollback_on_error(self), source.threads():
+            return self._fit(X, y, sample_weight, source=source)
 
-    def _fit(self, X, y, sample_weight, sgd_resume=None):
+    def _fit(self, X, y, sample_weight, sgd_resume=None, source=None):
         """``fit``; ``sgd_resume`` = (coef, intercept, steps, epoch_losses) continues an
         interrupted ``solver="sgd"`` run bit for bit (``fastlr train --resume``)."""
-        loss_id, backend, options = self._check_params(self.solver)
+        source = source or input_adapter(X, y, sample_weight)
+        loss_id, options = self._check_params(self.solver)
         # Full-batch solvers find NaN/inf in X from the first gradient (NonFiniteObjective)
         # instead of a separate pass over X; SGD checks X up front.
         finite_checked = self.solver == "sgd"
-        X, y = self._validate(X, y, ensure_all_finite=finite_checked)
-        backend = for_input(backend, X, self.backend)
-        codes = self._set_classes(y)
-        weights = self._weights(codes, sample_weight, X)
+        X, y = source.validate(self, X, y, ensure_all_finite=finite_checked)
+        classes, codes = source.labels(y)
+        weights = source.weights(self.class_weight, classes, codes, sample_weight, X)
+        backend = source.backend(self.backend, X)
         data = backend.put(X, codes, weights)
-        k = 1 if len(self.classes_) == 2 else len(self.classes_)
+        k = n_outputs(len(classes))
         warm = self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (k, X.shape[1])
         coef_init, intercept_init = (self.coef_, self.intercept_) if warm else (None, None)
         if sgd_resume is not None:
@@ -414,12 +335,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             )
         except NonFiniteObjective:
             if not finite_checked:
-                self._validate(X, reset=False)  # names the NaN or inf in X, if that is it
+                source.validate(self, X, reset=False)  # names the NaN or inf in X, if that is it
             raise
-        self._store(result.coef, result.intercept, backend)
-        self.n_iter_ = np.array([result.n_iter], dtype=np.int32)
-        self.loss_curve_ = list(result.loss_curve)
-        self.t_ = result.steps
+        self._store(classes, result.coef, result.intercept, backend, [result.n_iter], result.loss_curve,
+                    result.steps)
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -444,81 +363,78 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        if _dask_input(X, y, sample_weight) is not None:
-            raise TypeError(
-                "partial_fit does not take dask collections: it would compute them into this "
-                "process's memory. Use fit (which trains on the dask cluster), or call partial_fit "
-                "on one block at a time (e.g. for block in X.to_delayed(): ...compute()).")
-        with _rollback_on_error(self), fastlr_threads():
-            return self._partial_fit(X, y, classes, sample_weight)
+        source = input_adapter(X, y, sample_weight)
+        source.check_partial_fit()  # dask collections: TypeError (they would be computed here)
+        with _rollback_on_error(self), source.threads():
+            return self._partial_fit(X, y, classes, sample_weight, source)
 
-    def _partial_fit(self, X, y, classes, sample_weight):
-        loss_id, backend, options = self._check_params("sgd", partial=True)
+    def _partial_fit(self, X, y, classes, sample_weight, source):
+        loss_id, options = self._check_params("sgd", partial=True)
         if options.learning_rate == "backtracking":
             options.learning_rate = "constant"  # a full-batch line search has no meaning per chunk
         first = not hasattr(self, "classes_")
-        X, y = self._validate(X, y, reset=first)
-        backend = for_input(backend, X, self.backend)
-        if first:
-            if classes is None:
-                raise ValueError("classes must be given on the first call to partial_fit")
-            codes = self._set_classes(y, classes)
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes {np.unique(classes).tolist()} differ from classes_ "
-                             f"{self.classes_.tolist()} given earlier")
-        else:
-            if y.dtype.kind not in "biu":  # integer labels are always class labels
-                check_classification_targets(y)
-            codes = self._encode(y)
-        weights = self._weights(codes, sample_weight, X)
+        X, y = source.validate(self, X, y, reset=first)
+        known = None if first else self.classes_
+        classes, codes = source.labels(y, classes, known, partial=True)
+        weights = source.weights(self.class_weight, classes, codes, sample_weight, X)
+        backend = source.backend(self.backend, X)
         data = backend.put(X, codes, weights)
-        k = 1 if len(self.classes_) == 2 else len(self.classes_)
         if first:
-            W, b = np.zeros((k, X.shape[1])), np.zeros(k)
-            self.t_ = 0
-            self.loss_curve_ = []
+            k = n_outputs(len(classes))
+            W, b, t, curve = np.zeros((k, X.shape[1])), np.zeros(k), 0, []
         else:
-            W, b = self.coef_.copy(), self.intercept_.copy()
-        _, curve, _, self.t_, _ = train_sgd(
+            W, b, t, curve = self.coef_.copy(), self.intercept_.copy(), self.t_, self.loss_curve_
+        _, new, _, t, _ = train_sgd(
             backend, data, loss_id, W, b, self._alpha(data.weight_sum), self.fit_intercept,
-            options, step0=self.t_, max_epochs=1,
+            options, step0=t, max_epochs=1,
         )
-        self._store(W, b, backend)
-        self.n_iter_ = np.array([1], dtype=np.int32)
-        self.loss_curve_ = self.loss_curve_ + curve
+        self._store(classes, W, b, backend, [1], curve + new, t)
         return self
 
-    def _store(self, W, b, backend):
+    def _store(self, classes, W, b, backend, n_iter, loss_curve, steps):
+        """The fitted attributes, the last step of the pipeline (every input kind, fit and partial_fit)."""
+        self.classes_ = classes
         self.coef_ = np.ascontiguousarray(W, dtype=np.float64)
         self.intercept_ = np.asarray(b, dtype=np.float64).copy() if self.fit_intercept else np.zeros(W.shape[0])
         self.backend_ = backend.name
+        self.n_iter_ = np.array(n_iter, dtype=np.int32)
+        self.loss_curve_ = list(loss_curve)
+        self.t_ = steps
 
     # -- prediction -----------------------------------------------------------------------
 
     def _scores(self, X):
-        check_is_fitted(self)
-        # NaN/inf in X make their rows' scores non-finite (0 · inf is NaN), so the scores,
-        # not a separate pass over X, tell whether X needs the full check.
-        X = self._validate(X, reset=False, ensure_all_finite=False)
-        # Sparse X on a model fitted by a backend without sparse kernels is scored on the CPU.
-        backend = for_input(get_backend(self.backend_), X, "auto")
-        with fastlr_threads():
-            scores = backend.decision_function(X, self.coef_, self.intercept_)
-        if not is_device_array(X) and not np.isfinite(scores).all():
-            self._validate(X, reset=False)  # raises scikit-learn's error naming NaN or inf in X
-        return scores
+        """Raw scores (n, k) for host or GPU X (the adapter validates X and picks the backend)."""
+        return input_adapter(X).scores(self, X)
+
+    def _output(self, method, scores):
+        """What ``method`` returns, from the raw scores (n, k)."""
+        if method == "decision_function":
+            return scores[:, 0] if scores.shape[1] == 1 else scores
+        if method == "predict":
+            if scores.shape[1] == 1:
+                return self.classes_[(scores[:, 0] > 0).astype(np.intp)]
+            return self.classes_[np.argmax(scores, axis=1)]
+        if method == "predict_proba":
+            if scores.shape[1] == 1:
+                p = expit(scores[:, 0])
+                return np.column_stack([1.0 - p, p])
+            return softmax(scores, axis=1)
+        if scores.shape[1] == 1:  # predict_log_proba, computed stably (no log of 0)
+            z = scores[:, 0]
+            return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
+        return log_softmax(scores, axis=1)
 
     def decision_function(self, X):
         """Raw scores ``X @ coef_.T + intercept_``.
+
+        For a dask X, a lazy dask array (one task per row block), as for the other methods.
 
         Returns
         -------
         ndarray of shape (n_samples,) for two classes, (n_samples, n_classes) otherwise
         """
-        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
-            return _dask_input(X).predict(self, X, "decision_function")
-        scores = self._scores(X)
-        return scores[:, 0] if scores.shape[1] == 1 else scores
+        return input_adapter(X).predict(self, X, "decision_function")
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
@@ -527,13 +443,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
-            return _dask_input(X).predict(self, X, "predict_proba")
-        scores = self._scores(X)
-        if scores.shape[1] == 1:
-            p = expit(scores[:, 0])
-            return np.column_stack([1.0 - p, p])
-        return softmax(scores, axis=1)
+        return input_adapter(X).predict(self, X, "predict_proba")
 
     def predict_log_proba(self, X):
         """Log of the class probabilities, computed stably (no log of 0 for large scores).
@@ -542,13 +452,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
-            return _dask_input(X).predict(self, X, "predict_log_proba")
-        scores = self._scores(X)
-        if scores.shape[1] == 1:
-            z = scores[:, 0]
-            return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
-        return log_softmax(scores, axis=1)
+        return input_adapter(X).predict(self, X, "predict_log_proba")
 
     def predict(self, X):
         """Most probable class label of each sample.
@@ -557,9 +461,4 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,), with the dtype of ``classes_``
         """
-        if _dask_input(X) is not None:  # a lazy dask array, one task per row block
-            return _dask_input(X).predict(self, X, "predict")
-        scores = self._scores(X)
-        if scores.shape[1] == 1:
-            return self.classes_[(scores[:, 0] > 0).astype(np.intp)]
-        return self.classes_[np.argmax(scores, axis=1)]
+        return input_adapter(X).predict(self, X, "predict")
