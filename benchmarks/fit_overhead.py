@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmarks as "benchmarks"
 from benchmarks.common import median_time as _median  # noqa: E402
+from fastlr._math import LOG  # noqa: E402
 
 
 def main():
@@ -47,7 +48,7 @@ def main():
 
     def grad():
         with fastlr_threads():
-            backend.loss_grad(data, W, b, 0)
+            backend.loss_grad(data, W, b, LOG)
 
     t_grad = _median(grad, args.repeat * 3)
 
@@ -77,7 +78,7 @@ def main():
     def epoch():
         Ws, bs = np.zeros((k, args.d)), np.zeros(k)
         with fastlr_threads():
-            backend.sgd_epoch(data, Ws, bs, 0, schedule, order)
+            backend.sgd_epoch(data, Ws, bs, LOG, schedule, order)
 
     t_epoch = _median(epoch, args.repeat)
     sgd = LogisticRegression(solver="sgd", max_iter=1, random_state=0)

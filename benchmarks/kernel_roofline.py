@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 from fastlr.kernels import cpu
+from fastlr._math import LOG
 
 SHAPES = [  # (n, d, k, dtype)
     (1_000_000, 64, 1, "float32"),
@@ -72,9 +73,9 @@ def main():
         W = rng.standard_normal((k, d)) / np.sqrt(d)
         b = np.zeros(k)
         if k == 1:
-            kern = lambda: cpu.binary_loss_grad(X, y, sw, W[0], 0.0, 0)
+            kern = lambda: cpu.binary_loss_grad(X, y, sw, W[0], 0.0, LOG)
         else:
-            kern = lambda: cpu.multinomial_loss_grad(X, y, sw, W, b, 0)
+            kern = lambda: cpu.multinomial_loss_grad(X, y, sw, W, b, LOG)
         kern()
         cpu.read_sum(X)
         t_read = []

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmarks as "benchmarks"
 from benchmarks.common import median_time as _median  # noqa: E402
+from fastlr._math import LOG  # noqa: E402
 
 
 def main():
@@ -46,11 +47,11 @@ def main():
                     W = np.full((k, d), 0.01)
                     b = np.zeros(k)
                     if k == 1:
-                        par = lambda: cpu.binary_loss_grad(X, y, sw, W[0], 0.0, 0)  # noqa: E731
-                        ser = lambda: cpu_backend._binary_loss_grad_serial(X, y, sw, W[0], 0.0, 0)  # noqa: E731
+                        par = lambda: cpu.binary_loss_grad(X, y, sw, W[0], 0.0, LOG)  # noqa: E731
+                        ser = lambda: cpu_backend._binary_loss_grad_serial(X, y, sw, W[0], 0.0, LOG)  # noqa: E731
                     else:
-                        par = lambda: cpu.multinomial_loss_grad(X, y, sw, W, b, 0)  # noqa: E731
-                        ser = lambda: cpu_backend._multinomial_loss_grad_serial(X, y, sw, W, b, 0)  # noqa: E731
+                        par = lambda: cpu.multinomial_loss_grad(X, y, sw, W, b, LOG)  # noqa: E731
+                        ser = lambda: cpu_backend._multinomial_loss_grad_serial(X, y, sw, W, b, LOG)  # noqa: E731
                     tp = _median(par, args.repeat)
                     ts = _median(ser, args.repeat)
                     rows.append({"k": k, "d": d, "n": n, "work": n * d * k,

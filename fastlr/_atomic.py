@@ -1,4 +1,7 @@
-"""Atomic file writes: every file fastlr writes for the user goes through :func:`atomic_write`."""
+"""Atomic file writes: every file fastlr writes for the user goes through :func:`atomic_write`.
+
+May import: the standard library only.
+"""
 
 import os
 import tempfile

@@ -5,7 +5,7 @@ checks on a dask array's metadata, ``classes_`` and per-class counts from one
 small ``da.unique`` compute, labels encoded and weights formed lazily per
 partition, the ``dask`` backend from the registry, and lazy prediction (one
 task per row block). The one trainer then drives the Dask backend as any other.
-May import: NumPy, scikit-learn, :mod:`fastlr._labels`, :mod:`fastlr._class_weight`,
+May import: NumPy, scikit-learn, :mod:`fastlr._labels`,
 :mod:`fastlr.backends` (the registry, and the dask helpers of ``dask_cluster``),
 and dask (lazily: this module imports without dask). Never the trainer or the
 estimator.
@@ -19,8 +19,7 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._class_weight import per_class_weights
-from ._labels import check_classes
+from ._labels import check_classes, per_class_weights
 from .backends import backend_class, get_backend
 from .backends.dask_cluster import _modules
 

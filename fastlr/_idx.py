@@ -17,6 +17,9 @@ Every problem with a file raises :class:`fastlr.io.DataFileError` (one line nami
 the file): bad magic, unknown type code, a header cut short, fewer data bytes
 than the header declares (truncated), bytes left over after them, a declared
 size larger than half this machine's memory.
+
+May import: NumPy, :mod:`fastlr._errors`, :mod:`fastlr._atomic` (lazily); not :mod:`fastlr.io`
+(which imports this module).
 """
 
 import gzip

@@ -5,15 +5,15 @@ Holds: :func:`input_adapter` (picks the adapter for the arguments), :class:`Host
 CuPy, torch CUDA, numba device arrays; ``__cuda_array_interface__``). The Dask
 adapter is :class:`fastlr._dask_input.DaskInput`.
 May import: NumPy, scikit-learn, :mod:`fastlr._validation`, :mod:`fastlr._sparse`,
-:mod:`fastlr._labels`, :mod:`fastlr._class_weight`, :mod:`fastlr._threads`,
+:mod:`fastlr._labels`, :mod:`fastlr._threads`,
 :mod:`fastlr.backends` (the registry) and :mod:`fastlr._dask_input`; never the
 estimator or the trainer (the estimator drives the pipeline, these only adapt).
 
 The pipeline (``LogisticRegression._fit`` and ``_partial_fit``)::
 
     validate ─► labels ─► weights ─► backend + put ─► trainer ─► store
-    (adapter)   (adapter, (adapter,   (adapter picks    (one for    (estimator)
-                _labels)  _class_weight) the backend)   every input)
+    (adapter)   (adapter, (adapter,  (adapter picks    (one for    (estimator)
+                _labels)  _labels)   the backend)      every input)
 
 Each adapter offers the same methods, so the estimator never asks what kind
 of input it has:
@@ -40,8 +40,7 @@ import sys
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._class_weight import sample_class_weights
-from ._labels import chunk_labels, fit_labels
+from ._labels import chunk_labels, fit_labels, sample_class_weights
 from ._sparse import check_csr, issparse
 from ._threads import fastlr_threads
 from ._validation import FLOAT_DTYPES, check_device_features, check_sample_weight, to_host

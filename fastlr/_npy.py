@@ -1,4 +1,7 @@
-"""Reading a ``.npy`` header without reading the array (for size checks before any allocation)."""
+"""Reading a ``.npy`` header without reading the array (for size checks before any allocation).
+
+May import: NumPy only.
+"""
 
 import numpy as np
 

@@ -3,6 +3,8 @@
 ``mode``: ``"bar"`` (tqdm; plain lines if tqdm is not installed), ``"lines"`` (one line per
 update on stderr, easy to grep in logs and from tests), ``"none"``, or ``"auto"`` (a bar when
 stderr is a terminal, lines otherwise).
+
+May import: the standard library, tqdm (lazily).
 """
 
 import sys

@@ -12,6 +12,8 @@ scikit-learn does not look inside the CSR arrays, and the kernels index
 over ``indptr``, ``indices`` and ``data`` that finds malformed structure
 (which would otherwise read out of bounds) and NaN/inf among the stored
 values.
+
+May import: NumPy, scipy.sparse, :mod:`fastlr._validation`.
 """
 
 import numpy as np

@@ -25,6 +25,8 @@ Three things, all owned here:
   worker ``NUMBA_NUM_THREADS`` is already set to the worker's share, and when
   several Python threads train at once (joblib's threading backend), each gets
   ``N // active`` threads, so the total never exceeds N.
+
+May import: the standard library, Numba, threadpoolctl, :mod:`fastlr.kernels.cpu` (lazily).
 """
 
 import ctypes

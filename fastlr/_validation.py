@@ -1,4 +1,7 @@
-"""Checks of user input, done once at the public boundary; inner code trusts its inputs."""
+"""Checks of user input, done once at the public boundary; inner code trusts its inputs.
+
+May import: NumPy, scikit-learn, :mod:`fastlr._math` (loss names); numba.cuda lazily.
+"""
 
 import numbers
 import warnings

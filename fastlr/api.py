@@ -1,4 +1,8 @@
-"""``loss_grad``: the low-level function for benchmark comparisons."""
+"""``loss_grad``: the low-level function for benchmark comparisons.
+
+May import: NumPy, scikit-learn, :mod:`fastlr.backends` (the registry), :mod:`fastlr._validation`,
+:mod:`fastlr._sparse`, :mod:`fastlr._threads`; never the estimator or the trainer.
+"""
 
 import numbers
 

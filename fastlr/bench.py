@@ -27,6 +27,8 @@ import time
 import numpy as np
 
 from ._atomic import atomic_write
+from ._labels import n_outputs
+from ._math import LOG
 from .backends import backend_names, get_backend
 from .peers import PEER_NAMES, PeerUnavailable, _import, available_peers, fit_peer, objective
 
@@ -72,7 +74,7 @@ def make_problem(n, d, classes=2, dtype="float32", seed=0, chunk=1 << 16):
         X[start:start + chunk] = block
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean * mean, 1e-12))
-    k = 1 if classes == 2 else classes
+    k = n_outputs(classes)
     W = (2.0 if k == 1 else 1.5) * rng.standard_normal((k, d)) / np.sqrt(d)
     b = 0.3 * rng.standard_normal(k)
     y = np.empty(n, dtype=np.int32)
@@ -191,7 +193,7 @@ def _measure_loss_grad(X, y, k, backend, repeat, read_time):
     engine = get_backend(backend)
     data = engine.put(X, y, None)
     api_time, _ = _median_time(lambda: fastlr.loss_grad(X, y, W, b, backend=backend), repeat)
-    kernel_time, _ = _median_time(lambda: engine.loss_grad(data, W, b, 0), repeat)
+    kernel_time, _ = _median_time(lambda: engine.loss_grad(data, W, b, LOG), repeat)
     return {
         "backend": backend,
         "time": api_time,
@@ -241,7 +243,7 @@ def _measure_scaling(X, y, k, config):
         if np.unique(ym).shape[0] < max(k, 2):
             continue
         data = engine.put(Xm, ym, None)
-        seconds, _ = _median_time(lambda: engine.loss_grad(data, W, b, 0), config["repeat"])
+        seconds, _ = _median_time(lambda: engine.loss_grad(data, W, b, LOG), config["repeat"])
         fit_peer(REFERENCE_PEER, Xm, ym, **options)  # warm-up
         fits = [fit_peer(REFERENCE_PEER, Xm, ym, **options) for _ in range(config["repeat"])]
         sizes.append(m)
@@ -402,7 +404,7 @@ def run_bench(n=1_000_000, d=64, dtype="float32", classes=2, backends=("cpu", "n
 
     say(f"generating {n:,} x {d} {dtype}, {classes} classes")
     X, y = make_problem(n, d, classes, dtype, seed)
-    k = 1 if classes == 2 else classes
+    k = n_outputs(classes)
 
     say("parallel read of X")
     read = _measure_read(X, repeat)

@@ -40,6 +40,9 @@ column where known). NaN in X is passed through (the estimator rejects it).
 
 ``iter_npy_chunks`` streams a large ``.npy`` file in row chunks;
 ``write_predictions_csv`` writes predictions atomically.
+
+May import: NumPy, scipy, scikit-learn (svmlight), pyarrow (lazily), :mod:`fastlr._atomic`, :mod:`fastlr._errors`,
+:mod:`fastlr._idx`, :mod:`fastlr._npy`; never the estimator.
 """
 
 from __future__ import annotations

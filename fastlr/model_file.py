@@ -56,6 +56,10 @@ directory, flushed and fsynced, then moved onto the target with
 ``os.replace``; on any error the temporary file is removed and an existing
 target is left untouched. A full disk (ENOSPC, EDQUOT) gives a
 :class:`ModelFileError` saying "no space left on the device".
+
+May import: NumPy, :mod:`fastlr._atomic`, :mod:`fastlr._labels`, :mod:`fastlr._math`,
+:mod:`fastlr._npy`; the estimator, the backend registry and ``fastlr.__version__`` at call time (no cycle: none
+of them imports this).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ import zipfile
 import numpy as np
 
 from ._atomic import atomic_write
+from ._labels import n_outputs
 from ._math import DEPRECATED_LOSS_NAMES
 from ._npy import read_npy_header
 
@@ -335,7 +340,7 @@ def _build(path, meta, arrays):
     n_classes = classes.shape[0]
     if n_classes < 2:
         raise ModelFileError(path, f"a model needs at least 2 classes, the file has {n_classes}")
-    k = 1 if n_classes == 2 else n_classes
+    k = n_outputs(n_classes)
     if coef.shape[0] != k:
         raise ModelFileError(path, f"{n_classes} classes need {k} coef row(s), the file has {coef.shape[0]}")
     if classes.dtype.kind == "f" and not np.all(np.isfinite(classes)):

@@ -246,9 +246,11 @@ def _sklearn_sgd(X, y, k, C, max_iter, tol, batch_size, epochs, random_state):
 
 def _torch_model(X, y, k, C):
     """(torch, X tensor, target tensor, Linear, loss function, penalty scale) sharing X's memory."""
+    from ._labels import n_outputs
+
     torch = _import_library("torch")
     Xt = torch.from_numpy(np.ascontiguousarray(X))  # no copy for C-contiguous X
-    outputs = 1 if k == 2 else k
+    outputs = n_outputs(k)
     model = torch.nn.Linear(X.shape[1], outputs, dtype=Xt.dtype)
     with torch.no_grad():
         model.weight.zero_()

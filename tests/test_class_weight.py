@@ -1,4 +1,4 @@
-"""fastlr._class_weight: scikit-learn's class_weight semantics, with sample weights, in one place."""
+"""Class weights (fastlr._labels): scikit-learn's class_weight semantics, with sample weights, in one place."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 
 from fastlr import LogisticRegression
-from fastlr._class_weight import per_class_weights, sample_class_weights
+from fastlr._labels import per_class_weights, sample_class_weights
 
 TIGHT = dict(tol=1e-10, max_iter=10_000)
 

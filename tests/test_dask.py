@@ -21,6 +21,7 @@ import fastlr  # noqa: E402
 from fastlr import LogisticRegression  # noqa: E402
 from fastlr.backends import CPUBackend, SGDSchedule  # noqa: E402
 from fastlr.backends import DaskBackend, DaskFitError  # noqa: E402
+from fastlr._math import LOG  # noqa: E402
 
 FASTLR_PARENT = str(pathlib.Path(fastlr.__file__).resolve().parent.parent)
 
@@ -118,12 +119,12 @@ def test_loss_grad_sums_match_cpu_backend(client, rows, parts):
     data = backend.put(Xd, yd.astype(np.int32))
     assert data.n_partitions == parts and data.n_samples == len(y)
     W, b = np.random.default_rng(0).standard_normal((3, 8)), np.array([0.1, -0.2, 0.3])
-    loss, grad = backend.loss_grad(data, W, b, 0)
-    ref_loss, ref_grad = CPUBackend().loss_grad(CPUBackend().put(X, y.astype(np.int32)), W, b, 0)
+    loss, grad = backend.loss_grad(data, W, b, LOG)
+    ref_loss, ref_grad = CPUBackend().loss_grad(CPUBackend().put(X, y.astype(np.int32)), W, b, LOG)
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-12, atol=1e-9)
     # deterministic: the same partitioning gives the same bits every time
-    loss2, grad2 = backend.loss_grad(data, W, b, 0)
+    loss2, grad2 = backend.loss_grad(data, W, b, LOG)
     assert loss2 == loss and np.array_equal(grad2, grad)
 
 

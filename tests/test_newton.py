@@ -12,6 +12,7 @@ from fastlr import LogisticRegression
 from fastlr.backends import CPUBackend, NumpyBackend
 from fastlr.kernels.cpu import CHUNK_ROWS
 from fastlr.trainer import Objective, TrainOptions, train
+from fastlr._math import LOG
 
 DTYPES = [np.float32, np.float64]
 
@@ -35,8 +36,8 @@ def make_direction(n, d, k, dtype, weighted, seed=0):
 def test_cpu_hess_vec_matches_numpy_reference(k, dtype, shape, weighted):
     X, y, sw, W, b, V, vb = make_direction(*shape, k, dtype, weighted)
     cpu, ref = CPUBackend(), NumpyBackend()
-    got = cpu.hess_vec(cpu.put(X, y, sw), W, b, 0, V, vb)
-    want = ref.hess_vec(ref.put(X, y, sw), W, b, 0, V, vb)
+    got = cpu.hess_vec(cpu.put(X, y, sw), W, b, LOG, V, vb)
+    want = ref.hess_vec(ref.put(X, y, sw), W, b, LOG, V, vb)
     # float32 X: scores are formed in float32 (relative rounding ~1e-7 per score)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
@@ -49,11 +50,11 @@ def test_hess_vec_is_the_derivative_of_the_gradient(k):
     ref = NumpyBackend()
     data = ref.put(X, y, sw)
     eps = 1e-5
-    g_plus = ref.loss_grad(data, W + eps * V, b + eps * vb, 0)[1]
-    g_minus = ref.loss_grad(data, W - eps * V, b - eps * vb, 0)[1]
+    g_plus = ref.loss_grad(data, W + eps * V, b + eps * vb, LOG)[1]
+    g_minus = ref.loss_grad(data, W - eps * V, b - eps * vb, LOG)[1]
     fd = (g_plus - g_minus) / (2 * eps)
     for backend in (ref, CPUBackend()):
-        hv = backend.hess_vec(backend.put(X, y, sw), W, b, 0, V, vb)
+        hv = backend.hess_vec(backend.put(X, y, sw), W, b, LOG, V, vb)
         # central differences: error O(eps² · third derivative) plus rounding O(1e-16 / eps)
         np.testing.assert_allclose(hv, fd, rtol=1e-7, atol=1e-7 * np.abs(fd).max())
 
@@ -79,7 +80,7 @@ def test_hess_vec_bitwise_identical_for_one_and_two_threads(k, dtype):
     for threads in (1, 2, 1, 2):
         numba.set_num_threads(threads)
         try:
-            results.append(cpu.hess_vec(data, W, b, 0, V, vb))
+            results.append(cpu.hess_vec(data, W, b, LOG, V, vb))
         finally:
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for other in results[1:]:

@@ -16,6 +16,7 @@ from fastlr.backends import cpu as cpu_backend
 from fastlr._labels import classes_and_codes, encode
 from fastlr._threads import fastlr_threads
 from fastlr.bench import make_problem
+from fastlr._math import LOG
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -156,11 +157,11 @@ def test_serial_kernels_are_bitwise_the_parallel_ones(k, dtype):
     b = np.linspace(-0.2, 0.2, k)
     for weights in (np.empty(0), sw):
         if k == 1:
-            par = cpu.binary_loss_grad(X, y, weights, W[0], b[0], 0)
-            ser = cpu_backend._binary_loss_grad_serial(X, y, weights, W[0], b[0], 0)
+            par = cpu.binary_loss_grad(X, y, weights, W[0], b[0], LOG)
+            ser = cpu_backend._binary_loss_grad_serial(X, y, weights, W[0], b[0], LOG)
         else:
-            par = cpu.multinomial_loss_grad(X, y, weights, W, b, 0)
-            ser = cpu_backend._multinomial_loss_grad_serial(X, y, weights, W, b, 0)
+            par = cpu.multinomial_loss_grad(X, y, weights, W, b, LOG)
+            ser = cpu_backend._multinomial_loss_grad_serial(X, y, weights, W, b, LOG)
         assert np.array_equal(par, ser)
     assert np.array_equal(cpu.decision_function(X, W, b),
                           cpu_backend._decision_function_serial(X, W, b))

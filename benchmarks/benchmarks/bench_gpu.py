@@ -42,6 +42,7 @@ import numpy as np
 
 from .common import (GRID_N_FEATURES, GRID_N_SAMPLES, N_BINARY, N_FEATURES, SMALL, make_binary,
                      median_time, objective, relative_gap, skip_if_too_large)
+from fastlr._math import LOG
 
 DTYPES = ["float32", "float64"]
 TRACK_REPEAT = 3 if SMALL else 7
@@ -92,7 +93,7 @@ def _numpy_reference(X, y, coef, intercept):
     from fastlr.backends import NumpyBackend
 
     ref = NumpyBackend()
-    return ref.loss_grad(ref.put(X, y, None), coef.reshape(1, -1), np.array([intercept]), 0)
+    return ref.loss_grad(ref.put(X, y, None), coef.reshape(1, -1), np.array([intercept]), LOG)
 
 
 def _tolerances(dtype):
@@ -120,7 +121,7 @@ class GPULossGrad:
             # Correct before timed: the device sums match the float64 NumPy reference.
             m = min(4096, n)
             got = self.engine.loss_grad(self.engine.put(self.X[:m], self.y[:m], None),
-                                        self.W, self.b, 0)
+                                        self.W, self.b, LOG)
             ref = _numpy_reference(self.X[:m], self.y[:m], coef, intercept)
             rtol, atol = _tolerances(dtype)
             for a, r in zip(got, ref):
@@ -130,13 +131,13 @@ class GPULossGrad:
             _READY.add(key)
 
     def _loss_grad(self):
-        out = self.engine.loss_grad(self.data, self.W, self.b, 0)
+        out = self.engine.loss_grad(self.data, self.W, self.b, LOG)
         _numba_sync()
         return out
 
     def time_backend_loss_grad(self, dtype, n, d):
         """One gradient over X on the device (ends with ``numba.cuda.synchronize()``)."""
-        self.engine.loss_grad(self.data, self.W, self.b, 0)
+        self.engine.loss_grad(self.data, self.W, self.b, LOG)
         _numba_sync()
 
     def time_put(self, dtype, n, d):

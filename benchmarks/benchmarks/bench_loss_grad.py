@@ -32,6 +32,7 @@ from fastlr.kernels.cpu import read_sum
 
 from .common import (GRID_N_FEATURES, GRID_N_SAMPLES, SMALL, make_binary, median_time,
                      skip_if_too_large)
+from fastlr._math import LOG
 
 #: The shape grid. FASTLR_BENCH_SMALL=1: one tiny shape (X then sits in cache, so
 #: GB/s figures are meaningless there: it only checks that the suite runs).
@@ -103,7 +104,7 @@ class LossGrad:
         return fastlr.loss_grad(self.X, self.y, self.coef, self.intercept, backend=self.backend)
 
     def _kernel(self):
-        return self.engine.loss_grad(self.data, self.W, self.b, 0)
+        return self.engine.loss_grad(self.data, self.W, self.b, LOG)
 
     def time_loss_grad(self, backend, dtype, n, d):
         """The public call: input validation, then one pass over X (cpu)."""

@@ -30,6 +30,7 @@ from fastlr.backends import CPUBackend, NumpyBackend, SGDSchedule
 from fastlr.peers import PeerUnavailable, fit_peer
 
 from .common import N_BINARY, N_FEATURES, SMALL, make_binary, median_time
+from fastlr._math import LOG
 
 BATCH_SIZES = [256, 4096]
 ETA0 = 0.1
@@ -59,7 +60,7 @@ def _check_epoch(X, y, batch_size):
     for backend in (CPUBackend(), NumpyBackend()):
         data = backend.put(X[:m], y[:m], None)
         W, b = np.zeros((1, X.shape[1])), np.zeros(1)
-        loss_sum, n_steps = backend.sgd_epoch(data, W, b, 0, _schedule(m, batch_size), order)
+        loss_sum, n_steps = backend.sgd_epoch(data, W, b, LOG, _schedule(m, batch_size), order)
         assert n_steps == n_batches, (n_steps, n_batches)
         results.append((loss_sum, W, b))
     (l_cpu, W_cpu, b_cpu), (l_np, W_np, b_np) = results
@@ -102,7 +103,7 @@ class SGDEpoch:
     def _epoch(self):
         self.W[:] = 0.0
         self.b[:] = 0.0
-        return self.backend.sgd_epoch(self.data, self.W, self.b, 0, self.schedule,
+        return self.backend.sgd_epoch(self.data, self.W, self.b, LOG, self.schedule,
                                       self.batch_order)
 
     def _estimator_epoch(self):

@@ -23,6 +23,7 @@ import numpy as np
 
 from .common import median_time
 from .sparse_common import D_CTR, D_TEXT, N_CTR, N_TEXT, make_ctr, make_text, sparse_objective
+from fastlr._math import LOG
 
 PROBLEMS = ["ctr-binary", "text-binary", "text-20-classes"]
 
@@ -53,18 +54,18 @@ class SparseGradient:
         self.data = self.backend.put(self.X, y.astype(np.int32), None)
         self.W, self.b = np.full((k, self.X.shape[1]), 0.01), np.zeros(k)
         self.read = read_csr
-        self.backend.loss_grad(self.data, self.W, self.b, 0)  # compile
+        self.backend.loss_grad(self.data, self.W, self.b, LOG)  # compile
         read_csr(self.X.data, self.X.indices)
 
     def time_loss_grad(self, problem):
-        self.backend.loss_grad(self.data, self.W, self.b, 0)
+        self.backend.loss_grad(self.data, self.W, self.b, LOG)
 
     def time_read_data_indices(self, problem):
         self.read(self.X.data, self.X.indices)
 
     def track_fraction_of_read(self, problem):
         read = median_time(lambda: self.read(self.X.data, self.X.indices), 7)
-        grad = median_time(lambda: self.backend.loss_grad(self.data, self.W, self.b, 0), 7)
+        grad = median_time(lambda: self.backend.loss_grad(self.data, self.W, self.b, LOG), 7)
         return read / grad
 
     track_fraction_of_read.unit = "fraction"

@@ -1,6 +1,6 @@
 """Numba CPU kernels: loss and gradient in one pass over X, one SGD epoch, scores.
 
-Design notes (see DESIGN.md §3):
+Design notes:
 
 * One fused pass per row: the score ``z`` is computed from the row while it
   is in L1 cache, then ``dz · x`` is accumulated from the same row. X is read

@@ -7,7 +7,7 @@ int32/int64 indices; indices need not be sorted and explicit zeros are fine
 validated once at the public boundary (:func:`fastlr._sparse.check_csr`);
 these kernels trust them.
 
-Design (DESIGN.md §8):
+Design:
 
 * **One pass over the non-zeros per gradient.** Each row's stored values are
   read for ``z = x·w + b`` and, while still in L1 cache, scattered as

@@ -3,7 +3,7 @@
 The per-sample math is :mod:`fastlr._math`, compiled here with
 ``cuda.jit(device=True)`` in X's precision; nothing below re-derives a loss.
 
-Layout of the work (see DESIGN.md §3):
+Layout of the work:
 
 * A *group* of ``G`` lanes (a power of two ≤ 32, the whole warp once
   ``d >= 32``) owns one row at a time: lane ``l`` loads the columns
