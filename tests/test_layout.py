@@ -123,3 +123,62 @@ def test_a_backend_never_trains(module):
                 reachable.add(nxt)
                 todo.append(nxt)
     assert not reachable & forbidden, f"{module} reaches {sorted(reachable & forbidden)}"
+
+
+# -- the backend registry ---------------------------------------------------------------------
+
+FLAGS = ("accepts_sparse", "accepts_device_arrays", "has_hess_vec", "distributed")
+
+
+@pytest.mark.parametrize("name", ["cpu", "cuda", "numpy", "dask"])
+def test_registered_backends_have_the_protocol_and_truthful_flags(name):
+    from fastlr.backends import BACKEND_NAMES, Backend, backend_class
+
+    cls = backend_class(name)
+    assert name in BACKEND_NAMES and cls.name == name
+    for method in ("put", "loss_grad", "sgd_epoch", "decision_function"):
+        assert callable(getattr(cls, method, None)), f"{name} lacks {method}"
+    assert all(isinstance(getattr(cls, flag), bool) for flag in FLAGS)
+    assert cls.has_hess_vec == callable(getattr(cls, "hess_vec", None))
+    assert set(Backend.__annotations__) >= set(FLAGS) | {"name"}
+
+
+def test_names_come_from_the_registry():
+    """The CLI, bench and model files list what the registry holds (filtered by capability flags)."""
+    import argparse
+
+    from fastlr import bench
+    from fastlr.backends import BACKEND_NAMES, backend_names
+    from fastlr.cli import build_parser
+
+    assert BACKEND_NAMES == ("auto",) + backend_names()
+    assert bench.BENCH_BACKENDS == backend_names(distributed=False)
+    assert set(backend_names(accepts_sparse=True)) == {"cpu", "numpy"}
+    assert backend_names(distributed=True) == ("dask",)
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    option = next(a for a in commands.choices["train"]._actions if a.dest == "backend")
+    assert tuple(option.choices) == ("auto",) + backend_names(distributed=False)
+
+
+def test_register_adds_a_backend_everywhere(monkeypatch):
+    import fastlr.backends as registry
+    from fastlr import LogisticRegression
+    from fastlr.backends import CPUBackend
+
+    class EchoBackend(CPUBackend):
+        name = "echo"
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "BACKEND_NAMES", registry.BACKEND_NAMES)
+    registry.register(EchoBackend)
+    assert "echo" in registry.BACKEND_NAMES and "echo" in registry.backend_names(distributed=False)
+    assert isinstance(registry.get_backend("echo"), EchoBackend)
+
+    class Incomplete:
+        name = "incomplete"
+
+    with pytest.raises(TypeError, match="capability flag"):
+        registry.register(Incomplete)
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        registry.get_backend("nope")
+    assert LogisticRegression(backend="cpu").backend == "cpu"
