@@ -15,13 +15,13 @@ import contextlib
 import copy
 
 import numpy as np
-
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._labels import check_classes, per_class_weights
 from .backends import backend_class, get_backend
 from .backends.dask_cluster import _modules
+
 
 def _prepare_block(X, dtype):
     """A block of X as a C-contiguous float32/float64 array (no copy when it is one)."""
@@ -37,10 +37,8 @@ def _class_weight_block(codes, per_class):
     return per_class[codes]
 
 
-
 def _predict_block(X, model, method):
     return getattr(model, method)(np.asarray(X))
-
 
 
 def _as_dask_array(X, what="X"):
