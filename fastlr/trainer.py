@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._math import LOG
+from ._memory import check_fit_memory
 from .backends import SGDSchedule
 
 SOLVERS = ("lbfgs", "newton-cg", "gd", "sgd")
@@ -541,7 +542,14 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     Returns
     -------
     n_epochs, loss_curve, converged, steps, stopped_by_callback
+
+    Raises
+    ------
+    fastlr._memory.ModelTooLarge
+        When the coefficients and SGD's state for ``W``'s shape would not fit
+        in the memory available (checked before any work).
     """
+    check_fit_memory(W.shape[1], W.shape[0], "sgd")
     n = data.n_samples
     n_batches = -(-n // options.batch_size)
     rng = check_random_state(options.random_state)
@@ -641,8 +649,18 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    fastlr._memory.ModelTooLarge
+        When the model's coefficients and the solver's state would not fit in
+        the memory available (a width from a stray column index), before
+        anything is allocated.
+    NonFiniteObjective
+        When the objective is not finite at the starting point.
     """
     k, d = n_outputs, data.n_features
+    check_fit_memory(d, k, options.solver)
     W = np.zeros((k, d)) if coef_init is None else np.array(coef_init, dtype=np.float64)
     b = np.zeros(k) if intercept_init is None or not fit_intercept else np.array(
         intercept_init, dtype=np.float64)
