@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 
 from ._math import LOG
 from ._memory import check_fit_memory
+from ._validation import overflow_message
 from .backends import SGDSchedule
 
 SOLVERS = ("lbfgs", "newton-cg", "gd", "sgd")
@@ -683,10 +684,9 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     theta0 = objective.pack(W, b)
     value, grad = objective(theta0)  # cached: the solver's first request costs nothing
     if not (np.isfinite(value) and np.all(np.isfinite(grad))):
-        raise NonFiniteObjective(
-            "the objective or its gradient is not finite at the initial coefficients: with "
-            "finite X, a sum over the samples overflowed float64 (|values| beyond 1.8e308); "
-            "scale X")
+        raise NonFiniteObjective(overflow_message(
+            backend, getattr(data.X, "dtype", np.float64),
+            "the objective or its gradient is not finite at the initial coefficients"))
     if options.max_iter == 0:  # the starting model, as scikit-learn returns it (n_iter_ == [0])
         converged = options.tol is not None and np.max(np.abs(grad), initial=0.0) <= options.tol
         if not converged:
