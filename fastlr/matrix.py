@@ -114,8 +114,8 @@ SMALL_WORKLOADS = ("breast-cancer-std", "breast-cancer-raw", "iris", "digits-std
                    "1M-x-64-f32")
 
 #: Peers of the matrix, fastlr first.
-MATRIX_PEERS = ("fastlr-lbfgs", "sklearn-lbfgs", "sklearn-newton-cholesky", "sklearnex-lbfgs",
-                "glum", "torch-lbfgs")
+MATRIX_PEERS = ("fastlr-lbfgs", "fastlr-newton-cg", "sklearn-lbfgs", "sklearn-newton-cholesky",
+                "sklearnex-lbfgs", "glum", "torch-lbfgs")
 
 
 @contextmanager
