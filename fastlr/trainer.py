@@ -635,8 +635,9 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     data : object returned by ``backend.put``
     loss_id : int
     n_outputs : int
-    alpha : float
-        L2 strength of the mean objective (``1 / (C S)``, or 0 without penalty).
+    alpha : float or penalty object
+        L2 strength of the mean objective (``1 / (C S)``, or 0 without penalty),
+        or a penalty of :mod:`fastlr._penalty` (:func:`fastlr._penalty.as_penalty`).
     fit_intercept : bool
     options : TrainOptions
     coef_init : ndarray of shape (k, d), optional

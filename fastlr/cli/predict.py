@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from ._common import add_pixel_scale, check_out_dir, load_labels, check_pixel_scale, zero_based
+from ._common import add_pixel_scale, check_out_dir, check_pixel_scale, load_labels, zero_based
 
 
 def add_parser(sub):
