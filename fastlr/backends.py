@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from scipy.special import expit, logsumexp
 
 from ._math import LOG
+from ._penalty import L2_NUMPY
 from .kernels import cpu, cpu_sparse
 
 _EMPTY_F64 = np.empty(0, dtype=np.float64)
@@ -295,7 +296,7 @@ class NumpyBackend:
             loss_sum, grad = self._sums(data.X[idx], data.y[idx], sw, W, b, loss_id)
             eta = schedule.eta0 / (schedule.step0 + step + 1.0) ** schedule.power_t
             scale = 1.0 / (len(idx) * mean_weight)
-            W_new = W - eta * (scale * grad[:, :-1] + schedule.alpha * W)
+            W_new = L2_NUMPY.sgd_update(W, scale * grad[:, :-1], eta, schedule.alpha)
             b_new = b - eta * scale * grad[:, -1] if schedule.fit_intercept else b
             if not (np.isfinite(loss_sum) and np.isfinite(W_new).all() and np.isfinite(b_new).all()):
                 return loss_total, step
