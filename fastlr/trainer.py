@@ -5,7 +5,8 @@ The trainer minimises the mean objective
     F(W, b) = (1 / S) Σ_i s_i loss(z_i, y_i) + (alpha / 2) ‖W‖²,     S = Σ_i s_i,
 
 which is scikit-learn's ``C Σ s_i loss_i + ½‖W‖²`` divided by ``C S`` when
-``alpha = 1 / (C S)``; the intercept is not penalised. It calls only
+``alpha = 1 / (C S)``; the intercept is not penalised. The penalty term, its
+gradient and the kernels' SGD step come from :mod:`fastlr._penalty`. It calls only
 ``backend.loss_grad``, ``backend.sgd_epoch`` and (Newton-CG)
 ``backend.hess_vec``, never asks which hardware it is on, and keeps the
 coefficients in float64 on the host.
@@ -20,6 +21,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._math import LOG
+from ._memory import check_fit_memory
+from ._penalty import as_penalty
+from ._validation import overflow_message
 from .backends import SGDSchedule
 
 SOLVERS = ("lbfgs", "newton-cg", "gd", "sgd")
@@ -139,7 +143,9 @@ class Objective:
     loss_id : int
     n_outputs : int
         ``k``: 1 for a binary model, the number of classes for a softmax one.
-    alpha : float
+    alpha : float or penalty object
+        The L2 strength, or a penalty from :mod:`fastlr._penalty` (value,
+        gradient and Hessian-vector product of the coefficients' penalty).
     fit_intercept : bool
     """
 
@@ -148,7 +154,8 @@ class Objective:
         self.data = data
         self.loss_id = loss_id
         self.shape = (n_outputs, data.n_features)
-        self.alpha = alpha
+        self.penalty = as_penalty(alpha)
+        self.alpha = self.penalty.alpha
         self.fit_intercept = fit_intercept
         self._last = None  # (theta, value, grad): solvers often ask again for the start point
 
@@ -191,7 +198,7 @@ class Objective:
         V, vb = self.unpack(v)
         hv = hess_vec(self.data, W, b, self.loss_id, V, vb)
         S = self.data.weight_sum
-        out_W = hv[:, :-1] / S + self.alpha * V
+        out_W = hv[:, :-1] / S + self.penalty.hess_vec(V)
         if self.fit_intercept:
             return np.concatenate([out_W.ravel(), hv[:, -1] / S])
         return out_W.ravel()
@@ -202,8 +209,8 @@ class Objective:
         S = self.data.weight_sum
         # a diverging step can overflow here; the solvers check for non-finite values
         with np.errstate(over="ignore", invalid="ignore"):
-            value = loss_sum / S + 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))
-            grad_W = grad_sum[:, :-1] / S + self.alpha * W
+            value = loss_sum / S + self.penalty.value(W)
+            grad_W = grad_sum[:, :-1] / S + self.penalty.grad(W)
         if self.fit_intercept:
             grad = np.concatenate([grad_W.ravel(), grad_sum[:, -1] / S])
         else:
@@ -521,7 +528,9 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     backend, data, loss_id : see :class:`Objective`
     W : ndarray of shape (k, d), float64
     b : ndarray of shape (k,), float64
-    alpha : float
+    alpha : float or penalty object
+        L2 strength (see :class:`Objective`); the kernels take the SGD step
+        of :func:`fastlr._penalty.build_penalty` with it.
     fit_intercept : bool
     options : TrainOptions
         ``shuffle=True`` visits the batches (runs of ``batch_size`` consecutive
@@ -541,7 +550,15 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     Returns
     -------
     n_epochs, loss_curve, converged, steps, stopped_by_callback
+
+    Raises
+    ------
+    fastlr._memory.ModelTooLarge
+        When the coefficients and SGD's state for ``W``'s shape would not fit
+        in the memory available (checked before any work).
     """
+    check_fit_memory(W.shape[1], W.shape[0], "sgd")
+    penalty = as_penalty(alpha)
     n = data.n_samples
     n_batches = -(-n // options.batch_size)
     rng = check_random_state(options.random_state)
@@ -562,13 +579,13 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     for epoch in range(len(curve), max_epochs):
         batch_order = rng.permutation(n_batches) if options.shuffle else np.arange(n_batches)
         rows = rng.permutation(n) if options.shuffle == "rows" else None
-        schedule = SGDSchedule(alpha, fit_intercept, eta, power_t, step, options.batch_size)
+        schedule = SGDSchedule(penalty.alpha, fit_intercept, eta, power_t, step, options.batch_size)
         loss_sum, n_steps = backend.sgd_epoch(data, W, b, loss_id, schedule, batch_order, rows)
         step += n_steps
         if n_steps < n_batches:
             _warn_diverged(f"epoch {epoch + 1}, batch {n_steps + 1}", eta)
             return epoch, curve, False, step, False
-        value = loss_sum / data.weight_sum + 0.5 * alpha * float(np.sum(W * W))
+        value = loss_sum / data.weight_sum + penalty.value(W, sq_norm=float(np.sum(W * W)))
         curve.append(value)
         _report(options.verbose, "epoch", epoch + 1, value)
         if options.callback is not None and _call_back(options, epoch + 1, value, W, b):
@@ -593,7 +610,8 @@ def _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept, cu
     start (one extra pass over the data, only here).
     """
     loss_sum, _ = backend.loss_grad(data, W0, b0, loss_id)
-    start = float(loss_sum) / data.weight_sum + 0.5 * alpha * float(np.sum(W0 * W0))
+    start = float(loss_sum) / data.weight_sum + as_penalty(alpha).value(
+        W0, sq_norm=float(np.sum(W0 * W0)))
     best = min(curve)
     if not best > max(2.0 * start, start + 1.0):
         return True
@@ -626,8 +644,9 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     data : object returned by ``backend.put``
     loss_id : int
     n_outputs : int
-    alpha : float
-        L2 strength of the mean objective (``1 / (C S)``, or 0 without penalty).
+    alpha : float or penalty object
+        L2 strength of the mean objective (``1 / (C S)``, or 0 without penalty),
+        or a penalty of :mod:`fastlr._penalty` (:func:`fastlr._penalty.as_penalty`).
     fit_intercept : bool
     options : TrainOptions
     coef_init : ndarray of shape (k, d), optional
@@ -641,8 +660,18 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    fastlr._memory.ModelTooLarge
+        When the model's coefficients and the solver's state would not fit in
+        the memory available (a width from a stray column index), before
+        anything is allocated.
+    NonFiniteObjective
+        When the objective is not finite at the starting point.
     """
     k, d = n_outputs, data.n_features
+    check_fit_memory(d, k, options.solver)
     W = np.zeros((k, d)) if coef_init is None else np.array(coef_init, dtype=np.float64)
     b = np.zeros(k) if intercept_init is None or not fit_intercept else np.array(
         intercept_init, dtype=np.float64)
@@ -665,10 +694,9 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     theta0 = objective.pack(W, b)
     value, grad = objective(theta0)  # cached: the solver's first request costs nothing
     if not (np.isfinite(value) and np.all(np.isfinite(grad))):
-        raise NonFiniteObjective(
-            "the objective or its gradient is not finite at the initial coefficients: with "
-            "finite X, a sum over the samples overflowed float64 (|values| beyond 1.8e308); "
-            "scale X")
+        raise NonFiniteObjective(overflow_message(
+            backend, getattr(data.X, "dtype", np.float64),
+            "the objective or its gradient is not finite at the initial coefficients"))
     if options.max_iter == 0:  # the starting model, as scikit-learn returns it (n_iter_ == [0])
         converged = options.tol is not None and np.max(np.abs(grad), initial=0.0) <= options.tol
         if not converged:

@@ -164,7 +164,7 @@ def test_sgd_shuffled_equals_reference_epochs(client, k):
         first_seen = {p: i for i, p in reversed(list(enumerate(part)))}
         grouped = order[np.argsort([first_seen[p] for p in part], kind="stable")]
         schedule = SGDSchedule(1.0 / (C * w.sum()), True, 0.05, 0.25, step, bs)
-        _, n_steps = cpu.sgd_epoch(data, W, b, 0, schedule, grouped)
+        _, n_steps = cpu.sgd_epoch(data, W, b, LOG, schedule, grouped)
         step += n_steps
     np.testing.assert_array_equal(model.coef_, W)
     np.testing.assert_array_equal(model.intercept_, b)

@@ -158,8 +158,8 @@ def test_newton_cg_with_the_numpy_backend_matches_cpu():
 
 def test_newton_cg_rejects_the_squared_loss():
     X, y = ill_conditioned(50, 3, 1, np.float64, seed=1)
-    with pytest.raises(ValueError, match="loss='log'"):
-        LogisticRegression(solver="newton-cg", loss="squared").fit(X, y)
+    with pytest.raises(ValueError, match="loss='log_loss'"):
+        LogisticRegression(solver="newton-cg", loss="prob_squared").fit(X, y)
 
 
 def test_newton_cg_on_a_backend_without_hess_vec_says_so():

@@ -1,7 +1,8 @@
 """The ``numpy`` backend: vectorised NumPy/scipy in float64, the reference every other backend is tested against.
 
 Holds: :class:`NumpyBackend`.
-May import: NumPy, scipy and :mod:`fastlr.backends._protocol` (no kernels, no other backend).
+May import: NumPy, scipy, :mod:`fastlr._math`, :mod:`fastlr._penalty` and
+:mod:`fastlr.backends._protocol` (no kernels, no other backend).
 """
 
 import numpy as np
@@ -9,6 +10,7 @@ import scipy.sparse as sp
 from scipy.special import expit, logsumexp
 
 from .._math import LOG
+from .._penalty import L2_NUMPY
 from ._protocol import EMPTY_F64 as _EMPTY_F64
 from ._protocol import check_hess_loss as _check_hess_loss
 from ._protocol import host_data as _host_data
@@ -107,7 +109,7 @@ class NumpyBackend:
             loss_sum, grad = self._sums(data.X[idx], data.y[idx], sw, W, b, loss_id)
             eta = schedule.eta0 / (schedule.step0 + step + 1.0) ** schedule.power_t
             scale = 1.0 / (len(idx) * mean_weight)
-            W_new = W - eta * (scale * grad[:, :-1] + schedule.alpha * W)
+            W_new = L2_NUMPY.sgd_update(W, scale * grad[:, :-1], eta, schedule.alpha)
             b_new = b - eta * scale * grad[:, -1] if schedule.fit_intercept else b
             if not (np.isfinite(loss_sum) and np.isfinite(W_new).all() and np.isfinite(b_new).all()):
                 return loss_total, step

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._math import build_math
+from .._penalty import build_penalty
 
 #: Rows per partial sum. Fixed, so summation order never depends on the thread count.
 CHUNK_ROWS = 2048
@@ -43,6 +44,7 @@ _JIT = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _M = build_math(njit(inline="always", error_model="numpy"), np.float64)
 _binary_loss_dz = _M.binary_loss_dz
 _softmax_loss_dz_from_exp = _M.softmax_loss_dz_from_exp
+_sgd_update = build_penalty(njit(inline="always", error_model="numpy"), np.float64).sgd_update
 
 # exp(x) for -708 <= x <= 0 as 2^k · p(t): Cody–Waite reduction t = x - k ln 2
 # (|t| <= ln2 / 2) and the Taylor polynomial of e^t to degree 13 (error < 1e-17).
@@ -705,6 +707,7 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
     """One epoch of mini-batch SGD, updating ``W`` and ``b`` in place.
 
     Each batch takes the step ``W -= eta_t (g / (m_b · mean_weight) + alpha W)``
+    (:func:`fastlr._penalty.build_penalty` ``sgd_update``)
     (and ``b -= eta_t g_b / (m_b · mean_weight)``), where ``g`` is the batch's
     weighted gradient sum and ``m_b`` its number of rows: the averaged gradient
     of the seed, an unbiased estimate of the full mean gradient when samples
@@ -782,7 +785,7 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
         finite = np.isfinite(loss_sum)
         for cls in range(k):
             for j in range(d):
-                W[cls, j] -= eta * (scale * acc[cls, j] + alpha * W[cls, j])
+                W[cls, j] = _sgd_update(W[cls, j], scale * acc[cls, j], eta, alpha)
                 finite &= np.isfinite(W[cls, j])
             if fit_intercept:
                 b[cls] -= eta * scale * acc[cls, d]
