@@ -281,6 +281,13 @@ def run_sparse_bench(problems=PROBLEMS, n_ctr=N_CTR, n_text=N_TEXT, peers=FIT_PE
     from .bench import machine_info
     from .kernels.cpu_sparse import read_csr
 
+    unknown = [p for p in problems if p not in PROBLEMS]
+    if unknown:
+        raise ValueError(f"unknown sparse problem {unknown[0]!r}; expected one of {', '.join(PROBLEMS)}")
+    unknown = [p for p in peers if p not in FIT_PEERS + EPOCH_PEERS]
+    if unknown:
+        raise ValueError(f"unknown sparse peer {unknown[0]!r}; expected one of "
+                         f"{', '.join(FIT_PEERS + EPOCH_PEERS)}")
     say = progress or (lambda message: None)
     out = {"machine": machine_info(), "config": {"problems": list(problems), "n_ctr": n_ctr, "n_text": n_text,
                                                   "C": C, "tol": tol, "max_iter": max_iter, "repeat": repeat},
@@ -302,7 +309,7 @@ def run_sparse_bench(problems=PROBLEMS, n_ctr=N_CTR, n_text=N_TEXT, peers=FIT_PE
         row["grad_s"] = _median_time(lambda: backend.loss_grad(data, W, b, LOG), repeat)
         row["read_GBps"] = (X.data.nbytes + X.indices.nbytes) / row["read_s"] / 1e9
         row["grad_fraction_of_read"] = row["read_s"] / row["grad_s"]
-        del data
+        data = None  # the backend's view of X: not needed by the peers
         for peer in peers:
             if peer in BINARY_ONLY and k > 1:
                 row["skipped"][peer] = "binary only (one-vs-rest for several classes: another model)"
@@ -317,11 +324,8 @@ def run_sparse_bench(problems=PROBLEMS, n_ctr=N_CTR, n_text=N_TEXT, peers=FIT_PE
                     seconds, coef, intercept, n_iter = _fit(peer, X, y, C, tol, max_iter)
                     row["fits"][peer] = {"seconds": seconds, "iterations": n_iter,
                                          "objective": sparse_objective(X, y, coef, intercept, C)}
-                elif peer in EPOCH_PEERS:
-                    row["epochs"][peer] = {"seconds": _epoch(peer, X, y, classes, repeat)}
                 else:
-                    raise ValueError(f"unknown sparse peer {peer!r}; expected one of "
-                                     f"{', '.join(FIT_PEERS + EPOCH_PEERS)}")
+                    row["epochs"][peer] = {"seconds": _epoch(peer, X, y, classes, repeat)}
         if row["fits"]:
             best = min(f["objective"] for f in row["fits"].values())
             for f in row["fits"].values():

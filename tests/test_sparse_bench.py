@@ -66,3 +66,33 @@ def test_tiny_run_reports_every_peer_with_gaps_and_skips():
     assert {"sklearn-liblinear", "sklearn-sgd"} <= set(multi["skipped"])
     table = sb.format_sparse_table(result)
     assert "| fastlr-lbfgs |" in table and "### text-20" in table and "sklearn-sgd skipped" in table
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "fastlr.cli", "bench", "--sparse", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_bench_sparse(tmp_path):
+    out = tmp_path / "sparse.json"
+    r = _cli("--problems", "text", "--n-text", "200", "--peers", "fastlr-lbfgs,sklearn-lbfgs",
+             "--repeat", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "| fastlr-lbfgs |" in r.stdout and "| sklearn-lbfgs |" in r.stdout
+    import json
+    result = json.loads(out.read_text())
+    assert [p["problem"] for p in result["problems"]] == ["text"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--peers", "sklearn-nope"), "unknown sparse peer 'sklearn-nope'"),
+    (("--problems", "ctr,images"), "unknown sparse problem 'images'"),
+    (("--n-text", "0"), "--n-text must be a positive number of rows"),
+])
+def test_cli_bench_sparse_user_errors_are_one_line(args, message):
+    r = _cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]

@@ -31,6 +31,16 @@ def add_parser(sub):
     bench.add_argument("--workloads", default=None,
                        help="with --matrix: comma-separated workloads, 'all', or the default "
                             "(the ones that run in minutes on 2 cores)")
+    bench.add_argument("--sparse", action="store_true",
+                       help="instead: sparse CSR problems (CTR-like, text-like; fastlr.sparse_bench) "
+                            "against scikit-learn lbfgs/saga/liblinear, glum, SGDClassifier and "
+                            "Vowpal Wabbit; --peers, --repeat and --json apply")
+    bench.add_argument("--problems", default="ctr,text,text-20",
+                       help="with --sparse: comma-separated problems (default ctr,text,text-20)")
+    bench.add_argument("--n-ctr", type=int, default=None,
+                       help="with --sparse: rows of the CTR-like problem (default 1,000,000)")
+    bench.add_argument("--n-text", type=int, default=None,
+                       help="with --sparse: rows of the text-like problems (default 100,000)")
     bench.add_argument("--busy", action="store_true",
                        help="with --matrix: keep one core busy with another process meanwhile")
 
@@ -50,6 +60,8 @@ def run(args, file=sys.stdout):
             print(f"fastlr bench: {message} ...", file=sys.stderr, flush=True)
     if args.matrix:
         return _run_matrix(args, progress, file)
+    if args.sparse:
+        return _run_sparse(args, progress, file)
     result = bench.run_bench(n=args.n, d=args.d, dtype=args.dtype, classes=args.classes,
                              backends=args.backends, peers=args.peers, repeat=args.repeat,
                              scaling=bool(args.plot), progress=progress)
@@ -79,3 +91,22 @@ def _run_matrix(args, progress, file):
     if args.json:
         bench.write_json(result, args.json)
         print(f"results written to {args.json}", file=file)
+
+
+def _run_sparse(args, progress, file):
+    from .. import bench, sparse_bench
+
+    problems = tuple(p.strip() for p in args.problems.split(",") if p.strip())
+    peers = (sparse_bench.FIT_PEERS + sparse_bench.EPOCH_PEERS if args.peers == "all"
+             else tuple(p.strip() for p in args.peers.split(",") if p.strip()))
+    for option, value in (("--n-ctr", args.n_ctr), ("--n-text", args.n_text)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be a positive number of rows, got {value}")
+    result = sparse_bench.run_sparse_bench(
+        problems, n_ctr=args.n_ctr or sparse_bench.N_CTR, n_text=args.n_text or sparse_bench.N_TEXT,
+        peers=peers, repeat=args.repeat, progress=progress)
+    print(sparse_bench.format_sparse_table(result), file=file)
+    if args.json:
+        bench.write_json(result, args.json)
+        print(f"results written to {args.json}", file=file)
+
