@@ -180,6 +180,7 @@ class FitPoint:
         # each term itself off by a few ulps (z over d products, then expit/softmax)
         absX = abs(X)
         abs_terms = np.concatenate([np.asarray(absX.T @ abs(sR)).T.ravel(), abs(sR).sum(axis=0)]) / S
+        self.abs_terms = abs_terms
         self.grad_error = sum_bound(abs_terms, n + d + 8)
 
     def hessian_floor(self):
@@ -309,13 +310,18 @@ def assert_fits_agree(a, b, X, y, C=None, sample_weight=None, tol=None, tol_b=No
 def float32_score_slack(X, p):
     """How far a float32 fit's own gradient may be from the float64 one at the same point.
 
-    The kernels form the scores ``z = x·w + b`` in X's precision and everything after them in
-    float64. For float32 X each score is off by ``|Δz_i| ≤ γ_{d+2} (Σ_j |x_ij w_j| + |b|)``
-    (the sum, plus rounding w and b to float32; :func:`float32_sum_bound`), and a residual
-    ``p − y`` moves by at most ``|Δz|`` (the softmax/sigmoid Jacobian has norm ≤ 1/2), so each
-    gradient component moves by at most ``(1/S) Σ_i s_i |Δz_i| |x_ij|`` (1 for the intercept).
-    Zero for float64 X. Returns a flat array shaped like ``p.grad``.
+    The dense kernels (fastlr/kernels/cpu.py) form the scores ``z = x·w + b`` in X's
+    precision, with w rounded to it, and sum ``dz · x`` over blocks of ``BLOCK_ROWS`` rows in
+    X's precision too; everything else is float64. For float32 X each score is off by
+    ``|Δz_i| ≤ γ_{d+2} (Σ_j |x_ij w_j| + |b|)`` (the sum, plus rounding w and b to float32;
+    :func:`float32_sum_bound`), and a residual ``p − y`` moves by at most ``|Δz|`` (the
+    sigmoid/softmax Jacobian has norm ≤ 1/2), so each gradient component moves by at most
+    ``(1/S) Σ_i s_i |Δz_i| |x_ij|`` (1 for the intercept), plus ``γ_{BLOCK_ROWS}`` times the
+    terms ``(1/S) Σ_i s_i |r_i x_ij|`` for the float32 block partials. Zero for float64 X.
+    Returns a flat array shaped like ``p.grad``.
     """
+    from fastlr.kernels.cpu import BLOCK_ROWS
+
     if getattr(X, "dtype", np.float64) != np.float32:
         return np.zeros_like(p.grad)
     k, d = p.k, p.d
@@ -325,4 +331,5 @@ def float32_score_slack(X, p):
     dz = 2 * float32_sum_bound(np.asarray(absX @ W.T) + (b if b.size else 0.0), d + 2).max(axis=1)
     w = p.s * dz / p.S
     per_feature = np.asarray(absX.T @ w).ravel()
-    return np.concatenate([np.tile(per_feature, k), np.full(p.grad.size - k * d, w.sum())])
+    slack = np.concatenate([np.tile(per_feature, k), np.full(p.grad.size - k * d, w.sum())])
+    return slack + float32_sum_bound(p.abs_terms, BLOCK_ROWS + 1)
