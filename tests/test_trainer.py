@@ -216,10 +216,21 @@ def test_huge_features_warn_naming_solver_reason_gradient_and_scaling(X, y, solv
                          ids=["lbfgs", "lbfgs-tol1e-10", "gd", "gd-backtracking", "sgd"])
 def test_badly_scaled_column_never_stops_silently(kwargs, offset):
     X, y = _timestamp_like(offset=offset, seed=int(offset) % 7)
-    with pytest.warns(ConvergenceWarning, match="scales differ by orders of magnitude"):
+    tol = kwargs.get("tol", 1e-4)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", ConvergenceWarning)
         model = LogisticRegression(**kwargs).fit(X, y)
+    messages = [str(w.message) for w in record if issubclass(w.category, ConvergenceWarning)]
+    if kwargs.get("solver", "lbfgs") == "lbfgs" and not messages:
+        # Whether L-BFGS gets through such a column at tol depends on the rounding of its
+        # sums, i.e. on the CPU's vector width (it does with NUMBA_CPU_NAME=generic at 3e7, not
+        # with AVX-512): silence is right only if it really converged, on the float64 reference
+        # gradient (the kernel's and the reference's sums differ by float64 rounding)
+        assert _max_gradient(model, X, y) <= tol * (1 + 1e-6) + 1e-12
+        return
+    assert any("scales differ by orders of magnitude" in m for m in messages), messages
     if kwargs.get("solver", "lbfgs") != "sgd":
-        assert _max_gradient(model, X, y) > kwargs.get("tol", 1e-4)
+        assert _max_gradient(model, X, y) > tol
     # scaled, the same data converges without a warning
     from sklearn.preprocessing import StandardScaler
     Xs = StandardScaler().fit_transform(X)
