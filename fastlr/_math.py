@@ -49,8 +49,9 @@ def build_math(jit, real):
     -------
     types.SimpleNamespace
         With attributes ``log1p_unit``, ``sigmoid_from``, ``log1pexp``,
-        ``sigmoid``, ``binary_loss_dz``, ``softmax_loss_dz_from_exp`` and
-        ``softmax_loss_dz``.
+        ``sigmoid``, ``binary_loss_dz``, ``softmax_loss_dz_from_exp``,
+        ``softmax_loss_dz``, and the log loss's Hessian times a direction,
+        ``binary_hess_dz`` and ``softmax_hess_dz_from_exp`` (for Newton-CG).
     """
     zero = real(0.0)
     one = real(1.0)
@@ -175,7 +176,38 @@ def build_math(jit, real):
             dz[c] = math.exp(z[c] - z_max)
         return softmax_loss_dz_from_exp(loss_id, z_y, dz, y, dz)
 
+    @jit
+    def binary_hess_dz(z, e, u):
+        """Second derivative of the binary log loss in ``z`` times ``u``: ``σ(z)(1 - σ(z)) u``.
+
+        ``e`` must be ``exp(-|z|)``; ``σ(1 - σ) = e / (1 + e)²`` for either sign of ``z``.
+        """
+        q = one / (one + e)
+        return e * q * q * u
+
+    @jit
+    def softmax_hess_dz_from_exp(e, u, out):
+        """Softmax log-loss Hessian in ``z`` times ``u``: ``p ∘ (u - (p·u))``, ``p = softmax(z)``.
+
+        ``e`` (k,) holds ``exp(z_c - max(z))``, ``u`` (k,) the direction; writes
+        the result into ``out`` (k,), which may be ``e``. The Hessian
+        ``diag(p) - p pᵀ`` does not depend on the label.
+        """
+        k = e.shape[0]
+        total = zero
+        for c in range(k):
+            total += e[c]
+        inv_total = one / total
+        pu = zero
+        for c in range(k):
+            pu += e[c] * u[c]
+        pu *= inv_total
+        for c in range(k):
+            out[c] = e[c] * inv_total * (u[c] - pu)
+
     return SimpleNamespace(
+        binary_hess_dz=binary_hess_dz,
+        softmax_hess_dz_from_exp=softmax_hess_dz_from_exp,
         log1p_unit=log1p_unit,
         sigmoid_from=sigmoid_from,
         log1pexp=log1pexp,

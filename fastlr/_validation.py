@@ -125,3 +125,23 @@ def check_sample_weight(sample_weight, X):
         return None
     # scikit-learn's check also rejects weights that are all zero.
     return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+
+
+def overflow_message(backend, dtype, what):
+    """Why a loss or gradient from finite X and coefficients is not finite, and what to do.
+
+    ``backend.arithmetic_in_input_dtype`` (a capability flag; absent means
+    False) says whether the backend forms scores and sums in X's own precision
+    (the cuda kernels) rather than rescaling overflowing scores and summing in
+    float64 (cpu, numpy); ``what`` names the quantity that failed.
+    """
+    in_input = getattr(backend, "arithmetic_in_input_dtype", False)
+    precision = np.dtype(dtype) if in_input else np.dtype(np.float64)
+    limit = f"{float(np.finfo(precision).max):.2g}"
+    message = (f"{what}: with finite X and coefficients, a score x·w or a sum over the samples "
+               f"overflowed {precision.name} (|values| beyond {limit})")
+    if in_input and precision != np.float64:
+        message += (f"; the {backend.name} backend computes in X's precision, while "
+                    "backend='cpu' rescales such scores and sums in float64")
+    return message + "; scale X"
+

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils import check_array, column_or_1d
 
 from ._threads import fastlr_threads
-from ._validation import check_features, check_loss, check_sample_weight, to_host
+from ._validation import check_features, check_loss, check_sample_weight, overflow_message, to_host
 from ._sparse import check_sparse_features, issparse
 from .backends import for_input, get_backend
 
@@ -105,9 +105,9 @@ def loss_grad(X, y, coef, intercept=0.0, *, loss="log_loss", sample_weight=None,
             raise ValueError("Input X contains NaN or infinity (the loss computed on the GPU "
                              "is not finite)")
         if np.isnan(loss_sum) or np.any(np.isnan(grad_sum)):
-            raise FloatingPointError(
-                "the gradient sums Σ dz·x overflowed float64 (X and coef are finite, but "
-                "their sums exceed 1.8e308 with both signs, so they have no value); scale X")
+            raise FloatingPointError(overflow_message(
+                engine, X.dtype, "the loss or gradient has no value (terms of +inf and -inf "
+                "were added)"))
     S = data.weight_sum
     grad_coef = (grad_sum[:, :-1] / S).reshape(coef_in.shape)
     grad_intercept = grad_sum[:, -1] / S

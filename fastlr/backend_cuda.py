@@ -104,6 +104,9 @@ class CUDABackend:
 
     name = "cuda"
     accepts_sparse = False  # no CSR kernels on the GPU yet: fastlr.backends.for_input refuses
+    # Scores, losses and sums in X's dtype (float32 for float32 X), no rescaling of scores that
+    # overflow it: the error for a non-finite result says so (fastlr._validation.overflow_message).
+    arithmetic_in_input_dtype = True
 
     def __init__(self):
         self.cuda = _cuda()

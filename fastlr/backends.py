@@ -15,6 +15,11 @@ estimator work only through them, so they never ask what hardware they run on.
 A backend whose ``accepts_sparse`` is true also takes X as a scipy.sparse CSR
 matrix (checked by :func:`fastlr._sparse.check_csr`) in ``put`` and
 ``decision_function``; :func:`for_input` refuses sparse X for the others.
+and, optionally (the Newton-CG solver needs it; backends without it say so):
+
+``hess_vec(data, W, b, loss_id, V, vb) -> hv_sum``
+    Weighted *sum* over the data set of the log loss's Hessian at ``(W, b)``
+    times the direction ``(V, vb)``, shape (k, d + 1), one pass over X.
 
 Throughout, ``W`` has shape (k, d) and ``b`` shape (k,), float64: ``k == 1``
 is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.
@@ -30,6 +35,7 @@ import scipy.sparse as sp
 from scipy.special import expit, logsumexp
 
 from ._math import LOG
+from ._penalty import L2_NUMPY
 from .kernels import cpu, cpu_sparse
 
 _EMPTY_F64 = np.empty(0, dtype=np.float64)
@@ -190,6 +196,15 @@ class CPUBackend:
         with cpu.parallel_guard():
             return cpu.decision_function(X, W, b)
 
+    def hess_vec(self, data, W, b, loss_id, V, vb):
+        if sp.issparse(data.X):
+            # No one-pass CSR Hessian kernel yet: scipy's sparse products (two passes
+            # over the non-zeros, as the numpy reference), never densified.
+            return NumpyBackend.hess_vec(NumpyBackend(), data, W, b, loss_id, V, vb)
+        _check_hess_loss(loss_id)
+        with cpu.parallel_guard():
+            return cpu.log_loss_hess_vec(data.X, data.sample_weight, W, b, V, vb)
+
 
 class NumpyBackend:
     """Vectorised NumPy in float64: the reference every other backend is tested against.
@@ -281,7 +296,7 @@ class NumpyBackend:
             loss_sum, grad = self._sums(data.X[idx], data.y[idx], sw, W, b, loss_id)
             eta = schedule.eta0 / (schedule.step0 + step + 1.0) ** schedule.power_t
             scale = 1.0 / (len(idx) * mean_weight)
-            W_new = W - eta * (scale * grad[:, :-1] + schedule.alpha * W)
+            W_new = L2_NUMPY.sgd_update(W, scale * grad[:, :-1], eta, schedule.alpha)
             b_new = b - eta * scale * grad[:, -1] if schedule.fit_intercept else b
             if not (np.isfinite(loss_sum) and np.isfinite(W_new).all() and np.isfinite(b_new).all()):
                 return loss_total, step
@@ -292,6 +307,30 @@ class NumpyBackend:
 
     def decision_function(self, X, W, b):
         return np.asarray(self._float64(X) @ W.T) + b
+
+    def hess_vec(self, data, W, b, loss_id, V, vb):
+        _check_hess_loss(loss_id)
+        X64 = self._float64(data.X)
+        Z = np.asarray(X64 @ W.T) + b
+        U = np.asarray(X64 @ V.T) + vb
+        if W.shape[0] == 1:
+            p = expit(Z)
+            D = p * (1.0 - p) * U
+        else:
+            P = np.exp(Z - logsumexp(Z, axis=1)[:, None])
+            D = P * (U - np.sum(P * U, axis=1)[:, None])
+        if data.sample_weight.shape[0]:
+            D = D * data.sample_weight[:, None]
+        out = np.empty((W.shape[0], W.shape[1] + 1))
+        out[:, :-1] = (X64.T @ D).T
+        out[:, -1] = D.sum(axis=0)
+        return out
+
+
+def _check_hess_loss(loss_id):
+    if loss_id != LOG:
+        raise ValueError("Hessian-vector products (solver='newton-cg') are implemented for "
+                         "loss='log_loss' only; the loss='prob_squared' is not convex: use solver='lbfgs'")
 
 
 def _cuda_backend():

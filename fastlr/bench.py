@@ -27,13 +27,14 @@ import time
 import numpy as np
 
 from ._atomic import atomic_write
+from .backends import BACKEND_NAMES
 from .peers import PEER_NAMES, PeerUnavailable, _import, available_peers, fit_peer, objective
 
 #: Peer against which every other peer's speed-up is given; always run.
 REFERENCE_PEER = "fastlr-lbfgs"
 
-#: Backends of ``loss_grad`` that ``--backends`` accepts.
-BENCH_BACKENDS = ("cpu", "cuda", "numpy")
+#: Backends of ``loss_grad`` that ``--backends`` accepts: every concrete one of the registry.
+BENCH_BACKENDS = tuple(name for name in BACKEND_NAMES if name not in ("auto", "dask"))
 
 #: Fractions of n at which the scaling panel is measured.
 SCALING_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1)

@@ -23,15 +23,13 @@ breast-cancer-std, breast-cancer-raw, iris, digits-std
     1 000 000 × 64 float32, binary, ``tol=1e-6``.
 fashion-mnist
     60 000 × 784 float32 (pixels / 255), 10 classes, ``C=1``, ``max_iter=100``:
-    the real training set when its IDX files are found (``FASHION_MNIST_DIR``,
-    default /usr/share/datasets/fashion-mnist), otherwise generated data of
-    that shape (the row says which).
+    the real training set when its IDX files are found (``$FASTLR_FASHION_MNIST``,
+    else Debian's /usr/share/datasets/fashion-mnist, as ``fastlr demo``), otherwise
+    generated data of that shape (the row says which).
 10M-x-8-f32, 100k-x-1000-f32
     Generated, binary, float32.
 """
 
-import gzip
-import os
 import subprocess
 import sys
 import time
@@ -41,8 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .peers import PeerUnavailable, fit_peer, objective
-
-FASHION_MNIST_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -80,35 +76,25 @@ def _generated(n, d, classes=2, dtype="float32"):
     return load
 
 
-def _read_idx(path):
-    """An IDX (MNIST format) file, gzipped or not, as a NumPy array of unsigned bytes."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if data[:2] != b"\0\0" or data[2] != 0x08:
-        raise ValueError(f"{path}: not an IDX file of unsigned bytes")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+def _fashion_mnist(data_dir=None):
+    """Fashion-MNIST's training set (fastlr's IDX reader), or data of its shape when absent.
 
+    The directory is found as ``fastlr demo`` finds it (:func:`fastlr.demo_images.find_image_data`:
+    ``data_dir``, ``$FASTLR_FASHION_MNIST``, then Debian's ``/usr/share/datasets/fashion-mnist``).
+    """
+    from ._idx import load_mnist
+    from .demo_images import find_image_data
 
-def _find(directory, stem):
-    for suffix in ("", ".gz"):
-        path = os.path.join(directory, stem + suffix)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def _fashion_mnist():
-    images = _find(FASHION_MNIST_DIR, "train-images-idx3-ubyte")
-    labels = _find(FASHION_MNIST_DIR, "train-labels-idx1-ubyte")
-    if images and labels:
-        X = _read_idx(images).reshape(-1, 784).astype(np.float32) / np.float32(255)
-        y = _read_idx(labels).astype(np.int64)
-        return np.ascontiguousarray(X), y, f"Fashion-MNIST training set ({FASHION_MNIST_DIR})"
+    directory, _ = find_image_data(data_dir)
+    if directory is not None:
+        try:
+            X, y = load_mnist(directory, "train", pixel_scale="unit", dtype=np.float32)
+        except (OSError, ValueError):
+            directory = None
+        else:
+            return X, y, f"Fashion-MNIST training set ({directory})"
     X, y, _ = _generated(60_000, 784, classes=10)()
-    return X, y, f"generated data of Fashion-MNIST's shape ({FASHION_MNIST_DIR} not found)"
+    return X, y, "generated data of Fashion-MNIST's shape (its IDX files were not found)"
 
 
 WORKLOADS = {w.name: w for w in (
@@ -128,8 +114,8 @@ SMALL_WORKLOADS = ("breast-cancer-std", "breast-cancer-raw", "iris", "digits-std
                    "1M-x-64-f32")
 
 #: Peers of the matrix, fastlr first.
-MATRIX_PEERS = ("fastlr-lbfgs", "sklearn-lbfgs", "sklearn-newton-cholesky", "sklearnex-lbfgs",
-                "glum", "torch-lbfgs")
+MATRIX_PEERS = ("fastlr-lbfgs", "fastlr-newton-cg", "sklearn-lbfgs", "sklearn-newton-cholesky",
+                "sklearnex-lbfgs", "glum", "torch-lbfgs")
 
 
 @contextmanager

@@ -1,13 +1,15 @@
-"""Solvers over the backend primitives: L-BFGS, gradient descent, mini-batch SGD.
+"""Solvers over the backend primitives: L-BFGS, Newton-CG, gradient descent, mini-batch SGD.
 
 The trainer minimises the mean objective
 
     F(W, b) = (1 / S) Σ_i s_i loss(z_i, y_i) + (alpha / 2) ‖W‖²,     S = Σ_i s_i,
 
 which is scikit-learn's ``C Σ s_i loss_i + ½‖W‖²`` divided by ``C S`` when
-``alpha = 1 / (C S)``; the intercept is not penalised. It calls only
-``backend.loss_grad`` and ``backend.sgd_epoch``, never asks which hardware
-it is on, and keeps the coefficients in float64 on the host.
+``alpha = 1 / (C S)``; the intercept is not penalised. The penalty term, its
+gradient and the kernels' SGD step come from :mod:`fastlr._penalty`. It calls only
+``backend.loss_grad``, ``backend.sgd_epoch`` and (Newton-CG)
+``backend.hess_vec``, never asks which hardware it is on, and keeps the
+coefficients in float64 on the host.
 """
 
 import warnings
@@ -18,9 +20,13 @@ from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from ._math import LOG
+from ._memory import check_fit_memory
+from ._penalty import as_penalty
+from ._validation import overflow_message
 from .backends import SGDSchedule
 
-SOLVERS = ("lbfgs", "gd", "sgd")
+SOLVERS = ("lbfgs", "newton-cg", "gd", "sgd")
 LEARNING_RATES = ("constant", "invscaling", "adaptive", "backtracking")
 
 # Below this step size the adaptive schedule gives up, as scikit-learn's SGD does.
@@ -137,7 +143,9 @@ class Objective:
     loss_id : int
     n_outputs : int
         ``k``: 1 for a binary model, the number of classes for a softmax one.
-    alpha : float
+    alpha : float or penalty object
+        The L2 strength, or a penalty from :mod:`fastlr._penalty` (value,
+        gradient and Hessian-vector product of the coefficients' penalty).
     fit_intercept : bool
     """
 
@@ -146,7 +154,8 @@ class Objective:
         self.data = data
         self.loss_id = loss_id
         self.shape = (n_outputs, data.n_features)
-        self.alpha = alpha
+        self.penalty = as_penalty(alpha)
+        self.alpha = self.penalty.alpha
         self.fit_intercept = fit_intercept
         self._last = None  # (theta, value, grad): solvers often ask again for the start point
 
@@ -171,14 +180,37 @@ class Objective:
         self._last = (np.array(theta, copy=True), value, grad.copy())
         return value, grad
 
+    def hess_vec(self, theta, v):
+        """∇²F(θ) v: one ``backend.hess_vec`` pass over the data (log loss only).
+
+        Raises
+        ------
+        NotImplementedError
+            If the backend has no ``hess_vec`` primitive.
+        """
+        hess_vec = getattr(self.backend, "hess_vec", None)
+        if hess_vec is None:
+            raise NotImplementedError(
+                f"solver='newton-cg' needs Hessian-vector products, which the "
+                f"{getattr(self.backend, 'name', type(self.backend).__name__)!r} backend does "
+                "not implement yet; use solver='lbfgs' there, or backend='cpu'")
+        W, b = self.unpack(theta)
+        V, vb = self.unpack(v)
+        hv = hess_vec(self.data, W, b, self.loss_id, V, vb)
+        S = self.data.weight_sum
+        out_W = hv[:, :-1] / S + self.penalty.hess_vec(V)
+        if self.fit_intercept:
+            return np.concatenate([out_W.ravel(), hv[:, -1] / S])
+        return out_W.ravel()
+
     def _evaluate(self, theta):
         W, b = self.unpack(theta)
         loss_sum, grad_sum = self.backend.loss_grad(self.data, W, b, self.loss_id)
         S = self.data.weight_sum
         # a diverging step can overflow here; the solvers check for non-finite values
         with np.errstate(over="ignore", invalid="ignore"):
-            value = loss_sum / S + 0.5 * self.alpha * float(np.dot(W.ravel(), W.ravel()))
-            grad_W = grad_sum[:, :-1] / S + self.alpha * W
+            value = loss_sum / S + self.penalty.value(W)
+            grad_W = grad_sum[:, :-1] / S + self.penalty.grad(W)
         if self.fit_intercept:
             grad = np.concatenate([grad_W.ravel(), grad_sum[:, -1] / S])
         else:
@@ -297,6 +329,92 @@ def train_lbfgs(objective, theta0, options):
     return result.x, int(result.nit), curve, converged, stopped
 
 
+def _truncated_cg(hess_vec, grad, tol, max_inner):
+    """Approximately solve ``H p = -grad`` by conjugate gradients (Nocedal & Wright, Alg. 7.1).
+
+    Stops when ``‖H p + grad‖₁ ≤ tol``, after ``max_inner`` products, or on
+    non-positive curvature (then the last iterate, or ``-grad`` on the first
+    step). Returns ``(p, n_products)``.
+    """
+    p = np.zeros_like(grad)
+    r = -grad
+    d = r.copy()
+    rr = float(r @ r)
+    for i in range(max_inner):
+        if np.sum(np.abs(r)) <= tol:
+            return p, i
+        Hd = hess_vec(d)
+        curv = float(d @ Hd)
+        if not curv > 0.0:
+            return (-grad if i == 0 else p), i + 1
+        a = rr / curv
+        p += a * d
+        r -= a * Hd
+        rr_new = float(r @ r)
+        d = r + (rr_new / rr) * d
+        rr = rr_new
+    return p, max_inner
+
+
+def train_newton_cg(objective, theta0, options):
+    """Line-search Newton-CG (truncated Newton): few passes on ill-conditioned problems.
+
+    Each iteration solves the Newton system ``∇²F(θ) p = -∇F(θ)`` inexactly by
+    conjugate gradients, each CG step one Hessian-vector product (one pass
+    over X through ``backend.hess_vec``; the Hessian is never formed), to the
+    forcing tolerance ``min(0.5, √‖g‖₁) ‖g‖₁`` — Nocedal & Wright, *Numerical
+    Optimization* (2006), Algorithm 7.1, the rule scikit-learn's
+    ``newton-cg`` uses — then backtracks from the full step ``p`` until the
+    Armijo condition ``F(θ + t p) ≤ F(θ) + 10⁻⁴ t gᵀp`` holds (each trial one
+    loss/gradient pass). Stops when ``max |∇F| ≤ tol``, as L-BFGS.
+
+    Returns ``(theta, n_iter, loss_curve, converged, stopped_by_callback)``, as
+    :func:`train_lbfgs`.
+    """
+    theta = theta0
+    value, grad = objective(theta)
+    curve = []
+    tol = 0.0 if options.tol is None else options.tol
+    hess_vec = lambda v: objective.hess_vec(theta, v)  # noqa: E731 (theta read at call time)
+    max_inner = max(10, min(200, theta.size))
+    for it in range(options.max_iter):
+        if np.max(np.abs(grad)) <= tol:
+            return theta, it, curve, True, False
+        g1 = float(np.sum(np.abs(grad)))
+        p, _ = _truncated_cg(hess_vec, grad, min(0.5, np.sqrt(g1)) * g1, max_inner)
+        slope = float(grad @ p)
+        if not slope < 0.0:  # CG gave no descent direction (rounding): steepest descent
+            p = -grad
+            slope = -float(grad @ grad)
+        step = 1.0
+        while True:
+            trial = theta + step * p
+            new_value, new_grad = objective(trial)
+            if np.isfinite(new_value) and new_value <= value + 1e-4 * step * slope:
+                break
+            step *= 0.5
+            if step * np.max(np.abs(p)) <= np.finfo(float).eps * (1.0 + np.max(np.abs(theta))):
+                # no representable decrease is left along p: at the optimum to rounding
+                grad_max = float(np.max(np.abs(grad)))
+                converged = grad_max <= tol
+                if not converged and options.tol is not None:
+                    _warn_not_converged(
+                        "newton-cg", "the line search found no decrease along the Newton direction",
+                        grad_max, tol, objective.data, objective.fit_intercept,
+                        "Rounding limits the objective near this point; scale X or loosen tol.")
+                return theta, it, curve, converged, False
+        theta, value, grad = trial, new_value, new_grad
+        curve.append(float(value))
+        _report(options.verbose, "iteration", it + 1, value)
+        if options.callback is not None and _call_back(options, it + 1, value, *objective.unpack(theta)):
+            return theta, it + 1, curve, False, True
+    if np.max(np.abs(grad)) <= tol:
+        return theta, options.max_iter, curve, True, False
+    if options.tol is not None:
+        _warn_max_iter("newton-cg", options.max_iter, objective.data, objective.fit_intercept)
+    return theta, options.max_iter, curve, False, False
+
+
 class _NoImprovement:
     """scikit-learn's SGD stopping rule: ``n`` epochs without improving the best loss by ``tol``."""
 
@@ -410,7 +528,9 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     backend, data, loss_id : see :class:`Objective`
     W : ndarray of shape (k, d), float64
     b : ndarray of shape (k,), float64
-    alpha : float
+    alpha : float or penalty object
+        L2 strength (see :class:`Objective`); the kernels take the SGD step
+        of :func:`fastlr._penalty.build_penalty` with it.
     fit_intercept : bool
     options : TrainOptions
         ``shuffle=True`` visits the batches (runs of ``batch_size`` consecutive
@@ -430,7 +550,15 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     Returns
     -------
     n_epochs, loss_curve, converged, steps, stopped_by_callback
+
+    Raises
+    ------
+    fastlr._memory.ModelTooLarge
+        When the coefficients and SGD's state for ``W``'s shape would not fit
+        in the memory available (checked before any work).
     """
+    check_fit_memory(W.shape[1], W.shape[0], "sgd")
+    penalty = as_penalty(alpha)
     n = data.n_samples
     n_batches = -(-n // options.batch_size)
     rng = check_random_state(options.random_state)
@@ -451,13 +579,13 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     for epoch in range(len(curve), max_epochs):
         batch_order = rng.permutation(n_batches) if options.shuffle else np.arange(n_batches)
         rows = rng.permutation(n) if options.shuffle == "rows" else None
-        schedule = SGDSchedule(alpha, fit_intercept, eta, power_t, step, options.batch_size)
+        schedule = SGDSchedule(penalty.alpha, fit_intercept, eta, power_t, step, options.batch_size)
         loss_sum, n_steps = backend.sgd_epoch(data, W, b, loss_id, schedule, batch_order, rows)
         step += n_steps
         if n_steps < n_batches:
             _warn_diverged(f"epoch {epoch + 1}, batch {n_steps + 1}", eta)
             return epoch, curve, False, step, False
-        value = loss_sum / data.weight_sum + 0.5 * alpha * float(np.sum(W * W))
+        value = loss_sum / data.weight_sum + penalty.value(W, sq_norm=float(np.sum(W * W)))
         curve.append(value)
         _report(options.verbose, "epoch", epoch + 1, value)
         if options.callback is not None and _call_back(options, epoch + 1, value, W, b):
@@ -482,7 +610,8 @@ def _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept, cu
     start (one extra pass over the data, only here).
     """
     loss_sum, _ = backend.loss_grad(data, W0, b0, loss_id)
-    start = float(loss_sum) / data.weight_sum + 0.5 * alpha * float(np.sum(W0 * W0))
+    start = float(loss_sum) / data.weight_sum + as_penalty(alpha).value(
+        W0, sq_norm=float(np.sum(W0 * W0)))
     best = min(curve)
     if not best > max(2.0 * start, start + 1.0):
         return True
@@ -515,8 +644,9 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     data : object returned by ``backend.put``
     loss_id : int
     n_outputs : int
-    alpha : float
-        L2 strength of the mean objective (``1 / (C S)``, or 0 without penalty).
+    alpha : float or penalty object
+        L2 strength of the mean objective (``1 / (C S)``, or 0 without penalty),
+        or a penalty of :mod:`fastlr._penalty` (:func:`fastlr._penalty.as_penalty`).
     fit_intercept : bool
     options : TrainOptions
     coef_init : ndarray of shape (k, d), optional
@@ -530,8 +660,18 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    fastlr._memory.ModelTooLarge
+        When the model's coefficients and the solver's state would not fit in
+        the memory available (a width from a stray column index), before
+        anything is allocated.
+    NonFiniteObjective
+        When the objective is not finite at the starting point.
     """
     k, d = n_outputs, data.n_features
+    check_fit_memory(d, k, options.solver)
     W = np.zeros((k, d)) if coef_init is None else np.array(coef_init, dtype=np.float64)
     b = np.zeros(k) if intercept_init is None or not fit_intercept else np.array(
         intercept_init, dtype=np.float64)
@@ -547,20 +687,22 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
             converged = _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept,
                                             curve, options)
         return TrainResult(W, b, n_epochs, curve, converged, steps, stopped)
+    if options.solver == "newton-cg" and loss_id != LOG:
+        raise ValueError("solver='newton-cg' needs a convex loss: use loss='log_loss', or "
+                         "solver='lbfgs' for loss='prob_squared'")
     objective = Objective(backend, data, loss_id, k, alpha, fit_intercept)
     theta0 = objective.pack(W, b)
     value, grad = objective(theta0)  # cached: the solver's first request costs nothing
     if not (np.isfinite(value) and np.all(np.isfinite(grad))):
-        raise NonFiniteObjective(
-            "the objective or its gradient is not finite at the initial coefficients: with "
-            "finite X, a sum over the samples overflowed float64 (|values| beyond 1.8e308); "
-            "scale X")
+        raise NonFiniteObjective(overflow_message(
+            backend, getattr(data.X, "dtype", np.float64),
+            "the objective or its gradient is not finite at the initial coefficients"))
     if options.max_iter == 0:  # the starting model, as scikit-learn returns it (n_iter_ == [0])
         converged = options.tol is not None and np.max(np.abs(grad), initial=0.0) <= options.tol
         if not converged:
             _warn_max_iter(options.solver, 0)
         return TrainResult(W, b, 0, [], converged)
-    solve = train_lbfgs if options.solver == "lbfgs" else train_gd
+    solve = {"lbfgs": train_lbfgs, "newton-cg": train_newton_cg}.get(options.solver, train_gd)
     theta, n_iter, curve, converged, stopped = solve(objective, theta0, options)
     W, b = objective.unpack(np.array(theta))
     return TrainResult(W.copy(), np.array(b, dtype=np.float64), n_iter, curve, converged,

@@ -209,15 +209,24 @@ def test_predict_with_wrong_feature_count(bad_files, files, tmp_path):
 
 # -- SIGINT checkpoint and --resume ----------------------------------------------------------------
 
-def test_sigint_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("streamed", [False, True], ids=["in-memory", "chunk-rows"])
+def test_sigint_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(tmp_path, streamed):
+    """In memory (the trainer's epoch loop) and streamed (--chunk-rows): resume is bit for bit."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((40_000, 20))
     y = (X[:, 0] - X[:, 1] + rng.standard_normal(40_000) > 0).astype(int)
-    np.savez(tmp_path / "d.npz", X=X, y=y)
     common = ["--solver", "sgd", "--epochs", "60", "--random-state", "7", "--batch-size", "16",
               "--learning-rate", "invscaling", "--eta0", "0.05", "--progress", "lines", "--tol", "none"]
+    if streamed:
+        np.save(tmp_path / "X.npy", X)
+        np.save(tmp_path / "y.npy", y)
+        data = tmp_path / "X.npy"
+        common += ["--labels", str(tmp_path / "y.npy"), "--chunk-rows", "5000"]
+    else:
+        np.savez(tmp_path / "d.npz", X=X, y=y)
+        data = tmp_path / "d.npz"
     out = tmp_path / "m.npz"
-    child = subprocess.Popen([sys.executable, "-m", "fastlr.cli", "train", str(tmp_path / "d.npz"),
+    child = subprocess.Popen([sys.executable, "-m", "fastlr.cli", "train", str(data),
                               "--out", str(out), *common],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     stderr_lines = []
@@ -245,8 +254,8 @@ def test_sigint_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(tmp_pa
     done = load_model(checkpoint).n_iter_
     assert 2 <= done < 60
 
-    ok(run_cli("train", tmp_path / "d.npz", "--out", out, "--resume", checkpoint, *common))
-    ok(run_cli("train", tmp_path / "d.npz", "--out", tmp_path / "straight.npz", *common))
+    ok(run_cli("train", data, "--out", out, "--resume", checkpoint, *common))
+    ok(run_cli("train", data, "--out", tmp_path / "straight.npz", *common))
     resumed, straight = load_model(out), load_model(tmp_path / "straight.npz")
     np.testing.assert_array_equal(resumed.coef_, straight.coef_)
     np.testing.assert_array_equal(resumed.intercept_, straight.intercept_)
@@ -348,3 +357,23 @@ def test_boolean_columns_train_like_the_dataframe(tmp_path, fmt):
     ok(run_cli("train", path, "--out", tmp_path / "m.npz", "--val-fraction", "0", "--progress", "none"))
     reference = LogisticRegression().fit(frame[["x", "flag"]], frame["label"])
     np.testing.assert_array_equal(load_model(tmp_path / "m.npz").coef_, reference.coef_)
+
+
+def test_option_choices_are_the_library_names():
+    """--solver, --loss, --backend, --penalty, --learning-rate list what the library accepts."""
+    from fastlr._math import LOSS_IDS
+    from fastlr._penalty import PENALTIES
+    from fastlr.backends import BACKEND_NAMES
+    from fastlr.cli import build_parser
+    from fastlr.trainer import LEARNING_RATES, SOLVERS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = {action.dest: tuple(action.choices) for action in train._actions if action.choices}
+    assert choices["solver"] == SOLVERS
+    assert choices["loss"] == tuple(LOSS_IDS)
+    assert choices["learning_rate"] == LEARNING_RATES
+    assert choices["penalty"] == PENALTIES + ("none",)
+    assert set(choices["backend"]) == set(BACKEND_NAMES) - {"dask"}
+    X, y = problem(n=60, d=3)
+    for solver in SOLVERS:  # every listed name is one the estimator takes
+        LogisticRegression(solver=solver, max_iter=2, tol=None).fit(X, y)

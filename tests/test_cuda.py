@@ -92,6 +92,32 @@ def test_nan_in_X_is_reported():
         fastlr.loss_grad(X, y, W[0], backend="cuda")
 
 
+def test_float32_score_overflow_is_named_not_called_nan():
+    """Finite float32 X whose products overflow float32 but cancel: the cuda kernels compute in
+    float32 and cannot give the exact loss, so they must say that x·w overflowed float32 (and how
+    to get the exact value), never "X contains NaN"; the cpu backend rescales and is exact."""
+    X = np.array([[3e38, -3e38], [1.0, 2.0]], dtype=np.float32)
+    y, w = [1, 0], [2.0, 2.0]
+    with pytest.raises(FloatingPointError, match=r"overflowed float32.*backend='cpu'") as info:
+        fastlr.loss_grad(X, y, w, backend="cuda")
+    assert "contains NaN" not in str(info.value)
+    exact = fastlr.loss_grad(X.astype(np.float64), y, w, backend="numpy")
+    cpu = fastlr.loss_grad(X, y, w, backend="cpu")
+    assert np.isfinite(cpu[0]) and cpu[0] == pytest.approx(exact[0], rel=1e-12)
+
+
+def test_float32_loss_beyond_float32_rounds_to_inf_on_cuda():
+    """A finite float32 X whose exact loss (6e38) exceeds float32: the cuda result is that loss
+    rounded to float32 (+inf), with the gradient finite and equal to the exact one."""
+    X = np.array([[3e38, 3e38]], dtype=np.float32)
+    loss, grad, g0 = fastlr.loss_grad(X, [0], [1.0, 1.0], backend="cuda")
+    exact = fastlr.loss_grad(X.astype(np.float64), [0], [1.0, 1.0], backend="numpy")
+    assert loss == np.inf and exact[0] > np.finfo(np.float32).max
+    np.testing.assert_allclose(grad, exact[1], rtol=1e-6)  # float32 rounding of x
+    assert g0 == exact[2]
+
+
+
 @pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
 def test_decision_function_matches_numpy(k):
     X, _, W, b, _ = problem(45, 5, k, np.float64, False)

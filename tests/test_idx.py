@@ -302,7 +302,8 @@ def test_demo_without_images_says_how_to_get_them(tmp_path, monkeypatch):
     import argparse
     import io
 
-    from fastlr import cli, demo_images
+    from fastlr import demo_images
+    from fastlr.cli import demo as cli
 
     monkeypatch.delenv("FASTLR_FASHION_MNIST", raising=False)
     monkeypatch.setattr(demo_images, "DEBIAN_DIR", str(tmp_path))  # an empty directory

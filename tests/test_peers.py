@@ -17,6 +17,7 @@ AVAILABLE = set(available_peers())
 #: relative error (max |Δcoef| / max |coef|). torch's LBFGS also stops when the objective
 #: changes by less than 1e-9 (its default tolerance_change), which ends it a little earlier.
 COEF_RTOL = {
+    "fastlr-newton-cg": 1e-4,
     "fastlr-gd": 1e-4,
     "sklearn-lbfgs": 1e-4,
     "sklearn-newton-cholesky": 1e-4,
@@ -131,12 +132,12 @@ def test_objective_float32_and_chunks():
 
 
 def test_peer_names_and_availability():
-    assert PEER_NAMES == ("fastlr-lbfgs", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
+    assert PEER_NAMES == ("fastlr-lbfgs", "fastlr-newton-cg", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
                           "sklearn-newton-cholesky", "sklearn-sgd", "sklearnex-lbfgs",
                           "torch-lbfgs", "torch-sgd", "glum")
     peers = available_peers()
     assert peers == [name for name in PEER_NAMES if name in peers]
-    assert {"fastlr-lbfgs", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
+    assert {"fastlr-lbfgs", "fastlr-newton-cg", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
             "sklearn-newton-cholesky", "sklearn-sgd"} <= set(peers)
 
 

@@ -262,7 +262,7 @@ def test_fashion_mnist_idx_files_are_read(tmp_path, monkeypatch):
                 + images.tobytes())
     with open(tmp_path / "train-labels-idx1-ubyte", "wb") as f:
         f.write(bytes([0, 0, 8, 1]) + (12).to_bytes(4, "big") + labels.tobytes())
-    monkeypatch.setattr(matrix, "FASHION_MNIST_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTLR_FASHION_MNIST", str(tmp_path))
     X, y, description = matrix._fashion_mnist()
     assert "Fashion-MNIST training set" in description
     assert X.dtype == np.float32 and X.shape == (12, 784)

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._math import build_math
+from .._penalty import build_penalty
 
 #: Rows per partial sum. Fixed, so summation order never depends on the thread count.
 CHUNK_ROWS = 2048
@@ -43,6 +44,7 @@ _JIT = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _M = build_math(njit(inline="always", error_model="numpy"), np.float64)
 _binary_loss_dz = _M.binary_loss_dz
 _softmax_loss_dz_from_exp = _M.softmax_loss_dz_from_exp
+_sgd_update = build_penalty(njit(inline="always", error_model="numpy"), np.float64).sgd_update
 
 # exp(x) for -708 <= x <= 0 as 2^k · p(t): Cody–Waite reduction t = x - k ln 2
 # (|t| <= ln2 / 2) and the Taylor polynomial of e^t to degree 13 (error < 1e-17).
@@ -231,21 +233,207 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
             acc[j] += acc_block[j]
 
 
+# ---------------------------------------------------------------------------
+# Multinomial micro-kernels: a tile of 4 rows x 4 classes per sweep over the
+# columns, so that each load of X (4 rows) and of W (4 classes) feeds 16
+# multiply-adds, instead of one load of W per multiply-add in a per-class dot
+# product. The same tiles accumulate the gradient from the cached rows.
+
+#: Rows and classes of one register tile (16 accumulators).
+TILE = 4
+
+#: Rows whose gradient terms are summed in X's dtype before being added to the
+#: float64 partial of the chunk (a multiple of BLOCK_ROWS).
+FLUSH_ROWS = 64
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _scores_tile(X, i, W, c, Z, r):
+    """``Z[r + a, c + q] = X[i + a] · W[c + q]`` for a, q < 4 (X's precision)."""
+    d = X.shape[1]
+    x0 = X[i, 0]
+    x1 = X[i + 1, 0]
+    x2 = X[i + 2, 0]
+    x3 = X[i + 3, 0]
+    w0 = W[c, 0]
+    w1 = W[c + 1, 0]
+    w2 = W[c + 2, 0]
+    w3 = W[c + 3, 0]
+    s00 = x0 * w0
+    s01 = x0 * w1
+    s02 = x0 * w2
+    s03 = x0 * w3
+    s10 = x1 * w0
+    s11 = x1 * w1
+    s12 = x1 * w2
+    s13 = x1 * w3
+    s20 = x2 * w0
+    s21 = x2 * w1
+    s22 = x2 * w2
+    s23 = x2 * w3
+    s30 = x3 * w0
+    s31 = x3 * w1
+    s32 = x3 * w2
+    s33 = x3 * w3
+    for j in range(1, d):
+        x0 = X[i, j]
+        x1 = X[i + 1, j]
+        x2 = X[i + 2, j]
+        x3 = X[i + 3, j]
+        w0 = W[c, j]
+        w1 = W[c + 1, j]
+        w2 = W[c + 2, j]
+        w3 = W[c + 3, j]
+        s00 += x0 * w0
+        s01 += x0 * w1
+        s02 += x0 * w2
+        s03 += x0 * w3
+        s10 += x1 * w0
+        s11 += x1 * w1
+        s12 += x1 * w2
+        s13 += x1 * w3
+        s20 += x2 * w0
+        s21 += x2 * w1
+        s22 += x2 * w2
+        s23 += x2 * w3
+        s30 += x3 * w0
+        s31 += x3 * w1
+        s32 += x3 * w2
+        s33 += x3 * w3
+    Z[r, c] = s00
+    Z[r, c + 1] = s01
+    Z[r, c + 2] = s02
+    Z[r, c + 3] = s03
+    Z[r + 1, c] = s10
+    Z[r + 1, c + 1] = s11
+    Z[r + 1, c + 2] = s12
+    Z[r + 1, c + 3] = s13
+    Z[r + 2, c] = s20
+    Z[r + 2, c + 1] = s21
+    Z[r + 2, c + 2] = s22
+    Z[r + 2, c + 3] = s23
+    Z[r + 3, c] = s30
+    Z[r + 3, c + 1] = s31
+    Z[r + 3, c + 2] = s32
+    Z[r + 3, c + 3] = s33
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _scores_rows4(X, i, w, Z, r, c):
+    """``Z[r + a, c] = X[i + a] · w`` for a < 4: one class, four rows."""
+    d = X.shape[1]
+    s0 = X[i, 0] * w[0]
+    s1 = X[i + 1, 0] * w[0]
+    s2 = X[i + 2, 0] * w[0]
+    s3 = X[i + 3, 0] * w[0]
+    for j in range(1, d):
+        s0 += X[i, j] * w[j]
+        s1 += X[i + 1, j] * w[j]
+        s2 += X[i + 2, j] * w[j]
+        s3 += X[i + 3, j] * w[j]
+    Z[r, c] = s0
+    Z[r + 1, c] = s1
+    Z[r + 2, c] = s2
+    Z[r + 3, c] = s3
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _grad_tile(X, i, G0, G1, G2, G3, dz, c, r):
+    """``G_q += Σ_a dz[c + q, r + a] X[i + a]`` for q, a < 4 (G_q: rows of the block sum)."""
+    d = X.shape[1]
+    g00 = dz[c, r]
+    g01 = dz[c, r + 1]
+    g02 = dz[c, r + 2]
+    g03 = dz[c, r + 3]
+    g10 = dz[c + 1, r]
+    g11 = dz[c + 1, r + 1]
+    g12 = dz[c + 1, r + 2]
+    g13 = dz[c + 1, r + 3]
+    g20 = dz[c + 2, r]
+    g21 = dz[c + 2, r + 1]
+    g22 = dz[c + 2, r + 2]
+    g23 = dz[c + 2, r + 3]
+    g30 = dz[c + 3, r]
+    g31 = dz[c + 3, r + 1]
+    g32 = dz[c + 3, r + 2]
+    g33 = dz[c + 3, r + 3]
+    for j in range(d):
+        x0 = X[i, j]
+        x1 = X[i + 1, j]
+        x2 = X[i + 2, j]
+        x3 = X[i + 3, j]
+        G0[j] += (g00 * x0 + g01 * x1) + (g02 * x2 + g03 * x3)
+        G1[j] += (g10 * x0 + g11 * x1) + (g12 * x2 + g13 * x3)
+        G2[j] += (g20 * x0 + g21 * x1) + (g22 * x2 + g23 * x3)
+        G3[j] += (g30 * x0 + g31 * x1) + (g32 * x2 + g33 * x3)
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _grad_rows4(X, i, G, g0, g1, g2, g3):
+    """``G += g0 X[i] + g1 X[i + 1] + g2 X[i + 2] + g3 X[i + 3]``."""
+    for j in range(X.shape[1]):
+        G[j] += (g0 * X[i, j] + g1 * X[i + 1, j]) + (g2 * X[i + 2, j] + g3 * X[i + 3, j])
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _block_scores(X, s0, m, W, b, Z):
+    """``Z[r, c] = X[s0 + r] · W[c] + b[c]`` for r < m, all classes: 4 x 4 tiles, then the edges."""
+    k = W.shape[0]
+    d = X.shape[1]
+    m4 = m - m % TILE
+    k4 = k - k % TILE
+    for r in range(0, m4, TILE):
+        for c in range(0, k4, TILE):
+            _scores_tile(X, s0 + r, W, c, Z, r)
+        for c in range(k4, k):
+            _scores_rows4(X, s0 + r, W[c], Z, r, c)
+    for r in range(m4, m):
+        for c in range(k):
+            s = X[s0 + r, 0] * W[c, 0]
+            for j in range(1, d):
+                s += X[s0 + r, j] * W[c, j]
+            Z[r, c] = s
+    for r in range(m):
+        for c in range(k):
+            Z[r, c] += b[c]
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _block_grad(X, s0, m, dz, G):
+    """``G[c] += Σ_r dz[c, r] X[s0 + r]`` for r < m, all classes, in a fixed order."""
+    k = G.shape[0]
+    m4 = m - m % TILE
+    k4 = k - k % TILE
+    for r in range(0, m4, TILE):
+        for c in range(0, k4, TILE):
+            _grad_tile(X, s0 + r, G[c], G[c + 1], G[c + 2], G[c + 3], dz, c, r)
+        for c in range(k4, k):
+            _grad_rows4(X, s0 + r, G[c], dz[c, r], dz[c, r + 1], dz[c, r + 2], dz[c, r + 3])
+    for r in range(m4, m):
+        for c in range(k):
+            g = dz[c, r]
+            for j in range(X.shape[1]):
+                G[c, j] += g * X[s0 + r, j]
+
+
 @njit(inline="always")
 def _softmax_scratch(k, d, dtype):
     """Scratch arrays for :func:`_softmax_rows`: Z, shifted, e, bits, dz, acc_block."""
     n = BLOCK_ROWS * k
     return (np.empty((BLOCK_ROWS, k)), np.empty(n), np.empty(n), np.empty(n, np.int64),
-            np.empty((k, BLOCK_ROWS), dtype), np.empty(d, dtype))
+            np.empty((k, BLOCK_ROWS), dtype), np.empty((k, d), dtype))
 
 
 @njit(**_JIT)
 def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew):
     """Add the weighted sums of rows ``start:stop`` of a softmax model into ``acc``.
 
-    The same blocking as :func:`_binary_rows`: scores of ``BLOCK_ROWS`` rows,
+    The same blocking as :func:`_binary_rows`: scores of ``BLOCK_ROWS`` rows
+    for all classes in 4-row x 4-class register tiles (:func:`_block_scores`),
     then all their ``exp(z_c - max z)`` in one vectorised sweep, then the
-    per-sample loss and derivative, then ``dz_c · x`` from the cached rows.
+    per-sample loss and derivative, then ``dz_c · x`` for all classes from the
+    cached rows (:func:`_block_grad`), summed in X's dtype over
+    :data:`FLUSH_ROWS` rows and then added to the float64 partial ``acc``.
 
     Parameters
     ----------
@@ -266,18 +454,15 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
     ew : int
         :func:`_max_abs_exponent` of ``W64``.
     """
-    Z, shifted, e, bits, dz, acc_block = scratch
+    Z, shifted, e, bits, dz, G = scratch
     d = X.shape[1]
     k = W.shape[0]
     weighted = sample_weight.shape[0] > 0
+    G[:] = 0
+    pending = 0
     for s0 in range(start, stop, BLOCK_ROWS):
         m = min(BLOCK_ROWS, stop - s0)
-        for r in range(m):
-            for cls in range(k):
-                s = X[s0 + r, 0] * W[cls, 0]
-                for j in range(1, d):
-                    s += X[s0 + r, j] * W[cls, j]
-                Z[r, cls] = s + b[cls]
+        _block_scores(X, s0, m, W, b, Z)
         for r in range(m):
             z_max = Z[r, 0]
             for cls in range(1, k):
@@ -309,10 +494,14 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
                 dz[cls, r] = g
                 acc[cls, d] += g
         acc[0, d + 1] += loss_sum
-        for cls in range(k):
-            _add_weighted_rows(X, s0, m, dz[cls], acc_block)
-            for j in range(d):
-                acc[cls, j] += acc_block[j]
+        _block_grad(X, s0, m, dz, G)
+        pending += m
+        if pending >= FLUSH_ROWS or s0 + m >= stop:
+            for cls in range(k):
+                for j in range(d):
+                    acc[cls, j] += G[cls, j]
+            G[:] = 0
+            pending = 0
 
 
 @njit(parallel=True, **_JIT)
@@ -382,12 +571,143 @@ def multinomial_loss_grad(X, y, sample_weight, W, b, loss_id):
     return total
 
 
+# ---------------------------------------------------------------------------
+# Hessian-vector products of the log loss (Newton-CG): the same blocking as the
+# gradient kernels, with the per-sample factor from _math.py in place of the
+# loss derivative. The scores of the direction are formed beside the model's
+# scores from the same cached rows, so a product costs one pass over X.
+
+_binary_hess_dz = _M.binary_hess_dz
+_softmax_hess_dz_from_exp = _M.softmax_hess_dz_from_exp
+
+
+@njit(**_JIT)
+def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
+    """Add ``Σ s σ'(z) (v·x + vb) [x, 1]`` over rows ``start:stop`` into ``acc`` (d + 1,)."""
+    z, e, bits, dz, acc_block = scratch
+    u = np.empty(BLOCK_ROWS)
+    d = X.shape[1]
+    weighted = sample_weight.shape[0] > 0
+    for s0 in range(start, stop, BLOCK_ROWS):
+        m = min(BLOCK_ROWS, stop - s0)
+        for r in range(m):
+            zr = X[s0 + r, 0] * w[0]
+            ur = X[s0 + r, 0] * v[0]
+            for j in range(1, d):
+                zr += X[s0 + r, j] * w[j]
+                ur += X[s0 + r, j] * v[j]
+            z[r] = zr + b
+            u[r] = ur + vb
+        _exp_neg_abs(z, m, e, bits)
+        for r in range(m):
+            g = _binary_hess_dz(z[r], e[r], u[r])
+            if weighted:
+                g *= sample_weight[s0 + r]
+            e[r] = g
+            dz[r] = g
+        g_sum = 0.0
+        for r in range(m):
+            g_sum += e[r]
+        acc[d] += g_sum
+        _add_weighted_rows(X, s0, m, dz, acc_block)
+        for j in range(d):
+            acc[j] += acc_block[j]
+
+
+@njit(**_JIT)
+def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
+    """Add ``Σ s (diag p - p pᵀ)(V x + vb) ⊗ [x, 1]`` over rows ``start:stop`` into ``acc`` (k, d + 1)."""
+    Z, shifted, e, bits, dz, G = scratch
+    d = X.shape[1]
+    k = W.shape[0]
+    U = np.empty((BLOCK_ROWS, k))
+    weighted = sample_weight.shape[0] > 0
+    G[:] = 0
+    pending = 0
+    for s0 in range(start, stop, BLOCK_ROWS):
+        m = min(BLOCK_ROWS, stop - s0)
+        _block_scores(X, s0, m, W, b, Z)
+        _block_scores(X, s0, m, V, vb, U)
+        for r in range(m):
+            z_max = Z[r, 0]
+            for cls in range(1, k):
+                z_max = max(z_max, Z[r, cls])
+            for cls in range(k):
+                shifted[r * k + cls] = Z[r, cls] - z_max
+        _exp_neg_abs(shifted, m * k, e, bits)
+        for r in range(m):
+            row = e[r * k:(r + 1) * k]
+            _softmax_hess_dz_from_exp(row, U[r], row)
+            s_i = sample_weight[s0 + r] if weighted else 1.0
+            for cls in range(k):
+                g = s_i * row[cls]
+                dz[cls, r] = g
+                acc[cls, d] += g
+        _block_grad(X, s0, m, dz, G)
+        pending += m
+        if pending >= FLUSH_ROWS or s0 + m >= stop:
+            for cls in range(k):
+                for j in range(d):
+                    acc[cls, j] += G[cls, j]
+            G[:] = 0
+            pending = 0
+
+
+@njit(parallel=True, **_JIT)
+def log_loss_hess_vec(X, sample_weight, W, b, V, vb):
+    """Weighted sum of log-loss Hessian-vector products, one pass over X.
+
+    For each sample the Hessian of its loss in the parameters ``(W, b)`` is
+    ``[x, 1][x, 1]ᵀ ⊗ ∇²_z loss``, with ``∇²_z loss = σ(z)(1 - σ(z))`` for a
+    binary model (``k == 1``) and ``diag(p) - p pᵀ``, ``p = softmax(z)``, for a
+    softmax one. The labels do not enter.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+    V : ndarray of shape (k, d), float64
+        The direction's coefficient part.
+    vb : ndarray of shape (k,), float64
+        The direction's intercept part.
+
+    Returns
+    -------
+    ndarray of shape (k, d + 1), float64
+        ``Σ_i s_i (∇²_z loss_i)(V x_i + vb) ⊗ [x_i, 1]``: columns ``j < d`` for
+        the coefficients, column ``d`` for the intercepts (sums, not means).
+        Chunked and summed in a fixed order, as :func:`binary_loss_grad`.
+    """
+    n, d = X.shape
+    k = W.shape[0]
+    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    W_x = W.astype(X.dtype)
+    V_x = V.astype(X.dtype)
+    partial = np.zeros((n_chunks, k, d + 1))
+    for c in prange(n_chunks):
+        lo = c * CHUNK_ROWS
+        hi = min((c + 1) * CHUNK_ROWS, n)
+        if k == 1:
+            _binary_hv_rows(X, sample_weight, lo, hi, W_x[0], b[0], V_x[0], vb[0], partial[c, 0],
+                            _block_scratch(d, X.dtype))
+        else:
+            _softmax_hv_rows(X, sample_weight, lo, hi, W_x, b, V_x, vb, partial[c],
+                             _softmax_scratch(k, d, X.dtype))
+    total = np.zeros((k, d + 1))
+    for c in range(n_chunks):
+        total += partial[c]
+    return total
+
+
 @njit(**_JIT)
 def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
               alpha, fit_intercept, eta0, power_t, step0, mean_weight):
     """One epoch of mini-batch SGD, updating ``W`` and ``b`` in place.
 
     Each batch takes the step ``W -= eta_t (g / (m_b · mean_weight) + alpha W)``
+    (:func:`fastlr._penalty.build_penalty` ``sgd_update``)
     (and ``b -= eta_t g_b / (m_b · mean_weight)``), where ``g`` is the batch's
     weighted gradient sum and ``m_b`` its number of rows: the averaged gradient
     of the seed, an unbiased estimate of the full mean gradient when samples
@@ -465,7 +785,7 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
         finite = np.isfinite(loss_sum)
         for cls in range(k):
             for j in range(d):
-                W[cls, j] -= eta * (scale * acc[cls, j] + alpha * W[cls, j])
+                W[cls, j] = _sgd_update(W[cls, j], scale * acc[cls, j], eta, alpha)
                 finite &= np.isfinite(W[cls, j])
             if fit_intercept:
                 b[cls] -= eta * scale * acc[cls, d]

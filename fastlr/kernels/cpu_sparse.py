@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._math import build_math
+from .._penalty import build_penalty
 
 #: The most row blocks (and so d-length partial sums) a gradient uses.
 MAX_BLOCKS = 16
@@ -51,6 +52,7 @@ _JIT = {"cache": True, "fastmath": {"reassoc", "contract"}, "error_model": "nump
 _M = build_math(njit(inline="always", error_model="numpy"), np.float64)
 _binary_loss_dz = _M.binary_loss_dz
 _softmax_loss_dz = _M.softmax_loss_dz
+_shrink = build_penalty(njit(inline="always", error_model="numpy"), np.float64).shrink
 
 
 @njit(cache=True)
@@ -243,7 +245,8 @@ def sgd_epoch(data, indices, indptr, y, sample_weight, rows, batch_order, batch_
 
     The same steps as :func:`fastlr.kernels.cpu.sgd_epoch`,
     ``W ← (1 − eta_t alpha) W − eta_t g / (m_b · mean_weight)``, with ``W``
-    held as ``wscale · V``: the shrinkage multiplies ``wscale`` and the
+    held as ``wscale · V``: the shrinkage (:func:`fastlr._penalty.build_penalty`
+    ``shrink``) multiplies ``wscale`` and the
     gradient (non-zero only in the batch's columns) updates ``V`` there, so a
     step costs O(non-zeros in the batch · k). When ``|wscale|`` falls below
     :data:`WSCALE_MIN` it is folded into ``V`` (an O(k d) step, rare). ``V``
@@ -329,7 +332,7 @@ def sgd_epoch(data, indices, indptr, y, sample_weight, rows, batch_order, batch_
         eta = eta0 / (step0 + step + 1.0) ** power_t
         scale = 1.0 / (m * mean_weight)
         wscale_prev = wscale
-        wscale *= 1.0 - eta * alpha
+        wscale *= _shrink(eta, alpha)
         finite = np.isfinite(loss_sum) and np.isfinite(wscale) and wscale != 0.0
         b_prev[:] = b
         if fit_intercept:

@@ -36,6 +36,7 @@ import numpy as np
 from numba import config, cuda
 
 from .._math import build_math
+from .._penalty import build_penalty
 
 #: True when numba's CUDA simulator stands in for a GPU (NUMBA_ENABLE_CUDASIM=1).
 SIMULATOR = bool(config.ENABLE_CUDASIM)
@@ -67,6 +68,11 @@ def group_shape(n_features):
 @functools.lru_cache(maxsize=None)
 def _math_for(dtype):
     return build_math(cuda.jit(device=True), np.dtype(dtype).type)
+
+
+@functools.lru_cache(maxsize=None)
+def _penalty_for(dtype):
+    return build_penalty(cuda.jit(device=True), np.dtype(dtype).type)
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,6 +111,7 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
     one = real(1.0)
     binary_loss_dz = M.binary_loss_dz
     softmax_loss_dz = M.softmax_loss_dz
+    sgd_update = _penalty_for(np.dtype(dtype)).sgd_update
 
     def kernel(threads):
         # Launch bounds make the compiler fit the registers of a whole block of `threads`
@@ -265,7 +272,7 @@ def kernels(dtype, n_features, n_outputs, hardware=not SIMULATOR):
                 for g in range(sgd_groups):
                     total += P[g, q]
                 if j < d:
-                    value = W[c, j] - eta * (scale * total + alpha * W[c, j])
+                    value = sgd_update(W[c, j], scale * total, eta, alpha)
                 elif fit_intercept:
                     value = b[c] - eta * scale * total
                 else:

@@ -1,10 +1,15 @@
-"""``fastlr train``: its options, data splitting, the SGD epoch loop with checkpoints, the summary.
+"""``fastlr train``: its options, data splitting, SGD with checkpoints and --resume, the summary.
 
-Split out of :mod:`fastlr.cli`, which builds the parser and dispatches; user errors
-raise ValueError/OSError/DataFileError/ModelFileError and become one line there.
+In memory, every solver is :meth:`fastlr.LogisticRegression.fit`, so the
+trainer's loop runs SGD too (the same model as the library for the same
+seed); a callback after each epoch drives progress, the validation loss,
+``--early-stopping`` and the checkpoint an interrupt saves. Only
+``--chunk-rows``, which streams a file too large for memory, loops over the
+chunks itself (one ``partial_fit`` per chunk). User errors raise
+ValueError/OSError/DataFileError/ModelFileError; :func:`fastlr.cli.main`
+prints them as one line.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -14,67 +19,25 @@ import warnings
 
 import numpy as np
 
-from ._atomic import atomic_write
-from ._math import DEPRECATED_LOSS_NAMES, LOSS_IDS
+from .._atomic import atomic_write
+from .._math import DEPRECATED_LOSS_NAMES, LOSS_IDS
+from .._penalty import PENALTIES
+from ..backends import BACKEND_NAMES
+from ..trainer import LEARNING_RATES, SOLVERS
+from ._common import (
+    Interrupted, add_pixel_scale, check_out_dir, check_pixel_scale, holds_x_only, is_idx, is_npy,
+    is_svmlight, load_labels, positive_float, positive_int, random_seed, tolerance, unit_fraction,
+    zero_based,
+)
 
-_EXIT_INTERRUPTED = 130
 _EARLY_STOPPING_PATIENCE = 5
 _CHECKPOINT_FORMAT = "fastlr-train-checkpoint"
 
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+#: ``--backend`` choices: the estimator's backends that read data from files (not "dask").
+CLI_BACKENDS = tuple(name for name in BACKEND_NAMES if name != "dask")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
-
-
-def _tolerance(text):
-    if text.strip().lower() == "none":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 or 'none', got {text!r}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if not 0 <= value < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {text!r}")
-    return value
-
-
-def _add_train_parser(sub):
+def add_parser(sub):
     train = sub.add_parser(
         "train", help="fit a model on a data file and save it",
         description="Read DATA, split off a validation fraction, fit, print train and validation "
@@ -89,8 +52,8 @@ def _add_train_parser(sub):
     train.add_argument("--labels", metavar="LABELS",
                        help="labels of a DATA that holds X only (.npy, scipy.sparse .npz, IDX): a .npy "
                             "array or a rank-1 IDX file such as train-labels-idx1-ubyte.gz")
-    _add_pixel_scale(train)
-    train.add_argument("--n-features", type=_positive_int, default=None,
+    add_pixel_scale(train)
+    train.add_argument("--n-features", type=positive_int, default=None,
                        help="svmlight/libsvm DATA: number of features (default: the largest index), "
                             "e.g. to match a model or another file")
     train.add_argument("--index-base", choices=("auto", "0", "1"), default="auto",
@@ -99,113 +62,37 @@ def _add_train_parser(sub):
     train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
     train.add_argument("--loss", type=_loss_name, choices=tuple(LOSS_IDS), default="log_loss",
                        help="default log_loss (the earlier names log, squared still work)")
-    train.add_argument("--solver", choices=("lbfgs", "gd", "sgd"), default="lbfgs", help="default lbfgs")
-    train.add_argument("--backend", choices=("auto", "cpu", "cuda", "numpy"), default="auto",
+    train.add_argument("--solver", choices=SOLVERS, default="lbfgs", help="default lbfgs")
+    train.add_argument("--backend", choices=CLI_BACKENDS, default="auto",
                        help="default auto: the GPU when one is usable, else the CPU (see fastlr info)")
-    train.add_argument("--C", type=_positive_float, default=1.0, help="inverse L2 strength (default 1)")
-    train.add_argument("--penalty", choices=("l2", "none"), default="l2", help="default l2")
-    train.add_argument("--epochs", type=_positive_int, default=100,
+    train.add_argument("--C", type=positive_float, default=1.0, help="inverse L2 strength (default 1)")
+    train.add_argument("--penalty", choices=PENALTIES + ("none",), default="l2", help="default l2")
+    train.add_argument("--epochs", type=positive_int, default=100,
                        help="max_iter: epochs (sgd) or iterations (lbfgs, gd); default 100")
-    train.add_argument("--batch-size", type=_positive_int, default=256, help="sgd batch rows (default 256)")
-    train.add_argument("--eta0", type=_positive_float, default=0.1, help="learning rate (default 0.1)")
-    train.add_argument("--learning-rate", choices=("constant", "invscaling", "adaptive", "backtracking"),
+    train.add_argument("--batch-size", type=positive_int, default=256, help="sgd batch rows (default 256)")
+    train.add_argument("--eta0", type=positive_float, default=0.1, help="learning rate (default 0.1)")
+    train.add_argument("--learning-rate", choices=LEARNING_RATES,
                        default="constant",
                        help="gd: any; sgd: constant or invscaling (default constant)")
-    train.add_argument("--tol", type=_tolerance, default=1e-4,
+    train.add_argument("--tol", type=tolerance, default=1e-4,
                        help="stopping tolerance, as LogisticRegression(tol=...): lbfgs/gd stop at "
                             "max|gradient| <= tol, sgd when the epoch loss has not improved by tol for "
                             "5 epochs; 'none': run all --epochs (default 1e-4)")
-    train.add_argument("--random-state", type=_seed, default=None,
+    train.add_argument("--random-state", type=random_seed, default=None,
                        help="seeds the validation split and the sgd shuffling")
-    train.add_argument("--val-fraction", type=_fraction, default=0.1,
+    train.add_argument("--val-fraction", type=unit_fraction, default=0.1,
                        help="fraction of rows held out for validation (default 0.1; 0: none)")
     train.add_argument("--early-stopping", action="store_true",
                        help=f"sgd: stop when the validation loss has not improved for "
                             f"{_EARLY_STOPPING_PATIENCE} epochs")
     train.add_argument("--plot", metavar="PNG", help="write the loss curve as a PNG (needs matplotlib)")
-    train.add_argument("--chunk-rows", type=_positive_int, default=None,
+    train.add_argument("--chunk-rows", type=positive_int, default=None,
                        help="sgd with a .npy or svmlight DATA: stream it N rows at a time "
                             "(bounded memory)")
     train.add_argument("--resume", metavar="CHECKPOINT",
                        help="sgd: continue from a checkpoint written when training was interrupted")
     train.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                        help="progress on stderr: a bar on a terminal, one line per epoch otherwise (default auto)")
-
-    predict = sub.add_parser("predict", help="predict with a saved model",
-                             description="Load MODEL, read DATA, write one prediction per row as CSV.")
-    predict.add_argument("model", metavar="MODEL", help="a model saved by fastlr train")
-    predict.add_argument("data", metavar="DATA", help="data file (any format train reads)")
-    predict.add_argument("--target", metavar="COLUMN",
-                         help="label column to drop from a table (default: the last column when the "
-                              "table has one column more than the model's features)")
-    predict.add_argument("--proba", action="store_true", help="also write the class probabilities")
-    predict.add_argument("--index-base", choices=("auto", "0", "1"), default="auto",
-                         help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default auto: "
-                              "1 unless some index is 0; give the base used in training)")
-    predict.add_argument("--labels", metavar="LABELS",
-                         help="true labels of the rows (.npy or IDX): print the accuracy")
-    _add_pixel_scale(predict)
-    predict.add_argument("--out", metavar="CSV",
-                         help="predictions file (optional when --labels is given)")
-
-    sub.add_parser("info", help="versions, Numba threading layer and threads, CUDA devices")
-
-
-def _is_npy(path):
-    return str(path).lower().endswith(".npy")
-
-
-def _is_idx(path):
-    from ._idx import is_idx_name
-
-    return is_idx_name(path)
-
-
-def _add_pixel_scale(parser):
-    parser.add_argument("--pixel-scale", metavar="unit|none|FACTOR", default=None,
-                        help="IDX DATA: 'unit' divides uint8 pixels by 255 into [0, 1] float32 "
-                             "(default); 'none' keeps 0..255; a number multiplies the values by it")
-
-
-def _pixel_scale(args):
-    """``--pixel-scale`` checked against DATA; the value for :func:`fastlr.io.read_data`."""
-    from ._idx import _pixel_factor
-
-    if args.pixel_scale is None:
-        return "unit"
-    if not _is_idx(args.data):
-        raise ValueError(f"--pixel-scale applies to IDX (MNIST format) data; {args.data} is not one")
-    try:
-        _pixel_factor(args.pixel_scale)
-    except ValueError:
-        raise ValueError(f"--pixel-scale must be 'unit', 'none' or a positive number, "
-                         f"got {args.pixel_scale!r}") from None
-    return args.pixel_scale
-def _is_svmlight(path):
-    return str(path).lower().endswith((".svm", ".svmlight", ".libsvm"))
-
-
-def zero_based(args):
-    """``--index-base`` as load_svmlight_file's ``zero_based``."""
-    return {"auto": "auto", "0": True, "1": False}[getattr(args, "index_base", "auto")]
-
-
-def _x_only(path):
-    """Whether DATA holds X without labels: a .npy array or a scipy.sparse .npz."""
-    if _is_npy(path):
-        return True
-    if str(path).lower().endswith(".npz"):
-        from .io import is_sparse_npz
-        return is_sparse_npz(path)
-    return False
-
-
-def _check_out_dir(path, option):
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise ValueError(f"{option} {path}: directory {parent} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path}: is a directory")
 
 
 def _checkpoint_paths(out):
@@ -223,30 +110,9 @@ def _epoch_seed(seed, *parts):
     return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
 
 
-def _load_labels(path, n_rows, data_path):
-    if _is_idx(path):
-        from .io import read_idx_labels
-
-        labels = read_idx_labels(path)
-        if n_rows is not None and len(labels) != n_rows:
-            raise ValueError(f"{path}: {len(labels)} labels for {n_rows} rows of {data_path}")
-        return labels
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npy labels file ({exc})") from None
-    if labels.ndim != 1:
-        raise ValueError(f"{path}: labels must be one-dimensional, got shape {labels.shape}")
-    if n_rows is not None and len(labels) != n_rows:
-        raise ValueError(f"{path}: {len(labels)} labels for {n_rows} rows of {data_path}")
-    return labels
-
-
 def _npy_rows(path):
     """Rows of a .npy file, from its header only."""
-    from .io import DataFileError
+    from ..io import DataFileError
 
     try:
         shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # reads the header only
@@ -296,10 +162,6 @@ def _warning_lines(caught, file=sys.stderr):
         if line not in seen:
             seen.add(line)
             print(f"fastlr train: warning: {line}", file=file)
-
-
-class _Interrupted(Exception):
-    pass
 
 
 class _SgdRun:
@@ -362,7 +224,7 @@ class _SgdRun:
         """Save the last completed epoch next to --out; return its path (None: nothing to save)."""
         from sklearn.base import clone
 
-        from .model_file import save_model
+        from ..model_file import save_model
 
         snap = self._snapshot
         if snap is None or snap["epoch"] == 0:
@@ -397,7 +259,7 @@ class _SgdRun:
 
 def _read_checkpoint(path, args):
     """(state dict, model) of ``--resume`` CHECKPOINT; a mismatch with the options is an error."""
-    from .model_file import load_model
+    from ..model_file import load_model
 
     sidecar = _sidecar_path(path)
     if not os.path.exists(path):
@@ -457,13 +319,13 @@ def _check_train_args(args):
     if args.chunk_rows is not None:
         if args.solver != "sgd":
             raise ValueError("--chunk-rows streams the data through SGD: it needs --solver sgd")
-        if not (_is_npy(args.data) or _is_svmlight(args.data)):
+        if not (is_npy(args.data) or is_svmlight(args.data)):
             raise ValueError(f"--chunk-rows streams a .npy or svmlight file; {args.data} is neither")
-    if args.n_features is not None and not _is_svmlight(args.data):
+    if args.n_features is not None and not is_svmlight(args.data):
         raise ValueError(f"--n-features is for an svmlight/libsvm DATA; {args.data} is not one")
-    if args.index_base != "auto" and not _is_svmlight(args.data):
+    if args.index_base != "auto" and not is_svmlight(args.data):
         raise ValueError(f"--index-base is for an svmlight/libsvm DATA; {args.data} is not one")
-    x_only = _x_only(args.data) or _is_idx(args.data)
+    x_only = holds_x_only(args.data) or is_idx(args.data)
     if args.labels is not None and not x_only:
         raise ValueError(f"--labels is for a DATA that holds X only (.npy, scipy.sparse .npz, IDX); "
                          f"{args.data} holds its labels")
@@ -471,10 +333,10 @@ def _check_train_args(args):
         raise ValueError(f"{args.data} holds X only: give its labels with --labels LABELS")
     if x_only and args.target is not None:
         raise ValueError(f"--target names a column of a table; {args.data} is not a table")
-    _pixel_scale(args)
-    _check_out_dir(args.out, "--out")
+    check_pixel_scale(args)
+    check_out_dir(args.out, "--out")
     if args.plot:
-        _check_out_dir(args.plot, "--plot")
+        check_out_dir(args.plot, "--plot")
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -518,8 +380,8 @@ def _fit_sgd_in_memory(args, seed, classes, X_train, y_train, X_val, y_val, resu
 
     Returns (model, epochs, seconds, epoch losses, validation losses, run).
     """
-    from . import LogisticRegression
-    from ._progress import Progress
+    from .. import LogisticRegression
+    from .._progress import Progress
 
     n_train, n_val = len(y_train), len(y_val)
     n_batches = -(-n_train // args.batch_size)
@@ -565,7 +427,7 @@ def _fit_sgd_in_memory(args, seed, classes, X_train, y_train, X_val, y_val, resu
         progress.close()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _report_interrupt(run, args)
-        raise _Interrupted() from None
+        raise Interrupted() from None
     finally:
         progress.close()
         signal.signal(signal.SIGINT, previous)
@@ -574,6 +436,98 @@ def _fit_sgd_in_memory(args, seed, classes, X_train, y_train, X_val, y_val, resu
     model.random_state = args.random_state
     n_iter = int(np.max(model.n_iter_))
     return model, n_iter, run.elapsed, list(model.loss_curve_), run.val_losses, run
+
+
+def _fit_sgd_streamed(args, seed, classes, chunks, n, is_val, y_all, resume_state, resume_model):
+    """``--solver sgd --chunk-rows``: one ``partial_fit`` per chunk of a file streamed each epoch.
+
+    The data never is in memory at once, so the trainer's epoch loop cannot
+    run over it: each epoch streams the file, skips the validation rows, and
+    takes one SGD pass over each chunk (shuffled with a seed that is a pure
+    function of ``--random-state``, the epoch and the chunk, so ``--resume``
+    continues bit for bit). ``chunks()`` yields the X chunks in file order.
+
+    Returns (model, epochs, seconds, epoch losses, validation losses, run,
+    (train log loss, train accuracy, validation log loss, validation accuracy)).
+    """
+    from .. import LogisticRegression
+    from .._progress import Progress
+
+    n_val = int(is_val.sum())
+    n_train = n - n_val
+    solver_seed = args.random_state
+    run = _SgdRun(args, LogisticRegression(**_estimator_params(args, solver_seed)), seed, classes)
+    if resume_state is not None:
+        run.restore(resume_state, resume_model)
+
+    def one_epoch(epoch):
+        model = run.model
+        offset = 0
+        weighted = 0.0
+        for index, chunk in enumerate(chunks()):
+            rows = chunk.shape[0]
+            keep = ~is_val[offset:offset + rows]
+            y_chunk = y_all[offset:offset + rows][keep]
+            offset += rows
+            if not len(y_chunk):
+                continue
+            model.random_state = _epoch_seed(seed, epoch, index)
+            model.partial_fit(chunk[keep] if n_val else chunk, y_chunk, classes=classes)
+            weighted += model.loss_curve_[-1] * len(y_chunk)
+        if offset != n:
+            raise ValueError(f"{args.data}: streamed {offset} rows, expected {n}")
+        return weighted / n_train
+
+    def stream_metrics():
+        model = run.model
+        sums = {False: [0.0, 0], True: [0.0, 0]}
+        offset = 0
+        for chunk in chunks():
+            rows = chunk.shape[0]
+            mask, y_chunk = is_val[offset:offset + rows], y_all[offset:offset + rows]
+            offset += rows
+            for part in (False, True):
+                select = mask == part
+                if np.any(select):
+                    total, hits = _log_loss_hits(model, chunk[select], y_chunk[select])
+                    sums[part][0] += total
+                    sums[part][1] += hits
+        out = []
+        for part, count in ((False, n_train), (True, n_val)):
+            out += [sums[part][0] / count, sums[part][1] / count] if count else [None, None]
+        return out
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    caught = []
+    progress = Progress(args.epochs, "fastlr train", mode=args.progress, unit="epoch",
+                        initial=run.epoch)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for epoch in range(run.epoch, args.epochs):
+                start = time.perf_counter()
+                train_obj = one_epoch(epoch)
+                seconds = time.perf_counter() - start
+                val_loss = stream_metrics()[2] if n_val and args.early_stopping else None
+                run.after_epoch(train_obj, val_loss, seconds)
+                progress.update(loss=train_obj, val_loss=val_loss,
+                                samples_per_s=f"{n_train / max(seconds, 1e-9):.3g}")
+                if run.stopped_early:
+                    break
+    except KeyboardInterrupt:
+        progress.close()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _report_interrupt(run, args)
+        raise Interrupted() from None
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    _warning_lines(caught)
+    model = run.model
+    model.random_state = args.random_state
+    model.n_iter_ = np.array([run.epoch], dtype=np.int32)
+    return model, run.epoch, run.elapsed, run.epoch_losses, run.val_losses, run, stream_metrics()
 
 
 def _report_interrupt(run, args):
@@ -589,9 +543,9 @@ def _report_interrupt(run, args):
 
 def run_train(args, file=sys.stdout):
     """``fastlr train``: check everything, read, split, fit (with progress), summarise, save."""
-    from . import LogisticRegression
-    from ._progress import Progress
-    from .model_file import save_model
+    from .. import LogisticRegression
+    from .._progress import Progress
+    from ..model_file import save_model
 
     _check_train_args(args)
     resume_state = resume_model = None
@@ -605,8 +559,8 @@ def run_train(args, file=sys.stdout):
         seed = int(np.random.SeedSequence().generate_state(1)[0])
 
     chunked = args.chunk_rows is not None
-    if chunked and _is_svmlight(args.data):
-        from .io import iter_svmlight_chunks, scan_svmlight
+    if chunked and is_svmlight(args.data):
+        from ..io import iter_svmlight_chunks, scan_svmlight
 
         layout = scan_svmlight(args.data, args.chunk_rows, args.n_features, zero_based(args))
         n, y_all, X_all = layout.n_samples, layout.y, None
@@ -614,22 +568,22 @@ def run_train(args, file=sys.stdout):
         def chunks():
             return (X for X, _ in iter_svmlight_chunks(args.data, args.chunk_rows, layout))
     elif chunked:
-        from .io import iter_npy_chunks
+        from ..io import iter_npy_chunks
 
         n = _npy_rows(args.data)
-        y_all = _load_labels(args.labels, n, args.data)
+        y_all = load_labels(args.labels, n, args.data)
         X_all = None
 
         def chunks():
             return iter_npy_chunks(args.data, args.chunk_rows)
     else:
-        from .io import read_data
+        from ..io import read_data
 
-        dataset = read_data(args.data, target=args.target, pixel_scale=_pixel_scale(args),
+        dataset = read_data(args.data, target=args.target, pixel_scale=check_pixel_scale(args),
                             n_features=args.n_features, zero_based=zero_based(args))
         X_all = dataset.X
-        if _x_only(args.data) or _is_idx(args.data):
-            y_all = _load_labels(args.labels, X_all.shape[0], args.data)
+        if holds_x_only(args.data) or is_idx(args.data):
+            y_all = load_labels(args.labels, X_all.shape[0], args.data)
         else:
             y_all = dataset.y
             if y_all is None:
@@ -662,91 +616,10 @@ def run_train(args, file=sys.stdout):
             args, seed, classes, X_train, y_train, X_val, y_val, resume_state, resume_model)
         what = "epoch"
     elif args.solver == "sgd":
-        run = _SgdRun(args, LogisticRegression(**_estimator_params(args, solver_seed)), seed, classes)
-        if resume_state is not None:
-            run.restore(resume_state, resume_model)
-            if run.model.n_features_in_ != (X_all.shape[1] if X_all is not None else run.model.n_features_in_):
-                raise ValueError(f"--resume {args.resume}: model has {run.model.n_features_in_} "
-                                 f"features, {args.data} has {X_all.shape[1]}")
-        def one_epoch(epoch):
-            model = run.model
-            if not chunked:
-                model.random_state = _epoch_seed(seed, epoch)
-                model.partial_fit(X_train, y_train, classes=classes)
-                return model.loss_curve_[-1]
-            offset = 0
-            weighted = 0.0
-            for index, chunk in enumerate(chunks()):
-                rows = chunk.shape[0]
-                keep = ~is_val[offset:offset + rows]
-                y_chunk = y_all[offset:offset + rows][keep]
-                offset += rows
-                if not len(y_chunk):
-                    continue
-                model.random_state = _epoch_seed(seed, epoch, index)
-                model.partial_fit(chunk[keep] if n_val else chunk, y_chunk, classes=classes)
-                weighted += model.loss_curve_[-1] * len(y_chunk)
-            if offset != n:
-                raise ValueError(f"{args.data}: streamed {offset} rows, expected {n}")
-            return weighted / n_train
-
-        def stream_metrics():
-            model = run.model
-            sums = {False: [0.0, 0], True: [0.0, 0]}
-            offset = 0
-            for chunk in chunks():
-                rows = chunk.shape[0]
-                mask, y_chunk = is_val[offset:offset + rows], y_all[offset:offset + rows]
-                offset += rows
-                for part in (False, True):
-                    select = mask == part
-                    if np.any(select):
-                        total, hits = _log_loss_hits(model, chunk[select], y_chunk[select])
-                        sums[part][0] += total
-                        sums[part][1] += hits
-            out = []
-            for part, count in ((False, n_train), (True, n_val)):
-                out += [sums[part][0] / count, sums[part][1] / count] if count else [None, None]
-            return out
-
-        previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        caught = []
-        progress = Progress(args.epochs, "fastlr train", mode=args.progress, unit="epoch",
-                            initial=run.epoch)
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                for epoch in range(run.epoch, args.epochs):
-                    start = time.perf_counter()
-                    train_obj = one_epoch(epoch)
-                    seconds = time.perf_counter() - start
-                    val_loss = None
-                    if n_val and (not chunked or args.early_stopping):
-                        val_loss = (_metrics(run.model, X_val, y_val)[0] if not chunked
-                                    else stream_metrics()[2])
-                    run.after_epoch(train_obj, val_loss, seconds)
-                    progress.update(loss=train_obj, val_loss=val_loss,
-                                    samples_per_s=f"{n_train / max(seconds, 1e-9):.3g}")
-                    if run.stopped_early:
-                        break
-        except KeyboardInterrupt:
-            progress.close()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            _report_interrupt(run, args)
-            raise _Interrupted() from None
-        finally:
-            progress.close()
-            signal.signal(signal.SIGINT, previous)
-        _warning_lines(caught)
-        model = run.model
-        model.random_state = args.random_state
-        model.n_iter_ = np.array([run.epoch], dtype=np.int32)
-        n_iter, elapsed = run.epoch, run.elapsed
-        curve, what = run.epoch_losses, "epoch"
-        val_curve = run.val_losses
-        if chunked:
-            train_ll, train_acc, val_ll, val_acc = stream_metrics()
+        model, n_iter, elapsed, curve, val_curve, run, metrics = _fit_sgd_streamed(
+            args, seed, classes, chunks, n, is_val, y_all, resume_state, resume_model)
+        train_ll, train_acc, val_ll, val_acc = metrics
+        what = "epoch"
     else:
         model = LogisticRegression(**_estimator_params(args, solver_seed))
         progress = Progress(1, f"fastlr train ({args.solver})", mode=args.progress, unit="fit")
@@ -759,7 +632,7 @@ def run_train(args, file=sys.stdout):
                 progress.close()
                 print(f"fastlr train: interrupted; nothing saved (--solver {args.solver} "
                       f"writes no checkpoints)", file=sys.stderr, flush=True)
-                raise _Interrupted() from None
+                raise Interrupted() from None
             elapsed = time.perf_counter() - start
         n_iter = int(np.max(model.n_iter_))
         progress.update(iterations=n_iter, objective=model.loss_curve_[-1] if model.loss_curve_ else None)
@@ -789,3 +662,4 @@ def run_train(args, file=sys.stdout):
         print(f"loss curve written to {args.plot}", file=file)
 
 
+run = run_train

@@ -1,0 +1,122 @@
+"""Memory a fit needs for its model and solver state, checked before anything is allocated.
+
+A sparse data set's width is whatever its largest column index says: one
+mistyped or hashed-to-2^33 index in an svmlight file makes a model of billions
+of coefficients, and the fit then dies deep inside NumPy or scipy with an
+allocation error (or, worse, swaps the machine to a halt). :func:`check_fit_memory`
+turns that into one clear error up front, naming the width that caused it.
+
+The estimate counts only what grows with ``k · (d + 1)`` (the coefficients),
+not X itself, which the caller already holds:
+
+* the solver's state, in vectors of ``k · (d + 1)`` float64: L-BFGS keeps
+  ``2 m`` correction pairs (``m = 10``, scipy's default ``maxcor``) plus about
+  eight working vectors (iterate, gradient, the cached evaluation, scipy's
+  ``wa`` work array); Newton-CG about eight (iterate, gradient, CG's residual,
+  direction, Hessian-vector product and the line search's trial point); gd and
+  sgd about four;
+* the kernels' partial sums: at most :data:`fastlr.kernels.cpu_sparse.MAX_BLOCKS`
+  ``k × (d + 2)`` float64 blocks for sparse X (dense X's per-chunk partials
+  are 1/2048 of X and are left out).
+
+Imports only the standard library.
+"""
+
+import os
+
+#: Vectors of k · (d + 1) float64 each solver holds (see the module docstring).
+SOLVER_STATE_VECTORS = {"lbfgs": 2 * 10 + 8, "newton-cg": 8, "gd": 4, "sgd": 4}
+
+#: Partial-sum blocks of the sparse kernels (fastlr.kernels.cpu_sparse.MAX_BLOCKS).
+PARTIAL_SUM_BLOCKS = 16
+
+
+class ModelTooLarge(ValueError, MemoryError):
+    """The model's coefficients and the solver's state would not fit in memory.
+
+    A :class:`ValueError` (the cause is almost always the data's width: a
+    column index far beyond the real number of features) and a
+    :class:`MemoryError` (what the allocation itself would have raised).
+    """
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation, or ``None`` when unknown.
+
+    Linux's ``MemAvailable`` from ``/proc/meminfo`` (free memory plus what the
+    kernel can reclaim without swapping); elsewhere the free physical pages
+    from ``os.sysconf``; ``None`` where neither exists.
+    """
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fit_state_bytes(n_features, n_outputs, solver):
+    """Bytes of float64 state a fit of ``n_outputs × n_features`` coefficients holds.
+
+    Parameters
+    ----------
+    n_features : int
+        d, the number of columns of X.
+    n_outputs : int
+        k: 1 for a binary model, the number of classes otherwise.
+    solver : str
+        One of ``SOLVER_STATE_VECTORS``' keys.
+
+    Returns
+    -------
+    int
+        ``8 · k · (d + 2) · (solver vectors + partial-sum blocks)``, an
+        estimate (module docstring), not an exact accounting.
+    """
+    vectors = SOLVER_STATE_VECTORS.get(solver, max(SOLVER_STATE_VECTORS.values()))
+    return 8 * int(n_outputs) * (int(n_features) + 2) * (vectors + PARTIAL_SUM_BLOCKS)
+
+
+def check_fit_memory(n_features, n_outputs, solver, available=None):
+    """Raise :class:`ModelTooLarge` when a fit's state cannot fit in memory.
+
+    Parameters
+    ----------
+    n_features, n_outputs, solver
+        As :func:`fit_state_bytes`.
+    available : int, optional
+        Bytes available; by default :func:`available_memory` (no check when
+        that is unknown).
+
+    Raises
+    ------
+    ModelTooLarge
+        When :func:`fit_state_bytes` exceeds ``available``. The message gives
+        the width, both sizes, and the usual causes.
+    """
+    if available is None:
+        available = available_memory()
+    if available is None:
+        return
+    need = fit_state_bytes(n_features, n_outputs, solver)
+    if need <= available:
+        return
+    raise ModelTooLarge(
+        f"X has {n_features:,} features (columns): a model of {n_outputs} x {n_features:,} "
+        f"coefficients needs about {_gib(need)} for the state and partial sums of solver "
+        f"{solver!r}, "
+        f"more than the {_gib(available)} of memory available. If X came from an svmlight/libsvm "
+        "file, its largest feature index sets the width: check that index; hashed "
+        "features need a smaller hash space.")
+
+
+def _gib(n_bytes):
+    return f"{n_bytes / 2**30:,.1f} GiB"
+
+
+__all__ = ["ModelTooLarge", "available_memory", "check_fit_memory", "fit_state_bytes"]

@@ -1,0 +1,69 @@
+"""``fastlr predict``: load a saved model, read DATA, write predictions and/or print accuracy."""
+
+import sys
+
+import numpy as np
+
+from ._common import add_pixel_scale, check_out_dir, check_pixel_scale, load_labels, zero_based
+
+
+def add_parser(sub):
+    predict = sub.add_parser("predict", help="predict with a saved model",
+                             description="Load MODEL, read DATA, write one prediction per row as CSV.")
+    predict.add_argument("model", metavar="MODEL", help="a model saved by fastlr train")
+    predict.add_argument("data", metavar="DATA", help="data file (any format train reads)")
+    predict.add_argument("--target", metavar="COLUMN",
+                         help="label column to drop from a table (default: the last column when the "
+                              "table has one column more than the model's features)")
+    predict.add_argument("--proba", action="store_true", help="also write the class probabilities")
+    predict.add_argument("--index-base", choices=("auto", "0", "1"), default="auto",
+                         help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default auto: "
+                              "1 unless some index is 0; give the base used in training)")
+    predict.add_argument("--labels", metavar="LABELS",
+                         help="true labels of the rows (.npy or IDX): print the accuracy")
+    add_pixel_scale(predict)
+    predict.add_argument("--out", metavar="CSV",
+                         help="predictions file (optional when --labels is given)")
+
+
+
+def run(args, file=sys.stdout):
+    """``fastlr predict``: load the model, read the data, write predictions (and probabilities)."""
+    from scipy.sparse import issparse
+
+    from ..io import read_data, write_predictions_csv
+    from ..model_file import load_model
+
+    if args.out is None and args.labels is None:
+        raise ValueError("nothing to do: give --out CSV (predictions) and/or --labels LABELS (accuracy)")
+    if args.out is not None:
+        check_out_dir(args.out, "--out")
+    pixel_scale = check_pixel_scale(args)
+    model = load_model(args.model)
+    n_features = int(model.n_features_in_)
+    # svmlight files are as wide as their largest index: widen them to the model's width
+    dataset = read_data(args.data, target=args.target, pixel_scale=pixel_scale, n_features=n_features,
+                        zero_based=zero_based(args))
+    X = dataset.X
+    if (args.target is None and dataset.y is not None and X.shape[1] == n_features - 1
+            and not issparse(X)):
+        # the default target (last column) was a feature: this table has no label column
+        try:
+            last = np.asarray(dataset.y, dtype=X.dtype)
+        except (TypeError, ValueError):
+            raise ValueError(f"{args.data}: last column is not numeric; it cannot be a feature "
+                             f"of {args.model}") from None
+        X = np.column_stack([X, last])
+    if X.shape[1] != n_features:
+        raise ValueError(f"{args.data}: {X.shape[1]} feature columns, but {args.model} "
+                         f"expects {n_features}")
+    labels = load_labels(args.labels, X.shape[0], args.data) if args.labels is not None else None
+    predictions = model.predict(X)
+    if args.out is not None:
+        proba = model.predict_proba(X) if args.proba else None
+        write_predictions_csv(args.out, predictions, proba=proba, classes=model.classes_)
+        print(f"{len(predictions)} predictions written to {args.out}", file=file)
+    if labels is not None:
+        hits = int(np.sum(predictions == labels))
+        print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {args.labels}",
+              file=file)

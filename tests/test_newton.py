@@ -1,0 +1,181 @@
+"""Newton-CG: Hessian-vector kernels against the NumPy reference and finite differences,
+and fits against scikit-learn's objective on ill-conditioned data."""
+
+import numba
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+from fastlr import LogisticRegression
+from fastlr.backends import CPUBackend, NumpyBackend
+from fastlr.kernels.cpu import CHUNK_ROWS
+from fastlr.trainer import Objective, TrainOptions, train
+
+DTYPES = [np.float32, np.float64]
+
+
+def make_direction(n, d, k, dtype, weighted, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.integers(0, max(k, 2), n).astype(np.int32)
+    sw = rng.uniform(0.1, 3.0, n) if weighted else None
+    W = rng.standard_normal((k, d)) * 0.5
+    b = rng.standard_normal(k) * 0.3
+    V = rng.standard_normal((k, d))
+    vb = rng.standard_normal(k)
+    return X, y, sw, W, b, V, vb
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("shape", [(1, 3), (7, 1), (2 * CHUNK_ROWS + 13, 6)], ids=lambda s: f"n={s[0]},d={s[1]}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 3, 6], ids=["binary", "k=3", "k=6"])
+def test_cpu_hess_vec_matches_numpy_reference(k, dtype, shape, weighted):
+    X, y, sw, W, b, V, vb = make_direction(*shape, k, dtype, weighted)
+    cpu, ref = CPUBackend(), NumpyBackend()
+    got = cpu.hess_vec(cpu.put(X, y, sw), W, b, 0, V, vb)
+    want = ref.hess_vec(ref.put(X, y, sw), W, b, 0, V, vb)
+    # float32 X: scores are formed in float32 (relative rounding ~1e-7 per score)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("k", [1, 4], ids=["binary", "multinomial"])
+def test_hess_vec_is_the_derivative_of_the_gradient(k):
+    """Central differences of the reference gradient along (V, vb) give H·(V, vb)."""
+    X, y, sw, W, b, V, vb = make_direction(300, 5, k, np.float64, True, seed=3)
+    ref = NumpyBackend()
+    data = ref.put(X, y, sw)
+    eps = 1e-5
+    g_plus = ref.loss_grad(data, W + eps * V, b + eps * vb, 0)[1]
+    g_minus = ref.loss_grad(data, W - eps * V, b - eps * vb, 0)[1]
+    fd = (g_plus - g_minus) / (2 * eps)
+    for backend in (ref, CPUBackend()):
+        hv = backend.hess_vec(backend.put(X, y, sw), W, b, 0, V, vb)
+        # central differences: error O(eps² · third derivative) plus rounding O(1e-16 / eps)
+        np.testing.assert_allclose(hv, fd, rtol=1e-7, atol=1e-7 * np.abs(fd).max())
+
+
+def test_objective_hess_vec_includes_the_penalty_and_the_intercept_layout():
+    X, y, sw, W, b, V, vb = make_direction(200, 4, 3, np.float64, True, seed=4)
+    ref = NumpyBackend()
+    data = ref.put(X, y, sw)
+    objective = Objective(ref, data, 0, 3, alpha=0.37, fit_intercept=True)
+    theta, v = objective.pack(W, b), objective.pack(V, vb)
+    eps = 1e-6
+    fd = (objective(theta + eps * v)[1] - objective(theta - eps * v)[1]) / (2 * eps)
+    np.testing.assert_allclose(objective.hess_vec(theta, v), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 4], ids=["binary", "multinomial"])
+def test_hess_vec_bitwise_identical_for_one_and_two_threads(k, dtype):
+    X, y, sw, W, b, V, vb = make_direction(4 * CHUNK_ROWS + 9, 9, k, dtype, True, seed=5)
+    cpu = CPUBackend()
+    data = cpu.put(X, y, sw)
+    results = []
+    for threads in (1, 2, 1, 2):
+        numba.set_num_threads(threads)
+        try:
+            results.append(cpu.hess_vec(data, W, b, 0, V, vb))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+def sklearn_objective(coef, intercept, X, y, C, sw):
+    """scikit-learn's primal: C Σ s_i loss_i + ½ ‖coef‖² (float64)."""
+    X = np.asarray(X, dtype=np.float64)
+    Z = X @ coef.T + intercept
+    if coef.shape[0] == 1:
+        z = Z[:, 0]
+        loss = np.logaddexp(0.0, z) - y * z
+    else:
+        loss = logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
+    s = np.ones(len(y)) if sw is None else sw
+    return C * np.sum(s * loss) + 0.5 * np.sum(coef ** 2)
+
+
+def ill_conditioned(n, d, k, dtype, seed):
+    """Features on scales 1e-2 .. 1e3 with large means, like raw breast-cancer.
+
+    float32: scales 1e-1 .. 1e1, so that float32 scores (relative rounding
+    ~1e-7 · Σ|x_j w_j|) still resolve the objective to the tolerance asserted.
+    """
+    rng = np.random.default_rng(seed)
+    scales = np.logspace(-2, 3, d) if dtype == np.float64 else np.logspace(-1, 1, d)
+    G = rng.standard_normal((n, d))
+    X = (G + 3.0) * scales
+    W_true = rng.standard_normal((max(k, 2), d))
+    y = np.argmax(G @ W_true.T + rng.gumbel(size=(n, max(k, 2))), axis=1)
+    return X.astype(dtype), y
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_newton_cg_reaches_sklearn_objective_on_ill_conditioned_data(backend, k, dtype, weighted):
+    X, y = ill_conditioned(400, 6, k, dtype, seed=11)
+    sw = np.random.default_rng(2).uniform(0.2, 2.0, len(y)) if weighted else None
+    C = 10.0
+    sk = SkLogisticRegression(C=C, solver="newton-cholesky", tol=1e-10, max_iter=1000).fit(
+        X.astype(np.float64), y, sample_weight=sw)
+    f_sk = sklearn_objective(sk.coef_, sk.intercept_, X, y, C, sw)
+    tol = 1e-8 if dtype == np.float64 else 1e-5
+    model = LogisticRegression(C=C, solver="newton-cg", backend=backend, tol=tol,
+                               max_iter=100).fit(X, y, sample_weight=sw)
+    f = sklearn_objective(model.coef_, model.intercept_, X, y, C, sw)
+    # tol bounds the mean gradient; the objective gap is O(tol² / curvature), far
+    # below this: what remains is float32 rounding of the scores (relative ~1e-7·‖x‖‖w‖).
+    rel = 1e-6 if dtype == np.float32 else 1e-9
+    assert f <= f_sk * (1 + rel), (f, f_sk)
+    assert int(np.ravel(model.n_iter_)[0]) < 60
+
+
+def test_newton_cg_needs_far_fewer_iterations_than_lbfgs_on_ill_conditioned_data():
+    X, y = ill_conditioned(500, 8, 1, np.float64, seed=12)
+    with pytest.warns(ConvergenceWarning):
+        lbfgs = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=60).fit(X, y)
+    newton = LogisticRegression(solver="newton-cg", tol=1e-6, max_iter=60).fit(X, y)
+    f_l = sklearn_objective(lbfgs.coef_, lbfgs.intercept_, X, y, 1.0, None)
+    f_n = sklearn_objective(newton.coef_, newton.intercept_, X, y, 1.0, None)
+    assert int(np.ravel(newton.n_iter_)[0]) < 60 and f_n < f_l
+
+
+def test_newton_cg_with_the_numpy_backend_matches_cpu():
+    X, y = ill_conditioned(300, 5, 3, np.float64, seed=13)
+    a = LogisticRegression(solver="newton-cg", backend="cpu", tol=1e-9).fit(X, y)
+    b = LogisticRegression(solver="newton-cg", backend="numpy", tol=1e-9).fit(X, y)
+    fa = sklearn_objective(a.coef_, a.intercept_, X, y, 1.0, None)
+    fb = sklearn_objective(b.coef_, b.intercept_, X, y, 1.0, None)
+    assert abs(fa - fb) <= 1e-9 * abs(fb)
+
+
+def test_newton_cg_rejects_the_squared_loss():
+    X, y = ill_conditioned(50, 3, 1, np.float64, seed=1)
+    with pytest.raises(ValueError, match="loss='log_loss'"):
+        LogisticRegression(solver="newton-cg", loss="prob_squared").fit(X, y)
+
+
+def test_newton_cg_on_a_backend_without_hess_vec_says_so():
+    class GradientOnly:
+        name = "gradient-only"
+
+        def __init__(self):
+            self._inner = NumpyBackend()
+
+        def put(self, X, y, sample_weight=None):
+            return self._inner.put(X, y, sample_weight)
+
+        def loss_grad(self, data, W, b, loss_id):
+            return self._inner.loss_grad(data, W, b, loss_id)
+
+    X, y = ill_conditioned(50, 3, 1, np.float64, seed=1)
+    backend = GradientOnly()
+    data = backend.put(X, y.astype(np.int32))
+    with pytest.raises(NotImplementedError, match="gradient-only.*solver='lbfgs'"):
+        train(backend, data, 0, 1, 1e-2, True, TrainOptions(solver="newton-cg"))
