@@ -327,8 +327,12 @@ def train_lbfgs(objective, theta0, options):
         elif result.status == 2 or result.status == 0:
             reason = ("the objective stopped decreasing: the line search found no step that "
                       f"decreases it (scipy status {result.status}: {result.message})")
-            advice = ("The objective cannot be decreased further in float64: tol may be below "
-                      "what its rounding allows (loosen it), or the problem is badly conditioned.")
+            precision = ("float32 (X is float32: the scores are rounded to it)"
+                         if getattr(getattr(objective.data, "X", None), "dtype", None) == np.float32
+                         else "float64")
+            advice = (f"The objective cannot be decreased further in {precision}: tol may be "
+                      "below what its rounding allows (loosen it), or the problem is badly "
+                      "conditioned.")
         else:
             reason = f"scipy L-BFGS-B ended with status {result.status} ({result.message})"
             advice = "Loosen tol or increase max_iter."
