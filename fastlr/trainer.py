@@ -222,18 +222,26 @@ class Objective:
 _SCALE_RATIO = 1e3
 
 
+#: Rows the scale hint looks at: all of them up to this many, else this many evenly spaced ones.
+_SCALE_SAMPLE_ROWS = 1 << 13
+
+
 def _feature_scale_hint(data, fit_intercept):
-    """A sentence about badly scaled features, or "" (one pass over host X; only on failure).
+    """A sentence about badly scaled features, or "" (only on failure; at most 8,192 rows read).
 
     Compares the largest ``|x_j|`` of each non-zero column (and 1, the
-    intercept's column, when it is fitted). Data not held as a NumPy array on
-    the host (a GPU or a Dask cluster) gets the generic advice only.
+    intercept's column, when it is fitted) over all rows, or over
+    :data:`_SCALE_SAMPLE_ROWS` evenly spaced rows of a larger X: it is a hint
+    in a warning, and must not cost more than the iterations it comments on.
+    Data not held as a NumPy array on the host (a GPU, a Dask cluster,
+    scipy.sparse) gets the generic advice only.
     """
     X = getattr(data, "X", None)
     if not isinstance(X, np.ndarray) or X.size == 0:
         return " Scaling the features (e.g. sklearn.preprocessing.StandardScaler) often helps."
+    step = -(-X.shape[0] // _SCALE_SAMPLE_ROWS)
     with np.errstate(invalid="ignore"):
-        scales = np.max(np.abs(X), axis=0).astype(np.float64)
+        scales = np.max(np.abs(X[::step]), axis=0).astype(np.float64)
     scales = scales[np.isfinite(scales) & (scales > 0)]
     if fit_intercept:
         scales = np.append(scales, 1.0)
@@ -319,8 +327,12 @@ def train_lbfgs(objective, theta0, options):
         elif result.status == 2 or result.status == 0:
             reason = ("the objective stopped decreasing: the line search found no step that "
                       f"decreases it (scipy status {result.status}: {result.message})")
-            advice = ("The objective cannot be decreased further in float64: tol may be below "
-                      "what its rounding allows (loosen it), or the problem is badly conditioned.")
+            precision = ("float32 (X is float32: the scores are rounded to it)"
+                         if getattr(getattr(objective.data, "X", None), "dtype", None) == np.float32
+                         else "float64")
+            advice = (f"The objective cannot be decreased further in {precision}: tol may be "
+                      "below what its rounding allows (loosen it), or the problem is badly "
+                      "conditioned.")
         else:
             reason = f"scipy L-BFGS-B ended with status {result.status} ({result.message})"
             advice = "Loosen tol or increase max_iter."

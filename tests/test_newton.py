@@ -1,6 +1,8 @@
 """Newton-CG: Hessian-vector kernels against the NumPy reference and finite differences,
 and fits against scikit-learn's objective on ill-conditioned data."""
 
+import warnings
+
 import numba
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from fastlr.backends import CPUBackend, NumpyBackend
 from fastlr.kernels.cpu import CHUNK_ROWS
 from fastlr.trainer import Objective, TrainOptions, train
 from fastlr._math import LOG
+from reference import assert_fits_agree
 
 DTYPES = [np.float32, np.float64]
 
@@ -127,14 +130,20 @@ def test_newton_cg_reaches_sklearn_objective_on_ill_conditioned_data(backend, k,
         X.astype(np.float64), y, sample_weight=sw)
     f_sk = sklearn_objective(sk.coef_, sk.intercept_, X, y, C, sw)
     tol = 1e-8 if dtype == np.float64 else 1e-5
-    model = LogisticRegression(C=C, solver="newton-cg", backend=backend, tol=tol,
-                               max_iter=100).fit(X, y, sample_weight=sw)
+    with warnings.catch_warnings():
+        # converged: no ConvergenceWarning. The iteration count itself is not asserted beyond
+        # max_iter: on features scaled 1e-2 .. 1e3 the truncated CG directions depend on the
+        # rounding of the Hessian-vector products, and so on the CPU (48 iterations with
+        # AVX-512 code, 63 with NUMBA_CPU_NAME=generic for the weighted multinomial case).
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = LogisticRegression(C=C, solver="newton-cg", backend=backend, tol=tol,
+                                   max_iter=100).fit(X, y, sample_weight=sw)
     f = sklearn_objective(model.coef_, model.intercept_, X, y, C, sw)
     # tol bounds the mean gradient; the objective gap is O(tol² / curvature), far
     # below this: what remains is float32 rounding of the scores (relative ~1e-7·‖x‖‖w‖).
     rel = 1e-6 if dtype == np.float32 else 1e-9
     assert f <= f_sk * (1 + rel), (f, f_sk)
-    assert int(np.ravel(model.n_iter_)[0]) < 60
+    assert int(np.ravel(model.n_iter_)[0]) < 100
 
 
 def test_newton_cg_needs_far_fewer_iterations_than_lbfgs_on_ill_conditioned_data():
@@ -154,6 +163,10 @@ def test_newton_cg_with_the_numpy_backend_matches_cpu():
     fa = sklearn_objective(a.coef_, a.intercept_, X, y, 1.0, None)
     fb = sklearn_objective(b.coef_, b.intercept_, X, y, 1.0, None)
     assert abs(fa - fb) <= 1e-9 * abs(fb)
+    # and the coefficients: within (‖∇F_a‖ + ‖∇F_b‖) / μ of each other (tests/reference.py),
+    # on any CPU. (Not also "each meets tol": with NUMBA_CPU_NAME=generic the cpu fit stops on a
+    # failed line search at max|∇F| ≈ 5e-6, with a ConvergenceWarning; reported, issue 11.)
+    assert_fits_agree(a, b, X, y)
 
 
 def test_newton_cg_rejects_the_squared_loss():

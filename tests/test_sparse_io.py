@@ -12,6 +12,7 @@ from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
 from fastlr.io import DataFileError, iter_svmlight_chunks, read_data, scan_svmlight
 from fastlr.model_file import load_model
+from reference import assert_fits_agree
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +91,11 @@ def _coef(path):
 
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
 def test_cli_train_on_sparse_files_matches_dense(files, tmp_path, solver):
-    root, _, _ = files
+    root, X, y = files
     common = ["--backend", "cpu", "--solver", solver, "--random-state", "3", "--progress", "none",
               "--epochs", "4" if solver == "sgd" else "100"]
+    if solver == "lbfgs":  # every row, to a tol where two fits of F can be compared on any CPU
+        common += ["--val-fraction", "0", "--tol", "1e-8"]
     runs = {
         "dense": ["train", root / "train_dense.npy", "--labels", root / "y.npy"],
         "svm": ["train", root / "train.svm"],
@@ -102,9 +105,16 @@ def test_cli_train_on_sparse_files_matches_dense(files, tmp_path, solver):
         out = cli(*args, "--out", tmp_path / f"{name}.npz", *common)
         assert out.returncode == 0, out.stderr
     ref = _coef(tmp_path / "dense.npz")
-    rtol = 1e-9 if solver == "sgd" else 1e-5  # lbfgs stops at tol: iterates differ in rounding only
     for name in ("svm", "npz"):
-        np.testing.assert_allclose(_coef(tmp_path / f"{name}.npz"), ref, rtol=rtol, atol=rtol)
+        if solver == "sgd":
+            # a fixed path of 4 epochs with the same batches: CSR and dense rows round differently
+            # only (float64 both), and the stable steps do not amplify it
+            np.testing.assert_allclose(_coef(tmp_path / f"{name}.npz"), ref, rtol=1e-9, atol=1e-9)
+        else:
+            # the dense and CSR kernels sum in different orders: two fits of one F, as close as
+            # their float64 reference gradients and F's strong convexity allow
+            assert_fits_agree(load_model(tmp_path / f"{name}.npz"), load_model(tmp_path / "dense.npz"),
+                              X, y, C=1.0, tol=1e-8, tol_b=1e-8)
 
 
 def test_cli_streams_svmlight_like_npy(files, tmp_path):

@@ -10,7 +10,7 @@ from fastlr import DivergenceWarning, LogisticRegression
 from fastlr._math import LOG, SQUARED
 from fastlr.backends import CPUBackend, NumpyBackend, SGDSchedule
 from fastlr.trainer import Objective, TrainOptions, train
-from reference import seed_gradient_descent
+from reference import FitPoint, assert_fits_agree, seed_gradient_descent
 
 
 def binary_data(n=200, d=5, seed=0, dtype=np.float64):
@@ -163,9 +163,14 @@ def test_trainer_is_the_same_for_every_backend():
     for backend in (CPUBackend(), NumpyBackend()):
         data = backend.put(X, y.astype(np.int32))
         results.append(train(backend, data, LOG, 1, 1e-3, True, TrainOptions(tol=1e-8)))
-    # both stop at max|∇F| ≤ 1e-8; the objective's Hessian has eigenvalues ≥ alpha = 1e-3,
-    # so each is within 1e-8 / 1e-3 = 1e-5 of the optimum (any CPU, any summation order)
-    assert max(np.max(np.abs(r.coef - results[1].coef)) for r in results) <= 2e-5
+    # both stop at max|∇F| ≤ 1e-8 (checked on the float64 reference gradient); F is strongly
+    # convex, so each is within ‖∇F‖₂ / μ of the optimum and F − F* ≤ ‖∇F‖₂² / (2μ), whatever
+    # the CPU and summation order (tests/reference.py: fit_gap_bound)
+    C = 1 / (1e-3 * len(y))  # alpha = 1 / (C n)
+    pa, pb = assert_fits_agree((results[0].coef, results[0].intercept),
+                               (results[1].coef, results[1].intercept), X, y, C=C, tol=1e-8, tol_b=1e-8)
+    assert isinstance(pa, FitPoint)
+    # F − F* ≤ ‖∇F‖² / (2μ) ≈ 1e-14 here: the reported objectives agree far below 1e-12
     assert abs(results[0].loss_curve[-1] - results[1].loss_curve[-1]) <= 1e-12
 
 
@@ -211,10 +216,21 @@ def test_huge_features_warn_naming_solver_reason_gradient_and_scaling(X, y, solv
                          ids=["lbfgs", "lbfgs-tol1e-10", "gd", "gd-backtracking", "sgd"])
 def test_badly_scaled_column_never_stops_silently(kwargs, offset):
     X, y = _timestamp_like(offset=offset, seed=int(offset) % 7)
-    with pytest.warns(ConvergenceWarning, match="scales differ by orders of magnitude"):
+    tol = kwargs.get("tol", 1e-4)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", ConvergenceWarning)
         model = LogisticRegression(**kwargs).fit(X, y)
+    messages = [str(w.message) for w in record if issubclass(w.category, ConvergenceWarning)]
+    if kwargs.get("solver", "lbfgs") == "lbfgs" and not messages:
+        # Whether L-BFGS gets through such a column at tol depends on the rounding of its
+        # sums, i.e. on the CPU's vector width (it does with NUMBA_CPU_NAME=generic at 3e7, not
+        # with AVX-512): silence is right only if it really converged, on the float64 reference
+        # gradient (the kernel's and the reference's sums differ by float64 rounding)
+        assert _max_gradient(model, X, y) <= tol * (1 + 1e-6) + 1e-12
+        return
+    assert any("scales differ by orders of magnitude" in m for m in messages), messages
     if kwargs.get("solver", "lbfgs") != "sgd":
-        assert _max_gradient(model, X, y) > kwargs.get("tol", 1e-4)
+        assert _max_gradient(model, X, y) > tol
     # scaled, the same data converges without a warning
     from sklearn.preprocessing import StandardScaler
     Xs = StandardScaler().fit_transform(X)

@@ -10,8 +10,12 @@ Design notes:
   a partial-sum array (``prange`` over chunks: no shared ``grad[j] +=`` race),
   and the partials are added serially in chunk order. The result is therefore
   bitwise identical for any number of threads, run after run.
-* All arithmetic is float64, whatever X's dtype: float32 X is read as it is
-  (no copy) and converted in registers; a memory-bound loop pays nothing for it.
+* Precision: X is read as it is (float32 X is never copied). The scores
+  ``x · w`` and the partial sums over a block of :data:`BLOCK_ROWS` rows are
+  formed in X's dtype (the coefficients rounded to it), so float32 X keeps
+  float32's vector width; the loss, ``dz`` and every sum across blocks and
+  chunks are float64. A row whose score overflowed X's dtype is formed again
+  in float64 with power-of-two rescaling (exact losses for finite input).
 * ``fastmath`` allows only re-association and contraction (so the dot
   product vectorises); NaN/inf semantics stay IEEE.
 """
