@@ -4,7 +4,8 @@ Holds: :class:`DaskInput` (the adapter protocol of :mod:`fastlr._inputs`): the
 checks on a dask array's metadata, ``classes_`` and per-class counts from one
 small ``da.unique`` compute, labels encoded and weights formed lazily per
 partition, the ``dask`` backend from the registry, and lazy prediction (one
-task per row block). The one trainer then drives the Dask backend as any other.
+task per row block). Blocks may be NumPy arrays or scipy.sparse matrices
+(made CSR on the workers by :func:`_prepare_block`; never densified). The one trainer then drives the Dask backend as any other.
 May import: NumPy, scikit-learn, :mod:`fastlr._labels`,
 :mod:`fastlr.backends` (the registry, and the dask helpers of ``dask_cluster``),
 and dask (lazily: this module imports without dask). Never the trainer or the
@@ -15,6 +16,7 @@ import contextlib
 import copy
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -24,8 +26,17 @@ from .backends.dask_cluster import _modules
 
 
 def _prepare_block(X, dtype):
-    """A block of X as a C-contiguous float32/float64 array (no copy when it is one)."""
+    """A block of X as a C-contiguous float32/float64 array, or a CSR matrix of that dtype
+    when the block is scipy.sparse (CSC/COO converted; no copy when it already is one)."""
+    if sp.issparse(X):
+        X = X.tocsr()
+        return X if X.dtype == dtype else X.astype(dtype)
     return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _is_sparse_array(X):
+    """Whether the dask array's blocks are scipy.sparse matrices (from its ``_meta``)."""
+    return sp.issparse(getattr(X, "_meta", None))
 
 
 def _encode_block(y, classes):
@@ -38,7 +49,7 @@ def _class_weight_block(codes, per_class):
 
 
 def _predict_block(X, model, method):
-    return getattr(model, method)(np.asarray(X))
+    return getattr(model, method)(X if sp.issparse(X) else np.asarray(X))
 
 
 def _as_dask_array(X, what="X"):
@@ -96,7 +107,10 @@ def _check_X(X, n_features=None):
         dtype = np.dtype(np.float64)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
-    if dtype != X.dtype:
+    if _is_sparse_array(X):  # CSR blocks, whatever sparse format they came in
+        X = X.map_blocks(_prepare_block, dtype, dtype=dtype,
+                         meta=sp.csr_matrix((0, 0), dtype=dtype))
+    elif dtype != X.dtype:
         X = X.map_blocks(_prepare_block, dtype, dtype=dtype)
     return X
 

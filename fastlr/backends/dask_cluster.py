@@ -79,7 +79,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
+from .._sparse import check_csr
 from ._protocol import EMPTY_F64 as _EMPTY_F64
 from ._protocol import HostData
 from .cpu import CPUBackend
@@ -159,7 +161,11 @@ def _use_worker_threads():
 def _block_summary(X, w):
     """(rows, X all finite, weight sum, weights finite and ≥ 0) of one partition."""
     rows = X.shape[0]
-    finite = bool(np.isfinite(X).all()) if X.size else True
+    if sp.issparse(X):  # a CSR block (fastlr._dask_input made it one): structure, then values
+        check_csr(X, ensure_all_finite=False)
+        finite = bool(np.isfinite(X.data).all())
+    else:
+        finite = bool(np.isfinite(X).all()) if X.size else True
     if w is None:
         return rows, finite, float(rows), True
     ok = bool(np.isfinite(w).all() and (w >= 0).all())
@@ -398,7 +404,7 @@ class DaskBackend:
 
 
 def _block_scores(X, W, b, partition):
-    return partition().decision_function(np.ascontiguousarray(X), W, b)
+    return partition().decision_function(X if sp.issparse(X) else np.ascontiguousarray(X), W, b)
 
 
 def _loaded_dask():
