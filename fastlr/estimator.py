@@ -314,10 +314,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         interrupted ``solver="sgd"`` run bit for bit (``fastlr train --resume``)."""
         source = source or input_adapter(X, y, sample_weight)
         loss_id, options = self._check_params(self.solver)
-        # Full-batch solvers find NaN/inf in X from the first gradient (NonFiniteObjective)
-        # instead of a separate pass over X; SGD checks X up front.
-        finite_checked = self.solver == "sgd"
-        X, y = source.validate(self, X, y, ensure_all_finite=finite_checked)
+        # NaN/inf in X are found by the training itself instead of a separate pass over X: the
+        # full-batch solvers from the first gradient, SGD from the first non-finite step (both
+        # raise NonFiniteObjective); the full check then names them.
+        X, y = source.validate(self, X, y, ensure_all_finite=False)
         classes, codes = source.labels(y)
         weights = source.weights(self.class_weight, classes, codes, sample_weight, X)
         backend = source.backend(self.backend, X)
@@ -334,8 +334,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 coef_init=coef_init, intercept_init=intercept_init, sgd_resume=sgd_resume,
             )
         except NonFiniteObjective:
-            if not finite_checked:
-                source.validate(self, X, reset=False)  # names the NaN or inf in X, if that is it
+            source.validate(self, X, reset=False)  # names the NaN or inf in X, if that is it
             raise
         self._store(classes, result.coef, result.intercept, backend, [result.n_iter], result.loss_curve,
                     result.steps)
@@ -373,7 +372,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if options.learning_rate == "backtracking":
             options.learning_rate = "constant"  # a full-batch line search has no meaning per chunk
         first = not hasattr(self, "classes_")
-        X, y = source.validate(self, X, y, reset=first)
+        X, y = source.validate(self, X, y, reset=first, ensure_all_finite=False)  # as in fit
         known = None if first else self.classes_
         classes, codes = source.labels(y, classes, known, partial=True)
         weights = source.weights(self.class_weight, classes, codes, sample_weight, X)
@@ -384,10 +383,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             W, b, t, curve = np.zeros((k, X.shape[1])), np.zeros(k), 0, []
         else:
             W, b, t, curve = self.coef_.copy(), self.intercept_.copy(), self.t_, self.loss_curve_
-        _, new, _, t, _ = train_sgd(
-            backend, data, loss_id, W, b, self._alpha(data.weight_sum), self.fit_intercept,
-            options, step0=t, max_epochs=1,
-        )
+        try:
+            _, new, _, t, _ = train_sgd(
+                backend, data, loss_id, W, b, self._alpha(data.weight_sum), self.fit_intercept,
+                options, step0=t, max_epochs=1,
+            )
+        except NonFiniteObjective:
+            source.validate(self, X, reset=False)  # names the NaN or inf in X
+            raise
         self._store(classes, W, b, backend, [1], curve + new, t)
         return self
 

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -270,6 +271,19 @@ def _warn_max_iter(solver, max_iter, data=None, fit_intercept=True, what="iterat
         ConvergenceWarning,
         stacklevel=4,
     )
+
+
+def _holds_nonfinite(data):
+    """Whether host X (NumPy, or CSR's stored values) holds NaN or inf: one pass, only after a
+    SGD step became non-finite. SGD finds NaN/inf in X that way (every row enters a step in the
+    first epoch, and a non-finite x_ij makes its step non-finite) instead of a separate pass over X
+    before every fit. Data elsewhere (a GPU, a Dask cluster) was checked when it was placed."""
+    X = getattr(data, "X", None)
+    if sp.issparse(X):
+        X = X.data
+    if not isinstance(X, np.ndarray):
+        return False
+    return not bool(np.isfinite(X).all())
 
 
 def _warn_diverged(where, eta):
@@ -595,6 +609,9 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
         loss_sum, n_steps = backend.sgd_epoch(data, W, b, loss_id, schedule, batch_order, rows)
         step += n_steps
         if n_steps < n_batches:
+            if _holds_nonfinite(data):  # not divergence: NaN/inf in X (never checked up front)
+                raise NonFiniteObjective(
+                    "a SGD step became non-finite: X contains NaN or infinity")
             _warn_diverged(f"epoch {epoch + 1}, batch {n_steps + 1}", eta)
             return epoch, curve, False, step, False
         value = loss_sum / data.weight_sum + penalty.value(W, sq_norm=float(np.sum(W * W)))

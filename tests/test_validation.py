@@ -172,3 +172,28 @@ def test_fit_reports_non_finite_X_for_every_solver_and_start(case, value):
     X[bad_row, 2] = value
     with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
         model.fit(X, y, sample_weight=sw)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("call", ["fit", "partial_fit"])
+def test_sgd_finds_nonfinite_x_without_a_pass_before_training(bad, call):
+    """SGD no longer scans X before training: the first non-finite step finds NaN/inf (any row is
+    in a step of the first epoch), and the error is still scikit-learn's, naming the value."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 4))
+    y = (X[:, 0] > 0).astype(int)
+    X[2718, 1] = bad
+    model = fastlr.LogisticRegression(solver="sgd", batch_size=64)
+    kwargs = {"classes": [0, 1]} if call == "partial_fit" else {}
+    with pytest.raises(ValueError, match="NaN" if np.isnan(bad) else "infinity"):
+        getattr(model, call)(X, y, **kwargs)
+    assert not hasattr(model, "coef_")  # nothing half-fitted is left behind
+
+
+def test_sgd_divergence_on_finite_x_is_still_a_warning():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((500, 3)) * 1e150
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.warns(fastlr.DivergenceWarning):
+        fastlr.LogisticRegression(solver="sgd", eta0=1e10, learning_rate="constant",
+                                  max_iter=3).fit(X, y)
