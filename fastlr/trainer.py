@@ -256,7 +256,7 @@ def _feature_scale_hint(data, fit_intercept):
 def _warn_not_converged(solver, reason, grad_max, tol, data, fit_intercept, advice):
     """ConvergenceWarning for a solver that returned with ``max|∇F| ≤ tol`` unmet."""
     warnings.warn(
-        f"solver {solver!r} stopped before converging: {reason}. The largest gradient component "
+        f"{solver} failed to converge: {reason}. The largest gradient component "
         f"of the mean objective is {grad_max:.3g}, above tol={tol:g}; the coefficients are "
         f"those of the last iterate. {advice}{_feature_scale_hint(data, fit_intercept)}",
         ConvergenceWarning,
@@ -266,7 +266,7 @@ def _warn_not_converged(solver, reason, grad_max, tol, data, fit_intercept, advi
 
 def _warn_max_iter(solver, max_iter, data=None, fit_intercept=True, what="iterations"):
     warnings.warn(
-        f"solver {solver!r} did not converge in max_iter={max_iter} {what}; increase max_iter "
+        f"{solver} failed to converge in max_iter={max_iter} {what}; increase max_iter "
         f"or loosen tol.{_feature_scale_hint(data, fit_intercept)}",
         ConvergenceWarning,
         stacklevel=4,
@@ -645,7 +645,7 @@ def _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept, cu
     if not best > max(2.0 * start, start + 1.0):
         return True
     warnings.warn(
-        f"solver 'sgd' stopped before converging: its epoch loss stopped improving by tol for "
+        f"sgd failed to converge: its epoch loss stopped improving by tol for "
         f"n_iter_no_change={options.n_iter_no_change} epochs, but at {best:.3g}, far above the "
         f"objective of the starting coefficients ({start:.3g}): the steps are too large for the "
         f"data. Lower eta0, or use learning_rate='invscaling' or solver='lbfgs'."

@@ -229,11 +229,10 @@ ACCEPTS_SPARSE = _accepts_sparse() if skl is not None else False
 # (regex on the test id, one-line justification). xfail(strict=True): a test that starts to
 # pass fails the run until its line is deleted, so this list can only shrink.
 
-_WORDING = ("ConvergenceWarning text differs from scikit-learn's '<solver> failed to converge' "
-            "(the warning belongs to issue 11)")
 XFAIL = [
-    (r"^test_max_iter\[lbfgs-", _WORDING),
-    (r"^test_newton_cholesky_fallback_to_lbfgs$", _WORDING),
+    (r"^test_newton_cholesky_fallback_to_lbfgs$",
+     "solver-specific: counts newton-cholesky's own iterations before its lbfgs fallback "
+     "(n_iter_ == max_iter - 1); the solver is mapped to lbfgs here"),
     (r"^test_max_iter\[(newton-cg|newton-cholesky|sag|saga)-",
      "solver-specific: the expected warning text is that of a solver mapped to lbfgs"),
     (r"^test_warm_start_newton_solver\[",
