@@ -69,7 +69,7 @@ def mean_objective(model, X, y):
     from . import loss_grad
 
     codes = np.searchsorted(model.classes_, y)
-    loss = getattr(model, "loss", "log")
+    loss = getattr(model, "loss", "log_loss")
     mean_loss, _, _ = loss_grad(X, codes, model.coef_, model.intercept_, loss=loss)
     return mean_loss + float(np.sum(np.asarray(model.coef_, dtype=np.float64) ** 2)) / (2 * model.C * len(y))
 
@@ -83,7 +83,7 @@ def _models():
     rows = [
         ("fastlr lbfgs log (default)", LogisticRegression()),
         ("fastlr sgd log (5 epochs)", LogisticRegression(solver="sgd", max_iter=5, tol=None, random_state=0)),
-        ("fastlr lbfgs squared (seed)", LogisticRegression(loss="squared")),
+        ("fastlr lbfgs squared (seed)", LogisticRegression(loss="prob_squared")),
         ("sklearn lbfgs log", SklearnLogisticRegression()),
     ]
     try:
