@@ -10,6 +10,7 @@ ValueError/OSError/DataFileError/ModelFileError; :func:`fastlr.cli.main`
 prints them as one line.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -417,12 +418,27 @@ def _fit_sgd_in_memory(args, seed, classes, X_train, y_train, X_val, y_val, resu
 
     model = LogisticRegression(**_estimator_params(args, seed), callback=on_epoch)
     run.model = model
+    with _interruptible(run, args, progress):
+        model._fit(X_train, y_train, None, sgd_resume=sgd_resume)
+    model.callback = None
+    model.random_state = args.random_state
+    n_iter = int(np.max(model.n_iter_))
+    return model, n_iter, run.elapsed, list(model.loss_curve_), run.val_losses, run
+
+
+@contextlib.contextmanager
+def _interruptible(run, args, progress):
+    """The training loop of both sgd paths: Ctrl-C (SIGINT) raises KeyboardInterrupt inside it,
+    which closes ``progress``, reports ``run`` (:func:`_report_interrupt`) and becomes
+    :class:`Interrupted`; warnings are recorded meanwhile and printed as lines after a normal
+    end. The previous SIGINT handler is restored either way."""
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    caught = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model._fit(X_train, y_train, None, sgd_resume=sgd_resume)
+            yield
     except KeyboardInterrupt:
         progress.close()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -432,10 +448,6 @@ def _fit_sgd_in_memory(args, seed, classes, X_train, y_train, X_val, y_val, resu
         progress.close()
         signal.signal(signal.SIGINT, previous)
     _warning_lines(caught)
-    model.callback = None
-    model.random_state = args.random_state
-    n_iter = int(np.max(model.n_iter_))
-    return model, n_iter, run.elapsed, list(model.loss_curve_), run.val_losses, run
 
 
 def _fit_sgd_streamed(args, seed, classes, chunks, n, is_val, y_all, resume_state, resume_model):
@@ -497,33 +509,19 @@ def _fit_sgd_streamed(args, seed, classes, chunks, n, is_val, y_all, resume_stat
             out += [sums[part][0] / count, sums[part][1] / count] if count else [None, None]
         return out
 
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    caught = []
     progress = Progress(args.epochs, "fastlr train", mode=args.progress, unit="epoch",
                         initial=run.epoch)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for epoch in range(run.epoch, args.epochs):
-                start = time.perf_counter()
-                train_obj = one_epoch(epoch)
-                seconds = time.perf_counter() - start
-                val_loss = stream_metrics()[2] if n_val and args.early_stopping else None
-                run.after_epoch(train_obj, val_loss, seconds)
-                progress.update(loss=train_obj, val_loss=val_loss,
-                                samples_per_s=f"{n_train / max(seconds, 1e-9):.3g}")
-                if run.stopped_early:
-                    break
-    except KeyboardInterrupt:
-        progress.close()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _report_interrupt(run, args)
-        raise Interrupted() from None
-    finally:
-        progress.close()
-        signal.signal(signal.SIGINT, previous)
-    _warning_lines(caught)
+    with _interruptible(run, args, progress):
+        for epoch in range(run.epoch, args.epochs):
+            start = time.perf_counter()
+            train_obj = one_epoch(epoch)
+            seconds = time.perf_counter() - start
+            val_loss = stream_metrics()[2] if n_val and args.early_stopping else None
+            run.after_epoch(train_obj, val_loss, seconds)
+            progress.update(loss=train_obj, val_loss=val_loss,
+                            samples_per_s=f"{n_train / max(seconds, 1e-9):.3g}")
+            if run.stopped_early:
+                break
     model = run.model
     model.random_state = args.random_state
     model.n_iter_ = np.array([run.epoch], dtype=np.int32)
