@@ -54,8 +54,20 @@ EMPTY_F64 = np.empty(0, dtype=np.float64)
 EMPTY_I64 = np.empty(0, dtype=np.int64)
 
 
+class DataShape:
+    """``n_samples`` and ``n_features`` from ``X``'s shape, for every backend's data object."""
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+
 @dataclass(frozen=True)
-class HostData:
+class HostData(DataShape):
     """Validated training data in host memory.
 
     Attributes
@@ -73,14 +85,6 @@ class HostData:
     y: np.ndarray
     sample_weight: np.ndarray
     weight_sum: float
-
-    @property
-    def n_samples(self):
-        return self.X.shape[0]
-
-    @property
-    def n_features(self):
-        return self.X.shape[1]
 
 
 @dataclass(frozen=True)

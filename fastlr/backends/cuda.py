@@ -12,12 +12,14 @@ Everything here imports ``numba.cuda`` (the numba-cuda package) lazily, so
 Holds: :class:`CUDABackend`, :class:`DeviceData`, :class:`DeviceMemoryError`,
 :func:`usable` (is there a GPU "auto" may pick), :func:`is_device_array`.
 May import: NumPy, :mod:`fastlr.kernels.cuda` (lazily, it needs numba-cuda) and
-numba.cuda; no other fastlr module.
+numba.cuda, and :mod:`fastlr.backends._protocol` (the shared data shape).
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._protocol import DataShape
 
 _GIB = 1024 ** 3
 
@@ -27,7 +29,7 @@ class DeviceMemoryError(MemoryError):
 
 
 @dataclass(frozen=True)
-class DeviceData:
+class DeviceData(DataShape):
     """Training data resident on the GPU.
 
     Attributes
@@ -45,14 +47,6 @@ class DeviceData:
     sample_weight: object
     weight_sum: float
     scratch: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def n_samples(self):
-        return self.X.shape[0]
-
-    @property
-    def n_features(self):
-        return self.X.shape[1]
 
 
 def _cuda():
