@@ -146,6 +146,13 @@ def test_partial_sums_are_bounded_and_balanced():
     assert cpu_sparse.n_blocks(10**9, 2**20) == cpu_sparse.MAX_BLOCKS
     assert cpu_sparse.n_blocks(1000, 2**20) == 1
     assert cpu_sparse.n_blocks(0, 5) == 1
+    # a power of two (splits evenly over 2^j threads), and fewer for wider k·d partials
+    for nnz in (10**4, 10**5, 3 * 10**5, 10**6, 7 * 10**6):
+        for d, k in ((1000, 1), (1000, 20), (100_000, 1), (100_000, 20)):
+            blocks = cpu_sparse.n_blocks(nnz, d, k)
+            assert blocks & (blocks - 1) == 0 and 1 <= blocks <= cpu_sparse.MAX_BLOCKS
+            assert blocks == 1 or nnz // blocks >= 2 * k * (d + 2)  # partials ≤ nnz / 2 floats
+    assert cpu_sparse.n_blocks(7 * 10**6, 100_000, 20) < cpu_sparse.n_blocks(7 * 10**6, 100_000, 1)
     X = make_csr(10000, 50, 10, seed=6)
     bounds = cpu_sparse.block_bounds(X.indptr, 8)
     assert bounds[0] == 0 and bounds[-1] == X.shape[0] and np.all(np.diff(bounds) >= 0)
