@@ -90,6 +90,61 @@ def test_hess_vec_bitwise_identical_for_one_and_two_threads(k, dtype):
         np.testing.assert_array_equal(other, results[0])
 
 
+def make_sparse_direction(n, d, k, dtype, weighted, seed=0, nnz_per_row=5):
+    """A CSR X (unsorted indices, a repeated column per row, explicit zeros) and a direction."""
+    import scipy.sparse as sp
+    rng = np.random.default_rng(seed)
+    _, y, sw, W, b, V, vb = make_direction(n, d, k, dtype, weighted, seed)
+    cols = rng.integers(0, d, (n, nnz_per_row))
+    cols[:, -1] = cols[:, 0]  # a repeated column: its values add up, as in scipy
+    vals = rng.standard_normal((n, nnz_per_row)).astype(dtype)
+    vals[::7, 1] = 0.0  # explicit zeros
+    indptr = np.arange(0, n * nnz_per_row + 1, nnz_per_row)
+    X = sp.csr_matrix((vals.ravel(), cols.ravel().astype(np.int32), indptr), shape=(n, d))
+    return X, y, sw, W, b, V, vb
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 4], ids=["binary", "multinomial"])
+def test_sparse_hess_vec_matches_numpy_reference_and_dense_kernel(k, dtype, weighted):
+    X, y, sw, W, b, V, vb = make_sparse_direction(5000, 40, k, dtype, weighted, seed=6)
+    from fastlr.kernels import cpu_sparse
+    assert cpu_sparse.n_blocks(X.nnz, 40, k) > 1  # several partial sums are combined
+    cpu, ref = CPUBackend(), NumpyBackend()
+    got = cpu.hess_vec(cpu.put(X, y, sw), W, b, LOG, V, vb)
+    want = ref.hess_vec(ref.put(X, y, sw), W, b, LOG, V, vb)
+    # both form every product in float64 from the same stored values: sums of 5000 terms
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * scale)
+    dense = cpu.hess_vec(cpu.put(X.toarray(), y, sw), W, b, LOG, V, vb)
+    # the dense kernel forms float32 scores in float32 (relative rounding ~1e-7 per score)
+    rtol = 1e-5 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(got, dense, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("k", [1, 4], ids=["binary", "multinomial"])
+def test_sparse_hess_vec_is_the_derivative_of_the_gradient_and_thread_independent(k):
+    X, y, sw, W, b, V, vb = make_sparse_direction(3000, 30, k, np.float64, True, seed=7)
+    cpu = CPUBackend()
+    data = cpu.put(X, y, sw)
+    eps = 1e-5
+    g_plus = cpu.loss_grad(data, W + eps * V, b + eps * vb, LOG)[1]
+    g_minus = cpu.loss_grad(data, W - eps * V, b - eps * vb, LOG)[1]
+    fd = (g_plus - g_minus) / (2 * eps)
+    results = []
+    for threads in (1, 2, 1, 2):
+        numba.set_num_threads(threads)
+        try:
+            results.append(cpu.hess_vec(data, W, b, LOG, V, vb))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    # central differences: error O(eps² · third derivative) plus rounding O(1e-16 · |g| / eps)
+    np.testing.assert_allclose(results[0], fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
 def sklearn_objective(coef, intercept, X, y, C, sw):
     """scikit-learn's primal: C Σ s_i loss_i + ½ ‖coef‖² (float64)."""
     X = np.asarray(X, dtype=np.float64)

@@ -15,7 +15,6 @@ from ..kernels import cpu, cpu_sparse
 from ._protocol import EMPTY_I64 as _EMPTY_I64
 from ._protocol import check_hess_loss as _check_hess_loss
 from ._protocol import host_data as _host_data
-from .numpy_ref import NumpyBackend
 
 
 def _serial(kernel):
@@ -125,11 +124,12 @@ class CPUBackend:
             return cpu.decision_function(X, W, b)
 
     def hess_vec(self, data, W, b, loss_id, V, vb):
-        if sp.issparse(data.X):
-            # No one-pass CSR Hessian kernel yet: scipy's sparse products (two passes
-            # over the non-zeros, as the numpy reference), never densified.
-            return NumpyBackend.hess_vec(NumpyBackend(), data, W, b, loss_id, V, vb)
         _check_hess_loss(loss_id)
+        if sp.issparse(data.X):
+            X = data.X
+            with cpu.parallel_guard():
+                return cpu_sparse.log_loss_hess_vec(X.data, X.indices, X.indptr, X.shape[1],
+                                                    data.sample_weight, W, b, V, vb)
         with cpu.parallel_guard():
             return cpu.log_loss_hess_vec(data.X, data.sample_weight, W, b, V, vb)
 

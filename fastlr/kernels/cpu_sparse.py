@@ -1,4 +1,4 @@
-"""Numba CPU kernels for CSR matrices: loss and gradient, one SGD epoch, scores.
+"""Numba CPU kernels for CSR matrices: loss and gradient, Hessian-vector product, one SGD epoch, scores.
 
 A CSR matrix is passed as its three arrays ``data`` (nnz,), ``indices``
 (nnz,) and ``indptr`` (n + 1,), any of float32/float64 values and
@@ -62,6 +62,8 @@ _JIT = {"cache": True, "fastmath": {"reassoc", "contract"}, "error_model": "nump
 _M = build_math(njit(inline="always", error_model="numpy"), np.float64)
 _binary_loss_dz = _M.binary_loss_dz
 _softmax_loss_dz = _M.softmax_loss_dz
+_binary_hess_dz = _M.binary_hess_dz
+_softmax_hess_dz_from_exp = _M.softmax_hess_dz_from_exp
 _shrink = build_penalty(njit(inline="always", error_model="numpy"), np.float64).shrink
 
 
@@ -248,6 +250,94 @@ def multinomial_loss_grad(data, indices, indptr, n_features, y, sample_weight, W
     total = np.empty((d + 2) * k)
     _reduce_blocks(partial, total)
     return np.ascontiguousarray(total.reshape((d + 2, k)).T)
+
+
+@njit(parallel=True, **_JIT)
+def log_loss_hess_vec(data, indices, indptr, n_features, sample_weight, W, b, V, vb):
+    """Weighted sum of log-loss Hessian-vector products on a CSR matrix.
+
+    The sparse twin of :func:`fastlr.kernels.cpu.log_loss_hess_vec`: per
+    sample ``[x, 1][x, 1]ᵀ ⊗ ∇²_z loss`` applied to ``(V, vb)``, with
+    ``∇²_z loss = σ(z)(1 - σ(z))`` (binary) or ``diag(p) - p pᵀ`` (softmax;
+    per-sample math from :func:`fastlr._math.build_math`). The same blocks and
+    two sweeps per block as :func:`binary_loss_grad` (gather ``z = W x + b``
+    and ``u = V x + vb``, then scatter ``s ∇²_z loss u`` times ``x``), so the
+    result is bitwise identical for any number of threads.
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of X (n, d).
+    n_features : int
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    W, V : ndarray of shape (k, d), float64
+        The coefficients and the direction's coefficient part.
+    b, vb : ndarray of shape (k,), float64
+        The intercepts and the direction's intercept part.
+
+    Returns
+    -------
+    ndarray of shape (k, d + 1), float64
+        ``Σ_i s_i (∇²_z loss_i)(V x_i + vb) ⊗ [x_i, 1]`` (sums, not means).
+    """
+    d = n_features
+    k = W.shape[0]
+    n = indptr.shape[0] - 1
+    W_T = np.ascontiguousarray(W.T)
+    V_T = np.ascontiguousarray(V.T)
+    n_blk = n_blocks(indptr[n], d, k)
+    bounds = block_bounds(indptr, n_blk)
+    partial = np.empty((n_blk, (d + 1) * k))
+    D = np.empty((n, k))
+    weighted = sample_weight.shape[0] > 0
+    for t in prange(n_blk):
+        flat = partial[t]
+        flat[:] = 0.0
+        acc = flat.reshape((d + 1, k))
+        e = np.empty(k)
+        u = np.empty(k)
+        for i in range(bounds[t], bounds[t + 1]):
+            s_i = sample_weight[i] if weighted else 1.0
+            if k == 1:
+                z = 0.0
+                ui = 0.0
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = indices[p]
+                    v = np.float64(data[p])
+                    z += v * W_T[j, 0]
+                    ui += v * V_T[j, 0]
+                z += b[0]
+                h = s_i * _binary_hess_dz(z, math.exp(-abs(z)), ui + vb[0])
+                D[i, 0] = h
+                acc[d, 0] += h
+            else:
+                for c in range(k):
+                    e[c] = b[c]
+                    u[c] = vb[c]
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = indices[p]
+                    v = np.float64(data[p])
+                    for c in range(k):
+                        e[c] += v * W_T[j, c]
+                        u[c] += v * V_T[j, c]
+                z_max = e[0]
+                for c in range(1, k):
+                    z_max = max(z_max, e[c])
+                for c in range(k):
+                    e[c] = math.exp(e[c] - z_max)
+                _softmax_hess_dz_from_exp(e, u, e)
+                for c in range(k):
+                    D[i, c] = s_i * e[c]
+                    acc[d, c] += D[i, c]
+        for i in range(bounds[t], bounds[t + 1]):
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = np.float64(data[p])
+                for c in range(k):
+                    acc[j, c] += D[i, c] * v
+    total = np.empty((d + 1) * k)
+    _reduce_blocks(partial, total)
+    return np.ascontiguousarray(total.reshape((d + 1, k)).T)
 
 
 @njit(parallel=True, **_JIT)
