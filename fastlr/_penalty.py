@@ -134,6 +134,10 @@ class L2Penalty:
         """The penalty's Hessian ``alpha I`` times the direction ``V``."""
         return L2_NUMPY.grad(V, self.alpha)
 
+    def hess_diag(self, shape):
+        """The diagonal of the penalty's Hessian ``alpha I``, of ``shape``."""
+        return np.full(shape, self.alpha)
+
     def prox(self, W, eta):
         """``argmin_U ½ ‖U - W‖² + eta · value(U)`` = ``W / (1 + eta alpha)``."""
         return L2_NUMPY.prox(W, eta, self.alpha)

@@ -204,6 +204,25 @@ class Objective:
             return np.concatenate([out_W.ravel(), hv[:, -1] / S])
         return out_W.ravel()
 
+    def hess_diag(self, theta):
+        """The diagonal of ∇²F(θ), flat as θ, from ``backend.hess_diag``; None without it.
+
+        Newton-CG's Jacobi preconditioner. A backend without ``hess_diag``, or
+        whose ``hess_diag`` returns None for this data, gets plain CG.
+        """
+        hess_diag = getattr(self.backend, "hess_diag", None)
+        if hess_diag is None:
+            return None
+        W, b = self.unpack(theta)
+        diag = hess_diag(self.data, W, b, self.loss_id)
+        if diag is None:
+            return None
+        S = self.data.weight_sum
+        out_W = diag[:, :-1] / S + self.penalty.hess_diag(W.shape)
+        if self.fit_intercept:
+            return np.concatenate([out_W.ravel(), diag[:, -1] / S])
+        return out_W.ravel()
+
     def _evaluate(self, theta):
         W, b = self.unpack(theta)
         loss_sum, grad_sum = self.backend.loss_grad(self.data, W, b, self.loss_id)
@@ -355,17 +374,25 @@ def train_lbfgs(objective, theta0, options):
     return result.x, int(result.nit), curve, converged, stopped
 
 
-def _truncated_cg(hess_vec, grad, tol, max_inner):
-    """Approximately solve ``H p = -grad`` by conjugate gradients (Nocedal & Wright, Alg. 7.1).
+def _truncated_cg(hess_vec, grad, tol, max_inner, diag=None):
+    """Approximately solve ``H p = -grad`` by (preconditioned) conjugate gradients.
 
-    Stops when ``‖H p + grad‖₁ ≤ tol``, after ``max_inner`` products, or on
-    non-positive curvature (then the last iterate, or ``-grad`` on the first
-    step). Returns ``(p, n_products)``.
+    Nocedal & Wright, *Numerical Optimization* (2006), Algorithms 5.3 and 7.1:
+    with ``diag`` (the Hessian's diagonal) CG runs on the Jacobi-preconditioned
+    system, ``M = diag(H)``, which removes the features' scales from CG's
+    convergence (the preconditioned iterates minimise the same quadratic; only
+    the path changes). Stops when ``‖H p + grad‖₁ ≤ tol``, after
+    ``max_inner`` products, or on non-positive curvature (then the last
+    iterate, or ``-grad`` on the first step). Returns ``(p, n_products)``.
     """
+    if diag is not None:
+        # entries ≤ 0 or non-finite (a diagonal can only be ≥ 0; guard rounding) get no scaling
+        inv_m = np.where(np.isfinite(diag) & (diag > 0.0), 1.0 / np.where(diag > 0.0, diag, 1.0), 1.0)
     p = np.zeros_like(grad)
     r = -grad
-    d = r.copy()
-    rr = float(r @ r)
+    y = r * inv_m if diag is not None else r
+    d = y.copy()
+    ry = float(r @ y)
     for i in range(max_inner):
         if np.sum(np.abs(r)) <= tol:
             return p, i
@@ -373,12 +400,13 @@ def _truncated_cg(hess_vec, grad, tol, max_inner):
         curv = float(d @ Hd)
         if not curv > 0.0:
             return (-grad if i == 0 else p), i + 1
-        a = rr / curv
+        a = ry / curv
         p += a * d
         r -= a * Hd
-        rr_new = float(r @ r)
-        d = r + (rr_new / rr) * d
-        rr = rr_new
+        y = r * inv_m if diag is not None else r
+        ry_new = float(r @ y)
+        d = y + (ry_new / ry) * d
+        ry = ry_new
     return p, max_inner
 
 
@@ -387,7 +415,10 @@ def train_newton_cg(objective, theta0, options):
 
     Each iteration solves the Newton system ``∇²F(θ) p = -∇F(θ)`` inexactly by
     conjugate gradients, each CG step one Hessian-vector product (one pass
-    over X through ``backend.hess_vec``; the Hessian is never formed), to the
+    over X through ``backend.hess_vec``; the Hessian is never formed),
+    preconditioned by the Hessian's diagonal where the backend offers it (one
+    ``backend.hess_diag`` pass per Newton iteration; sparse X on cpu and
+    numpy), to the
     forcing tolerance ``min(0.5, √‖g‖₁) ‖g‖₁`` — Nocedal & Wright, *Numerical
     Optimization* (2006), Algorithm 7.1, the rule scikit-learn's
     ``newton-cg`` uses — then backtracks from the full step ``p`` until the
@@ -407,7 +438,8 @@ def train_newton_cg(objective, theta0, options):
         if np.max(np.abs(grad)) <= tol:
             return theta, it, curve, True, False
         g1 = float(np.sum(np.abs(grad)))
-        p, _ = _truncated_cg(hess_vec, grad, min(0.5, np.sqrt(g1)) * g1, max_inner)
+        p, _ = _truncated_cg(hess_vec, grad, min(0.5, np.sqrt(g1)) * g1, max_inner,
+                             objective.hess_diag(theta))
         slope = float(grad @ p)
         if not slope < 0.0:  # CG gave no descent direction (rounding): steepest descent
             p = -grad

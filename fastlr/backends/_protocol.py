@@ -22,6 +22,10 @@ and, where ``has_hess_vec`` is true (the Newton-CG solver needs it):
 ``hess_vec(data, W, b, loss_id, V, vb) -> hv_sum``
     Weighted *sum* over the data set of the log loss's Hessian at ``(W, b)``
     times the direction ``(V, vb)``, shape (k, d + 1), one pass over X.
+``hess_diag(data, W, b, loss_id) -> diag_sum or None``
+    The diagonal of that Hessian sum, shape (k, d + 1): Newton-CG's Jacobi
+    preconditioner, once per Newton iteration; None where the backend's
+    measurements favour plain CG for this data (dense X, for cpu and numpy).
 
 Throughout, ``W`` has shape (k, d) and ``b`` shape (k,), float64: ``k == 1``
 is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.
@@ -38,7 +42,7 @@ trainer):
 ``accepts_device_arrays``
     ``put`` takes GPU arrays (``__cuda_array_interface__``) in place.
 ``has_hess_vec``
-    The backend implements ``hess_vec`` (solver="newton-cg").
+    The backend implements ``hess_vec`` and ``hess_diag`` (solver="newton-cg").
 ``distributed``
     ``put`` takes dask collections: the data stays partitioned on a cluster.
 """

@@ -139,3 +139,23 @@ class NumpyBackend:
         out[:, -1] = D.sum(axis=0)
         return out
 
+    def hess_diag(self, data, W, b, loss_id):
+        """As :meth:`fastlr.backends.cpu.CPUBackend.hess_diag`: sparse X only, else None."""
+        _check_hess_loss(loss_id)
+        if not sp.issparse(data.X):
+            return None
+        X64 = self._float64(data.X)
+        Z = np.asarray(X64 @ W.T) + b
+        if W.shape[0] == 1:
+            p = expit(Z)
+        else:
+            p = np.exp(Z - logsumexp(Z, axis=1)[:, None])
+        H = p * (1.0 - p)
+        if data.sample_weight.shape[0]:
+            H = H * data.sample_weight[:, None]
+        X2 = X64.multiply(X64)
+        out = np.empty((W.shape[0], W.shape[1] + 1))
+        out[:, :-1] = np.asarray(X2.T @ H).T
+        out[:, -1] = H.sum(axis=0)
+        return out
+

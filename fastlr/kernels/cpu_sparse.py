@@ -341,6 +341,84 @@ def log_loss_hess_vec(data, indices, indptr, n_features, sample_weight, W, b, V,
 
 
 @njit(parallel=True, **_JIT)
+def log_loss_hess_diag(data, indices, indptr, n_features, sample_weight, W, b):
+    """Diagonal of the weighted log-loss Hessian sum on a CSR matrix.
+
+    Entry ``(c, j)`` is ``Σ_i s_i h_ic x_ij²`` and ``(c, d)`` is ``Σ_i s_i h_ic``,
+    with ``h_ic = σ(z_i)(1 - σ(z_i))`` for a binary model and
+    ``p_ic (1 - p_ic)``, ``p_i = softmax(z_i)``, for a softmax one: the
+    diagonal of the Hessian :func:`log_loss_hess_vec` multiplies by, used as
+    Newton-CG's Jacobi preconditioner. In the blocks and two sweeps of
+    :func:`log_loss_hess_vec`; bitwise identical for any number of threads.
+    A column repeated within a row contributes the sum of its values'
+    squares, not the square of their sum (exact for canonical CSR; a
+    preconditioner needs only a positive diagonal of the right scale).
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of X (n, d).
+    n_features : int
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+
+    Returns
+    -------
+    ndarray of shape (k, d + 1), float64
+    """
+    d = n_features
+    k = W.shape[0]
+    n = indptr.shape[0] - 1
+    W_T = np.ascontiguousarray(W.T)
+    n_blk = n_blocks(indptr[n], d, k)
+    bounds = block_bounds(indptr, n_blk)
+    partial = np.empty((n_blk, (d + 1) * k))
+    H = np.empty((n, k))
+    weighted = sample_weight.shape[0] > 0
+    for t in prange(n_blk):
+        flat = partial[t]
+        flat[:] = 0.0
+        acc = flat.reshape((d + 1, k))
+        for i in range(bounds[t], bounds[t + 1]):
+            h = H[i]
+            for c in range(k):
+                h[c] = b[c]
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = np.float64(data[p])
+                for c in range(k):
+                    h[c] += v * W_T[j, c]
+            if k == 1:
+                h[0] = _binary_hess_dz(h[0], math.exp(-abs(h[0])), 1.0)
+            else:
+                z_max = h[0]
+                for c in range(1, k):
+                    z_max = max(z_max, h[c])
+                total = 0.0
+                for c in range(k):
+                    h[c] = math.exp(h[c] - z_max)
+                    total += h[c]
+                for c in range(k):
+                    q = h[c] / total
+                    h[c] = q * (1.0 - q)
+            s_i = sample_weight[i] if weighted else 1.0
+            for c in range(k):
+                h[c] *= s_i
+                acc[d, c] += h[c]
+        for i in range(bounds[t], bounds[t + 1]):
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = np.float64(data[p])
+                x2 = v * v
+                for c in range(k):
+                    acc[j, c] += H[i, c] * x2
+    total_sum = np.empty((d + 1) * k)
+    _reduce_blocks(partial, total_sum)
+    return np.ascontiguousarray(total_sum.reshape((d + 1, k)).T)
+
+
+@njit(parallel=True, **_JIT)
 def decision_function(data, indices, indptr, W, b):
     """Raw scores ``X @ W.T + b`` of a CSR X, float64.
 
