@@ -27,6 +27,13 @@ and, where ``has_hess_vec`` is true (the Newton-CG solver needs it):
     preconditioner, once per Newton iteration; None where the backend's
     measurements favour plain CG for this data (dense X, for cpu and numpy).
 
+and, optionally (L-BFGS's change of variables; without it L-BFGS runs on the
+coefficients themselves):
+
+``column_moments(data) -> (mean, var)``
+    Weighted column means and population variances of X, float64 (d,) each,
+    one pass.
+
 Throughout, ``W`` has shape (k, d) and ``b`` shape (k,), float64: ``k == 1``
 is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.
 ``grad_sum`` has shape (k, d + 1): the coefficient columns, then the intercept.

@@ -2,12 +2,13 @@
 
 Holds: :class:`CPUBackend`, the serial compilations of the dense kernels and
 :data:`PARALLEL_MIN_WORK` (below it the kernels run serially).
-May import: :mod:`fastlr.kernels` (cpu, cpu_sparse), :mod:`fastlr.backends._protocol`
-and :mod:`fastlr.backends.numpy_ref` (CSR Hessian-vector products).
+May import: :mod:`fastlr.kernels` (cpu, cpu_sparse), :mod:`fastlr.backends._protocol`,
+scikit-learn's ``mean_variance_axis`` (CSR column moments).
 """
 
 import types
 
+import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
@@ -38,6 +39,7 @@ def _serial(kernel):
 _binary_loss_grad_serial = _serial(cpu.binary_loss_grad)
 _multinomial_loss_grad_serial = _serial(cpu.multinomial_loss_grad)
 _decision_function_serial = _serial(cpu.decision_function)
+_column_moments_serial = _serial(cpu.column_moments)
 
 #: Below this many multiply-adds per pass (rows × features × outputs) the CPU
 #: kernels run serially. Measured with benchmarks/parallel_threshold.py on the
@@ -50,6 +52,15 @@ PARALLEL_MIN_WORK = 150_000
 
 def _parallel(X, k):
     return X.shape[0] * X.shape[1] * k >= PARALLEL_MIN_WORK
+
+
+def _sparse_column_moments(X, sample_weight):
+    """Weighted column means and variances of a CSR matrix (scikit-learn's ``mean_variance_axis``)."""
+    from sklearn.utils.sparsefuncs import mean_variance_axis
+
+    weights = sample_weight if sample_weight.shape[0] else None
+    mean, var = mean_variance_axis(X, axis=0, weights=weights)
+    return np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64)
 
 
 class CPUBackend:
@@ -132,6 +143,15 @@ class CPUBackend:
                                                     data.sample_weight, W, b, V, vb)
         with cpu.parallel_guard():
             return cpu.log_loss_hess_vec(data.X, data.sample_weight, W, b, V, vb)
+
+    def column_moments(self, data):
+        X = data.X
+        if sp.issparse(X):
+            return _sparse_column_moments(X, data.sample_weight)
+        if not _parallel(X, 1):
+            return _column_moments_serial(X, data.sample_weight)
+        with cpu.parallel_guard():
+            return cpu.column_moments(X, data.sample_weight)
 
     def hess_diag(self, data, W, b, loss_id):
         """The Hessian's diagonal for sparse X (Jacobi preconditioner); None for dense X.

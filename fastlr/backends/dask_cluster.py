@@ -3,7 +3,8 @@
 Holds: :class:`DaskBackend`, :class:`DaskData`, :class:`DaskFitError` and the
 functions its tasks run on the workers.
 May import: NumPy, :mod:`fastlr.backends._protocol`, :mod:`fastlr.backends.cpu`
-(the default per-partition backend), dask (lazily). Never the trainer, the
+(the default per-partition backend), :mod:`fastlr.backends.numpy_ref` (column
+moments where the per-partition backend has none), dask (lazily). Never the trainer, the
 registry or the estimator: the one trainer drives this backend like any other,
 from the client. Dask collections reach it through the estimator's dask input
 adapter (:mod:`fastlr._dask_input`: metadata checks, ``classes_`` from one small
@@ -26,6 +27,9 @@ over a ``dask.distributed`` cluster:
       back: the inner nodes run as tasks on the workers, the root (at most
       ``TREE_FAN_IN`` partials) on the client. Data never moves; per evaluation
       ``W, b`` go out and at most ``TREE_FAN_IN`` (k, d + 1) partials come back.
+  ``column_moments``
+      one task per partition, merged on the client in partition order
+      (L-BFGS's change of variables, :mod:`fastlr._reparam`).
   ``sgd_epoch``
       SGD over partitions, see below.
   ``decision_function``
@@ -181,6 +185,20 @@ def _block_loss_grad(X, y, w, W, b, loss_id, partition):
     _use_worker_threads()
     loss_sum, grad_sum = partition().loss_grad(_host(X, y, w), W, b, loss_id)
     return float(loss_sum), np.array(grad_sum, dtype=np.float64)
+
+
+def _block_moments(X, w, partition):
+    """(weight sum, column means, column sums of squared deviations) of one partition."""
+    _use_worker_threads()
+    data = _host(X, None, w)
+    weight_sum = float(X.shape[0]) if w is None else float(np.sum(w))
+    moments = getattr(partition(), "column_moments", None)
+    if moments is not None:
+        mean, var = moments(data)
+    else:  # a per-partition backend without the primitive: NumPy on the block
+        from .numpy_ref import NumpyBackend
+        mean, var = NumpyBackend().column_moments(data)
+    return weight_sum, np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64) * weight_sum
 
 
 def _add_partials(*parts):
@@ -342,6 +360,26 @@ class DaskBackend:
             level = [group[0] if len(group) == 1 else client.submit(_add_partials, *group, pure=False)
                      for group in (level[i:i + TREE_FAN_IN] for i in range(0, len(level), TREE_FAN_IN))]
         return _add_partials(*_result(level, client))  # the root: on the client, in order
+
+    def column_moments(self, data):
+        """Weighted column means and variances over all partitions (one task per partition).
+
+        The partitions' (weight, mean, squared deviations) are merged on the
+        client in partition order by the pairwise update of Chan, Golub &
+        LeVeque (1979), as the CPU kernel merges its row chunks.
+        """
+        client = data.client
+        parts = _result([client.submit(_block_moments, xf, wf, self.partition, pure=False)
+                         for xf, _, wf in data.blocks], client)
+        weight, mean, m2 = parts[0][0], parts[0][1].copy(), parts[0][2].copy()
+        for w_b, mean_b, m2_b in parts[1:]:
+            total = weight + w_b
+            if w_b > 0:
+                delta = mean_b - mean
+                mean += delta * (w_b / total)
+                m2 += m2_b + delta * delta * (weight * w_b / total)
+            weight = total
+        return mean, m2 / weight if weight > 0 else m2 * 0.0
 
     # -- SGD -----------------------------------------------------------------------------
 

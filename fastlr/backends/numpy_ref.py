@@ -139,6 +139,20 @@ class NumpyBackend:
         out[:, -1] = D.sum(axis=0)
         return out
 
+    def column_moments(self, data):
+        """Weighted column means and (population) variances, float64 (d,) each."""
+        X64 = self._float64(data.X)
+        n = X64.shape[0]
+        s = data.sample_weight if data.sample_weight.shape[0] else np.ones(n)
+        if sp.issparse(X64):  # E[x²] - E[x]²: sparse columns rarely sit far from 0
+            mean = np.asarray(X64.T @ s).ravel() / s.sum()
+            sq = X64.multiply(X64)
+            return mean, np.maximum(np.asarray(sq.T @ s).ravel() / s.sum() - mean * mean, 0.0)
+        # two passes over X shifted by its first row (offsets such as timestamps cancel exactly)
+        D = X64 - X64[0] if n else X64
+        mean = (s @ D) / s.sum()
+        return mean + (X64[0] if n else 0.0), (s @ (D - mean) ** 2) / s.sum()
+
     def hess_diag(self, data, W, b, loss_id):
         """As :meth:`fastlr.backends.cpu.CPUBackend.hess_diag`: sparse X only, else None."""
         _check_hess_loss(loss_id)

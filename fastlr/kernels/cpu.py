@@ -705,6 +705,76 @@ def log_loss_hess_vec(X, sample_weight, W, b, V, vb):
     return total
 
 
+@njit(parallel=True, **_JIT)
+def column_moments(X, sample_weight):
+    """Weighted column means and variances of X, one pass, float64.
+
+    Each chunk of :data:`CHUNK_ROWS` rows sums ``x - K`` and ``(x - K)²``
+    shifted by its first row ``K`` (so that large offsets such as timestamps
+    do not cancel), and the chunks are merged in chunk order by the pairwise
+    update of Chan, Golub & LeVeque (1979, "Updating formulae and a pairwise
+    algorithm for computing sample variances"), in coordinates shifted by the
+    first row: bitwise thread-count independent.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64
+    sample_weight : ndarray of shape (n,) or (0,), float64; empty = unit weights
+
+    Returns
+    -------
+    mean, var : ndarray of shape (d,), float64
+        ``Σ s x / S`` and ``Σ s (x - mean)² / S`` per column (the population
+        variance; ``S = Σ s``).
+    """
+    n, d = X.shape
+    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    weighted = sample_weight.shape[0] > 0
+    w_c = np.zeros(n_chunks)
+    shift = np.zeros((n_chunks, d))  # K: the chunk's first row
+    mean_c = np.zeros((n_chunks, d))  # the chunk's mean minus K
+    m2_c = np.zeros((n_chunks, d))
+    for c in prange(n_chunks):
+        lo = c * CHUNK_ROWS
+        hi = min(lo + CHUNK_ROWS, n)
+        K = shift[c]
+        s1 = mean_c[c]
+        s2 = m2_c[c]
+        for j in range(d):
+            K[j] = np.float64(X[lo, j])
+        wsum = 0.0
+        for i in range(lo, hi):
+            s_i = sample_weight[i] if weighted else 1.0
+            wsum += s_i
+            for j in range(d):
+                t = np.float64(X[i, j]) - K[j]
+                s1[j] += s_i * t
+                s2[j] += s_i * t * t
+        w_c[c] = wsum
+        for j in range(d):
+            m = s1[j] / wsum if wsum > 0.0 else 0.0
+            s2[j] = max(s2[j] - m * s1[j], 0.0)
+            s1[j] = m
+    # Merge in chunk order, in coordinates shifted by the first chunk's K: a chunk's mean is
+    # (K_c - K_0) + mean_c, differences of data values and small shifted means, so offsets
+    # far above the spread (timestamps) never enter a difference of two large numbers.
+    mean = mean_c[0].copy()  # minus K_0
+    m2 = m2_c[0].copy()
+    w = w_c[0]
+    for c in range(1, n_chunks):
+        w_b = w_c[c]
+        total = w + w_b
+        if w_b > 0.0:
+            for j in range(d):
+                delta = ((shift[c, j] - shift[0, j]) + mean_c[c, j]) - mean[j]
+                mean[j] += delta * (w_b / total)
+                m2[j] += m2_c[c, j] + delta * delta * (w * w_b / total)
+        w = total
+    mean += shift[0]
+    var = m2 / w if w > 0.0 else m2 * 0.0
+    return mean, var
+
+
 @njit(**_JIT)
 def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
               alpha, fit_intercept, eta0, power_t, step0, mean_weight):
