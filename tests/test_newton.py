@@ -201,14 +201,15 @@ def test_newton_cg_reaches_sklearn_objective_on_ill_conditioned_data(backend, k,
     assert int(np.ravel(model.n_iter_)[0]) < 100
 
 
-def test_newton_cg_needs_far_fewer_iterations_than_lbfgs_on_ill_conditioned_data():
+def test_newton_cg_and_lbfgs_reach_one_optimum_on_ill_conditioned_data():
+    """Both converge where features span 1e-2..1e3 (L-BFGS in its centred, scaled coordinates:
+    8 iterations here, newton-cg 20) and agree to what their gradients allow."""
     X, y = ill_conditioned(500, 8, 1, np.float64, seed=12)
-    with pytest.warns(ConvergenceWarning):
-        lbfgs = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=60).fit(X, y)
-    newton = LogisticRegression(solver="newton-cg", tol=1e-6, max_iter=60).fit(X, y)
-    f_l = sklearn_objective(lbfgs.coef_, lbfgs.intercept_, X, y, 1.0, None)
-    f_n = sklearn_objective(newton.coef_, newton.intercept_, X, y, 1.0, None)
-    assert int(np.ravel(newton.n_iter_)[0]) < 60 and f_n < f_l
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        lbfgs = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=1000).fit(X, y)
+        newton = LogisticRegression(solver="newton-cg", tol=1e-6, max_iter=60).fit(X, y)
+    assert_fits_agree(newton, lbfgs, X, y, tol=1e-6, tol_b=1e-6)
 
 
 def test_newton_cg_with_the_numpy_backend_matches_cpu():

@@ -58,14 +58,15 @@ def test_cpu_column_moments_bitwise_identical_for_one_and_two_threads():
         np.testing.assert_array_equal(var, results[0][1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-def test_sparse_column_moments_match_the_dense_ones(weighted):
+def test_sparse_column_moments_match_the_dense_ones(weighted, dtype):
     rng = np.random.default_rng(2)
-    X = sp.random(500, 30, density=0.1, format="csr", random_state=3, dtype=np.float64)
-    w = rng.uniform(0.1, 3.0, 500) if weighted else None
+    X = sp.random(5000, 30, density=0.1, format="csr", random_state=3, dtype=dtype)
+    w = rng.uniform(0.1, 3.0, 5000) if weighted else None
     want_mean, want_var = _weighted_moments(X.toarray(), w)
     for backend in (CPUBackend(), NumpyBackend()):
-        mean, var = backend.column_moments(backend.put(X, np.zeros(500, np.int32), w))
+        mean, var = backend.column_moments(backend.put(X, np.zeros(5000, np.int32), w))
         np.testing.assert_allclose(mean, want_mean, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(var, want_var, rtol=1e-10, atol=1e-15)
 

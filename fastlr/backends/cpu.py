@@ -2,13 +2,11 @@
 
 Holds: :class:`CPUBackend`, the serial compilations of the dense kernels and
 :data:`PARALLEL_MIN_WORK` (below it the kernels run serially).
-May import: :mod:`fastlr.kernels` (cpu, cpu_sparse), :mod:`fastlr.backends._protocol`,
-scikit-learn's ``mean_variance_axis`` (CSR column moments).
+May import: :mod:`fastlr.kernels` (cpu, cpu_sparse), :mod:`fastlr.backends._protocol`.
 """
 
 import types
 
-import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
@@ -52,15 +50,6 @@ PARALLEL_MIN_WORK = 150_000
 
 def _parallel(X, k):
     return X.shape[0] * X.shape[1] * k >= PARALLEL_MIN_WORK
-
-
-def _sparse_column_moments(X, sample_weight):
-    """Weighted column means and variances of a CSR matrix (scikit-learn's ``mean_variance_axis``)."""
-    from sklearn.utils.sparsefuncs import mean_variance_axis
-
-    weights = sample_weight if sample_weight.shape[0] else None
-    mean, var = mean_variance_axis(X, axis=0, weights=weights)
-    return np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64)
 
 
 class CPUBackend:
@@ -147,7 +136,9 @@ class CPUBackend:
     def column_moments(self, data):
         X = data.X
         if sp.issparse(X):
-            return _sparse_column_moments(X, data.sample_weight)
+            with cpu.parallel_guard():
+                return cpu_sparse.column_moments(X.data, X.indices, X.indptr, X.shape[1],
+                                                 data.sample_weight)
         if not _parallel(X, 1):
             return _column_moments_serial(X, data.sample_weight)
         with cpu.parallel_guard():

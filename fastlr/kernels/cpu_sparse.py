@@ -419,6 +419,58 @@ def log_loss_hess_diag(data, indices, indptr, n_features, sample_weight, W, b):
 
 
 @njit(parallel=True, **_JIT)
+def column_moments(data, indices, indptr, n_features, sample_weight):
+    """Weighted column means and variances of a CSR matrix, one pass over the non-zeros.
+
+    ``mean_j = Σ s x_ij / S`` and ``var_j = Σ s x_ij² / S − mean_j²`` (clipped at
+    0; the zeros a column does not store count as zeros). Summed in the blocks
+    of :func:`binary_loss_grad` (bitwise thread-count independent), float64.
+    A column repeated within a row counts as its values' sum for the mean and
+    as the sum of its values' squares for the second moment (exact for
+    canonical CSR; the moments only scale L-BFGS's coordinates).
+
+    Parameters
+    ----------
+    data, indices, indptr : ndarray
+        The CSR arrays of X (n, d).
+    n_features : int
+    sample_weight : ndarray of shape (n,) or (0,), float64
+
+    Returns
+    -------
+    mean, var : ndarray of shape (d,), float64
+    """
+    d = n_features
+    n = indptr.shape[0] - 1
+    n_blk = n_blocks(indptr[n], d, 2)
+    bounds = block_bounds(indptr, n_blk)
+    partial = np.empty((n_blk, 2 * d + 1))
+    weighted = sample_weight.shape[0] > 0
+    for t in prange(n_blk):
+        acc = partial[t]
+        acc[:] = 0.0
+        wsum = 0.0
+        for i in range(bounds[t], bounds[t + 1]):
+            s_i = sample_weight[i] if weighted else 1.0
+            wsum += s_i
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = np.float64(data[p])
+                acc[2 * j] += s_i * v
+                acc[2 * j + 1] += s_i * v * v
+        acc[2 * d] = wsum
+    total = np.empty(2 * d + 1)
+    _reduce_blocks(partial, total)
+    S = total[2 * d]
+    mean = np.empty(d)
+    var = np.empty(d)
+    for j in range(d):
+        mean[j] = total[2 * j] / S if S > 0.0 else 0.0
+        var[j] = max(total[2 * j + 1] / S - mean[j] * mean[j], 0.0) if S > 0.0 else 0.0
+    return mean, var
+
+
+@njit(parallel=True, **_JIT)
 def decision_function(data, indices, indptr, W, b):
     """Raw scores ``X @ W.T + b`` of a CSR X, float64.
 
