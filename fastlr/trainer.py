@@ -25,6 +25,7 @@ from ._math import LOG
 from ._memory import check_fit_memory
 from ._penalty import as_penalty
 from ._reparam import AffineReparametrization
+from ._stacklevel import user_stacklevel
 from ._validation import overflow_message
 from .backends import SGDSchedule
 
@@ -280,7 +281,7 @@ def _warn_not_converged(solver, reason, grad_max, tol, data, fit_intercept, advi
         f"of the mean objective is {grad_max:.3g}, above tol={tol:g}; the coefficients are "
         f"those of the last iterate. {advice}{_feature_scale_hint(data, fit_intercept)}",
         ConvergenceWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -289,7 +290,7 @@ def _warn_max_iter(solver, max_iter, data=None, fit_intercept=True, what="iterat
         f"{solver} failed to converge in max_iter={max_iter} {what}; increase max_iter "
         f"or loosen tol.{_feature_scale_hint(data, fit_intercept)}",
         ConvergenceWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -312,7 +313,7 @@ def _warn_diverged(where, eta):
         f"learning rate {eta:.3g}; kept the last finite coefficients. "
         "Lower eta0, scale the data or use solver='lbfgs'.",
         DivergenceWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -728,7 +729,7 @@ def _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept, cu
         f"data. Lower eta0, or use learning_rate='invscaling' or solver='lbfgs'."
         f"{_feature_scale_hint(data, fit_intercept)}",
         ConvergenceWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
     return False
 

@@ -292,3 +292,22 @@ def test_sgd_resumed_from_its_history_equals_the_uninterrupted_run(shuffle, lear
     np.testing.assert_array_equal(W1, W)
     np.testing.assert_array_equal(b1, b)
     assert resumed[:4] == straight[:4]  # epochs, loss curve, converged, steps
+
+
+def test_fit_warnings_name_the_users_line():
+    """ConvergenceWarning and DivergenceWarning point at the call that fitted, not into fastlr."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4)) * [1.0, 1e3, 1e-3, 1.0]
+    y = (X[:, 0] > 0).astype(int)
+    for kwargs, data, category in (({"max_iter": 2}, X, ConvergenceWarning),
+                                   ({"solver": "sgd", "max_iter": 2}, X, ConvergenceWarning),
+                                   ({"solver": "sgd", "eta0": 1e30}, X * 1e200, DivergenceWarning)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            LogisticRegression(**kwargs).fit(data, y)
+        ours = [w for w in caught if issubclass(w.category, category)]
+        assert ours, kwargs
+        assert all(w.filename == __file__ for w in ours), [(w.filename, w.lineno) for w in ours]

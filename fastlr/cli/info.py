@@ -40,9 +40,14 @@ def run(args=None, file=sys.stdout):
               f"(NUMBA_NUM_THREADS={threads['numba_num_threads']}, {os.cpu_count()} CPUs); "
               f"TBB: {threads['tbb_preload']}", file=file)
         for pool in threads["pools"]:
-            print(f"thread pool  {pool['user_api']} {pool['internal_api']} {pool['version']}: "
-                  f"{pool['num_threads']} threads ({pool['filepath']}); limited to 1 while "
-                  "fastlr runs unless it is Numba's own OpenMP", file=file)
+            # "blas openblas 0.3.30", "openmp (libgomp)": no repeated word, no "None" version
+            name = pool["user_api"]
+            if pool["internal_api"] and pool["internal_api"] != pool["user_api"]:
+                name += f" {pool['internal_api']}"
+            if pool["version"]:
+                name += f" {pool['version']}"
+            print(f"thread pool  {name}: {pool['num_threads']} threads ({pool['filepath']}); "
+                  "limited to 1 while fastlr runs unless it is Numba's own OpenMP", file=file)
     from ..backends import auto_backend
     name, reason = auto_backend()
     print(f"backend      auto -> {name} ({reason})", file=file)
