@@ -110,7 +110,30 @@ class HostInput:
         return scores
 
     def predict(self, est, X, method):
+        if method == "predict":
+            labels = self._predict_labels(est, X)
+            if labels is not None:
+                return labels
         return est._output(method, est._scores(X))
+
+    def _predict_labels(self, est, X):
+        """``predict`` through the backend's one-pass ``predict_codes`` where it has one.
+
+        None (the caller takes the scores path) when the backend has no such
+        primitive or declines this X, and when a score is not finite: the
+        scores path then names NaN/inf in X or treats overflow as before.
+        """
+        check_is_fitted(est)
+        X = self.validate(est, X, reset=False, ensure_all_finite=False)
+        backend = for_input(get_backend(est.backend_), X, "auto")
+        predict_codes = getattr(backend, "predict_codes", None)
+        if predict_codes is None:
+            return None
+        with fastlr_threads():
+            out = predict_codes(X, est.coef_, est.intercept_)
+        if out is None or not out[1]:
+            return None
+        return est.classes_.take(out[0])
 
 
 class DeviceInput(HostInput):
@@ -135,3 +158,6 @@ class DeviceInput(HostInput):
 
     def check_scores(self, est, X, scores):
         pass  # reading X back to name a NaN would copy it to the host
+
+    def _predict_labels(self, est, X):
+        return None  # the GPU backend has no predict_codes: the scores path

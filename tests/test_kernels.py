@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastlr
+from fastlr.kernels import cpu
 from fastlr.kernels.cpu import CHUNK_ROWS
 from reference import float32_sum_bound, seed_loss_grad, sum_bound
 
@@ -363,3 +364,23 @@ def test_finite_x_never_reports_nan_in_x():
         assert "overflowed" in str(exc) and "NaN" not in str(exc)
     else:
         assert not np.isnan(loss) and not np.any(np.isnan(grad))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 2, 7], ids=["binary", "k=2", "k=7"])
+@pytest.mark.parametrize("n", [5, 3 * cpu.CHUNK_ROWS + 1], ids=["serial", "parallel"])
+def test_predict_codes_are_the_argmax_of_the_decision_function(n, k, dtype):
+    """predict's one-pass kernel against np.argmax / (z > 0) of the scores kernel, ties included."""
+    from fastlr.backends import CPUBackend
+    rng = np.random.default_rng(k)
+    X = rng.standard_normal((n, 6)).astype(dtype)
+    X[0] = 0.0  # every class scores its intercept: ties broken towards the first, as np.argmax
+    W = rng.standard_normal((k, 6))
+    b = np.zeros(k)
+    codes, finite = CPUBackend().predict_codes(X, W, b)
+    scores = cpu.decision_function(X, W, b)
+    want = (scores[:, 0] > 0).astype(np.int64) if k == 1 else np.argmax(scores, axis=1)
+    assert finite
+    np.testing.assert_array_equal(codes, want)
+    X[-1, 2] = np.nan
+    assert not CPUBackend().predict_codes(X, W, b)[1]

@@ -27,12 +27,16 @@ and, where ``has_hess_vec`` is true (the Newton-CG solver needs it):
     preconditioner, once per Newton iteration; None where the backend's
     measurements favour plain CG for this data (dense X, for cpu and numpy).
 
-and, optionally (L-BFGS's change of variables; without it L-BFGS runs on the
-coefficients themselves):
+and, optionally (without them L-BFGS runs on the coefficients themselves, and
+``predict`` goes through ``decision_function``):
 
 ``column_moments(data) -> (mean, var)``
     Weighted column means and population variances of X, float64 (d,) each,
     one pass.
+``predict_codes(X, W, b) -> (codes, finite) or None``
+    ``predict``'s class codes (int64 (n,): ``z > 0`` for k = 1, else the
+    argmax) in one pass without the (n, k) scores, and whether every score
+    was finite (if not, or on None, the estimator takes the scores path).
 
 Throughout, ``W`` has shape (k, d) and ``b`` shape (k,), float64: ``k == 1``
 is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.

@@ -898,6 +898,50 @@ def decision_function(X, W, b):
     return out
 
 
+@njit(parallel=True, **_JIT)
+def predict_codes(X, W, b):
+    """Class codes of the rows of X without keeping their scores: ``predict`` in one pass.
+
+    The scores are those of :func:`decision_function` (float64, the same
+    order of operations); a row's code is ``z > 0`` for a binary model
+    (``k == 1``) and the first index of the largest score otherwise (as
+    ``np.argmax``). Returns ``(codes, finite)``: ``codes`` int64 (n,), and
+    whether every score was finite; when it is False the caller recomputes
+    the scores to treat NaN/inf as ``decision_function`` does.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+
+    Returns
+    -------
+    codes : ndarray of shape (n,), int64
+    finite : bool
+    """
+    n, d = X.shape
+    k = W.shape[0]
+    codes = np.empty(n, np.int64)
+    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    bad = np.zeros(n_chunks, np.bool_)
+    for c in prange(n_chunks):
+        for i in range(c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n)):
+            best = 0
+            best_s = 0.0
+            for cls in range(k):
+                s = b[cls]
+                for j in range(d):
+                    s += X[i, j] * W[cls, j]
+                if not math.isfinite(s):
+                    bad[c] = True
+                if cls == 0 or s > best_s:
+                    best = cls
+                    best_s = s
+            codes[i] = (1 if best_s > 0.0 else 0) if k == 1 else best
+    return codes, not bad.any()
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def read_sum(X):
     """Sum of all elements of a C-contiguous 2-D X: one parallel read of X, nothing else.
