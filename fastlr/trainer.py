@@ -260,7 +260,7 @@ def _feature_scale_hint(data, fit_intercept):
     """
     X = getattr(data, "X", None)
     if not isinstance(X, np.ndarray) or X.size == 0:
-        return " Scaling the features (e.g. sklearn.preprocessing.StandardScaler) often helps."
+        return " Scaling the features (e.g. sklearn.preprocessing.StandardScaler) may help."
     step = -(-X.shape[0] // _SCALE_SAMPLE_ROWS)
     with np.errstate(invalid="ignore"):
         scales = np.max(np.abs(X[::step]), axis=0).astype(np.float64)
