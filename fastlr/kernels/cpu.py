@@ -872,6 +872,16 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
     return loss_total, batch_order.shape[0]
 
 
+@njit(inline="always")
+def _row_score(X, i, w, b_c):
+    """``b_c + X[i] · w`` in float64, summed from the first column on (the scores of
+    :func:`decision_function` and :func:`predict_codes`)."""
+    s = b_c
+    for j in range(X.shape[1]):
+        s += X[i, j] * w[j]
+    return s
+
+
 @njit(parallel=True, **_JIT)
 def decision_function(X, W, b):
     """Raw scores ``X @ W.T + b`` in float64 without copying X.
@@ -886,15 +896,12 @@ def decision_function(X, W, b):
     -------
     ndarray of shape (n, k), float64
     """
-    n, d = X.shape
+    n = X.shape[0]
     k = W.shape[0]
     out = np.empty((n, k))
     for i in prange(n):
         for cls in range(k):
-            s = b[cls]
-            for j in range(d):
-                s += X[i, j] * W[cls, j]
-            out[i, cls] = s
+            out[i, cls] = _row_score(X, i, W[cls], b[cls])
     return out
 
 
@@ -920,7 +927,7 @@ def predict_codes(X, W, b):
     codes : ndarray of shape (n,), int64
     finite : bool
     """
-    n, d = X.shape
+    n = X.shape[0]
     k = W.shape[0]
     codes = np.empty(n, np.int64)
     n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
@@ -930,9 +937,7 @@ def predict_codes(X, W, b):
             best = 0
             best_s = 0.0
             for cls in range(k):
-                s = b[cls]
-                for j in range(d):
-                    s += X[i, j] * W[cls, j]
+                s = _row_score(X, i, W[cls], b[cls])
                 if not math.isfinite(s):
                     bad[c] = True
                 if cls == 0 or s > best_s:

@@ -120,6 +120,46 @@ def _reduce_blocks(partial, out):
                 out[j] += partial[t, j]
 
 
+@njit(inline="always")
+def _block_partials(indptr, d, k, width):
+    """``(bounds, partial)``: the row blocks of :func:`n_blocks` / :func:`block_bounds` for a
+    ``k × d`` model, and an uninitialised (n_blocks, width) float64 array, one partial per block."""
+    n = indptr.shape[0] - 1
+    bounds = block_bounds(indptr, n_blocks(indptr[n], d, k))
+    return bounds, np.empty((bounds.shape[0] - 1, width))
+
+
+@njit(inline="always")
+def _row_scores(data, indices, indptr, i, W_T, b, z):
+    """``z[c] = x_i · W[c] + b[c]`` for row ``i`` (W given as its (d, k) transpose), float64;
+    the products summed from the row's first stored value, the intercept added last."""
+    k = z.shape[0]
+    for c in range(k):
+        z[c] = 0.0
+    for p in range(indptr[i], indptr[i + 1]):
+        j = indices[p]
+        v = np.float64(data[p])
+        for c in range(k):
+            z[c] += v * W_T[j, c]
+    for c in range(k):
+        z[c] += b[c]
+
+
+@njit(inline="always")
+def _scatter_rows(data, indices, indptr, r0, r1, D, acc, squared):
+    """``acc[j, c] += D[i, c] · x_ij`` (``x_ij²`` when ``squared``) for rows ``r0 ≤ i < r1``:
+    the scatter sweep of the k-column kernels, rows and stored values in order."""
+    k = D.shape[1]
+    for i in range(r0, r1):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = np.float64(data[p])
+            if squared:
+                v = v * v
+            for c in range(k):
+                acc[j, c] += D[i, c] * v
+
+
 @njit(parallel=True, **_JIT)
 def binary_loss_grad(data, indices, indptr, n_features, y, sample_weight, w, b, loss_id):
     """Weighted loss sum and gradient sum of a binary model on a CSR matrix.
@@ -151,12 +191,10 @@ def binary_loss_grad(data, indices, indptr, n_features, y, sample_weight, w, b, 
     """
     d = n_features
     n = indptr.shape[0] - 1
-    n_blk = n_blocks(indptr[n], d, 1)
-    bounds = block_bounds(indptr, n_blk)
-    partial = np.empty((n_blk, d + 2))
+    bounds, partial = _block_partials(indptr, d, 1, d + 2)
     dz = np.empty(n)
     weighted = sample_weight.shape[0] > 0
-    for t in prange(n_blk):
+    for t in prange(partial.shape[0]):
         acc = partial[t]
         acc[:] = 0.0
         loss_sum = 0.0
@@ -212,40 +250,24 @@ def multinomial_loss_grad(data, indices, indptr, n_features, y, sample_weight, W
     k = W.shape[0]
     n = indptr.shape[0] - 1
     W_T = np.ascontiguousarray(W.T)  # (d, k): a row's k weights of column j lie together
-    n_blk = n_blocks(indptr[n], d, k)
-    bounds = block_bounds(indptr, n_blk)
-    partial = np.empty((n_blk, (d + 2) * k))
+    bounds, partial = _block_partials(indptr, d, k, (d + 2) * k)
     dZ = np.empty((n, k))
     weighted = sample_weight.shape[0] > 0
-    for t in prange(n_blk):
+    for t in prange(partial.shape[0]):
         flat = partial[t]
         flat[:] = 0.0
         acc = flat.reshape((d + 2, k))
         loss_sum = 0.0
         for i in range(bounds[t], bounds[t + 1]):
             z = dZ[i]
-            for c in range(k):
-                z[c] = 0.0
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                v = np.float64(data[p])
-                for c in range(k):
-                    z[c] += v * W_T[j, c]
-            for c in range(k):
-                z[c] += b[c]
+            _row_scores(data, indices, indptr, i, W_T, b, z)
             loss = _softmax_loss_dz(loss_id, z, y[i], z)  # z <- d loss / d z
             s_i = sample_weight[i] if weighted else 1.0
             loss_sum += s_i * loss
             for c in range(k):
                 z[c] *= s_i
                 acc[d, c] += z[c]
-        for i in range(bounds[t], bounds[t + 1]):
-            z = dZ[i]
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                v = np.float64(data[p])
-                for c in range(k):
-                    acc[j, c] += z[c] * v
+        _scatter_rows(data, indices, indptr, bounds[t], bounds[t + 1], dZ, acc, False)
         acc[d + 1, 0] += loss_sum
     total = np.empty((d + 2) * k)
     _reduce_blocks(partial, total)
@@ -285,12 +307,10 @@ def log_loss_hess_vec(data, indices, indptr, n_features, sample_weight, W, b, V,
     n = indptr.shape[0] - 1
     W_T = np.ascontiguousarray(W.T)
     V_T = np.ascontiguousarray(V.T)
-    n_blk = n_blocks(indptr[n], d, k)
-    bounds = block_bounds(indptr, n_blk)
-    partial = np.empty((n_blk, (d + 1) * k))
+    bounds, partial = _block_partials(indptr, d, k, (d + 1) * k)
     D = np.empty((n, k))
     weighted = sample_weight.shape[0] > 0
-    for t in prange(n_blk):
+    for t in prange(partial.shape[0]):
         flat = partial[t]
         flat[:] = 0.0
         acc = flat.reshape((d + 1, k))
@@ -329,12 +349,7 @@ def log_loss_hess_vec(data, indices, indptr, n_features, sample_weight, W, b, V,
                 for c in range(k):
                     D[i, c] = s_i * e[c]
                     acc[d, c] += D[i, c]
-        for i in range(bounds[t], bounds[t + 1]):
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                v = np.float64(data[p])
-                for c in range(k):
-                    acc[j, c] += D[i, c] * v
+        _scatter_rows(data, indices, indptr, bounds[t], bounds[t + 1], D, acc, False)
     total = np.empty((d + 1) * k)
     _reduce_blocks(partial, total)
     return np.ascontiguousarray(total.reshape((d + 1, k)).T)
@@ -371,24 +386,16 @@ def log_loss_hess_diag(data, indices, indptr, n_features, sample_weight, W, b):
     k = W.shape[0]
     n = indptr.shape[0] - 1
     W_T = np.ascontiguousarray(W.T)
-    n_blk = n_blocks(indptr[n], d, k)
-    bounds = block_bounds(indptr, n_blk)
-    partial = np.empty((n_blk, (d + 1) * k))
+    bounds, partial = _block_partials(indptr, d, k, (d + 1) * k)
     H = np.empty((n, k))
     weighted = sample_weight.shape[0] > 0
-    for t in prange(n_blk):
+    for t in prange(partial.shape[0]):
         flat = partial[t]
         flat[:] = 0.0
         acc = flat.reshape((d + 1, k))
         for i in range(bounds[t], bounds[t + 1]):
             h = H[i]
-            for c in range(k):
-                h[c] = b[c]
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                v = np.float64(data[p])
-                for c in range(k):
-                    h[c] += v * W_T[j, c]
+            _row_scores(data, indices, indptr, i, W_T, b, h)
             if k == 1:
                 h[0] = _binary_hess_dz(h[0], math.exp(-abs(h[0])), 1.0)
             else:
@@ -406,13 +413,7 @@ def log_loss_hess_diag(data, indices, indptr, n_features, sample_weight, W, b):
             for c in range(k):
                 h[c] *= s_i
                 acc[d, c] += h[c]
-        for i in range(bounds[t], bounds[t + 1]):
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                v = np.float64(data[p])
-                x2 = v * v
-                for c in range(k):
-                    acc[j, c] += H[i, c] * x2
+        _scatter_rows(data, indices, indptr, bounds[t], bounds[t + 1], H, acc, True)
     total_sum = np.empty((d + 1) * k)
     _reduce_blocks(partial, total_sum)
     return np.ascontiguousarray(total_sum.reshape((d + 1, k)).T)
@@ -441,12 +442,9 @@ def column_moments(data, indices, indptr, n_features, sample_weight):
     mean, var : ndarray of shape (d,), float64
     """
     d = n_features
-    n = indptr.shape[0] - 1
-    n_blk = n_blocks(indptr[n], d, 2)
-    bounds = block_bounds(indptr, n_blk)
-    partial = np.empty((n_blk, 2 * d + 1))
+    bounds, partial = _block_partials(indptr, d, 2, 2 * d + 1)
     weighted = sample_weight.shape[0] > 0
-    for t in prange(n_blk):
+    for t in prange(partial.shape[0]):
         acc = partial[t]
         acc[:] = 0.0
         wsum = 0.0
@@ -490,15 +488,7 @@ def decision_function(data, indices, indptr, W, b):
     W_T = np.ascontiguousarray(W.T)  # (d, k): one column's k weights together
     out = np.empty((n, k))
     for i in prange(n):
-        for c in range(k):
-            out[i, c] = 0.0
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            v = np.float64(data[p])
-            for c in range(k):
-                out[i, c] += v * W_T[j, c]
-        for c in range(k):
-            out[i, c] += b[c]
+        _row_scores(data, indices, indptr, i, W_T, b, out[i])
     return out
 
 
