@@ -98,42 +98,27 @@ class HostInput:
         if not np.isfinite(scores).all():
             self.validate(est, X, reset=False)
 
-    def scores(self, est, X):
-        """Raw scores (n, k) of the fitted ``est`` on X."""
+    def predict(self, est, X, method):
+        """What ``method`` returns for X, from one validation of X.
+
+        ``predict`` runs the backend's one-pass ``predict_codes`` where it has
+        one and every score was finite; otherwise (and for the other methods)
+        the raw scores (n, k) come from ``decision_function``, and non-finite
+        ones send X through the full check, which names NaN/inf in it.
+        """
         check_is_fitted(est)
         X = self.validate(est, X, reset=False, ensure_all_finite=False)
         # Sparse or GPU X on a model fitted by a backend without the capability: another backend.
         backend = for_input(get_backend(est.backend_), X, "auto")
+        predict_codes = getattr(backend, "predict_codes", None) if method == "predict" else None
         with fastlr_threads():
+            if predict_codes is not None:
+                out = predict_codes(X, est.coef_, est.intercept_)
+                if out is not None and out[1]:
+                    return est.classes_.take(out[0])
             scores = backend.decision_function(X, est.coef_, est.intercept_)
         self.check_scores(est, X, scores)
-        return scores
-
-    def predict(self, est, X, method):
-        if method == "predict":
-            labels = self._predict_labels(est, X)
-            if labels is not None:
-                return labels
-        return est._output(method, est._scores(X))
-
-    def _predict_labels(self, est, X):
-        """``predict`` through the backend's one-pass ``predict_codes`` where it has one.
-
-        None (the caller takes the scores path) when the backend has no such
-        primitive or declines this X, and when a score is not finite: the
-        scores path then names NaN/inf in X or treats overflow as before.
-        """
-        check_is_fitted(est)
-        X = self.validate(est, X, reset=False, ensure_all_finite=False)
-        backend = for_input(get_backend(est.backend_), X, "auto")
-        predict_codes = getattr(backend, "predict_codes", None)
-        if predict_codes is None:
-            return None
-        with fastlr_threads():
-            out = predict_codes(X, est.coef_, est.intercept_)
-        if out is None or not out[1]:
-            return None
-        return est.classes_.take(out[0])
+        return est._output(method, scores)
 
 
 class DeviceInput(HostInput):
@@ -158,6 +143,3 @@ class DeviceInput(HostInput):
 
     def check_scores(self, est, X, scores):
         pass  # reading X back to name a NaN would copy it to the host
-
-    def _predict_labels(self, est, X):
-        return None  # the GPU backend has no predict_codes: the scores path

@@ -406,10 +406,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     # -- prediction -----------------------------------------------------------------------
 
-    def _scores(self, X):
-        """Raw scores (n, k) for host or GPU X (the adapter validates X and picks the backend)."""
-        return input_adapter(X).scores(self, X)
-
     def _output(self, method, scores):
         """What ``method`` returns, from the raw scores (n, k)."""
         if method == "decision_function":

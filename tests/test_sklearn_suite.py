@@ -197,11 +197,6 @@ class LogisticRegression(fastlr.LogisticRegression):
         finally:
             self.solver = sk_solver
 
-    def _scores(self, X):
-        if scipy.sparse.issparse(X) and not ACCEPTS_SPARSE:
-            _skip("sparse")
-        return super()._scores(X)
-
     def set_callbacks(self, *args, **kwargs):
         _skip("callbacks")
 
