@@ -6,6 +6,7 @@ accumulates ``grad_w[j] += (ŷ − y) ŷ (1 − ŷ) x_j``. Use small shapes only
 
 import math
 
+import numba
 import numpy as np
 
 
@@ -333,3 +334,18 @@ def float32_score_slack(X, p):
     per_feature = np.asarray(absX.T @ w).ravel()
     slack = np.concatenate([np.tile(per_feature, k), np.full(p.grad.size - k * d, w.sum())])
     return slack + float32_sum_bound(p.abs_terms, BLOCK_ROWS + 1)
+
+
+def per_thread_count(fn, counts=(1, 2, 1, 2)):
+    """``[fn() with Numba's thread count set to c for c in counts]``, the count restored after.
+
+    The bitwise-determinism tests compare these results with ``assert_array_equal``.
+    """
+    results = []
+    for threads in counts:
+        numba.set_num_threads(threads)
+        try:
+            results.append(fn())
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return results

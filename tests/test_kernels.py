@@ -4,14 +4,13 @@ import subprocess
 import sys
 import textwrap
 
-import numba
 import numpy as np
 import pytest
 
 import fastlr
 from fastlr.kernels import cpu
 from fastlr.kernels.cpu import CHUNK_ROWS
-from reference import float32_sum_bound, seed_loss_grad, sum_bound
+from reference import float32_sum_bound, per_thread_count, seed_loss_grad, sum_bound
 
 LOSSES = ["log_loss", "prob_squared"]
 DTYPES = [np.float32, np.float64]
@@ -180,13 +179,7 @@ def test_float32_input_is_not_copied(monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_bitwise_identical_for_one_and_two_threads(dtype, k):
     X, y, coef, intercept, sw = make_problem(5 * CHUNK_ROWS + 11, 9, k, dtype, True, seed=5)
-    results = []
-    for threads in (1, 2, 1, 2):
-        numba.set_num_threads(threads)
-        try:
-            results.append(fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    results = per_thread_count(lambda: fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw))
     for other in results[1:]:
         assert other[0] == results[0][0]
         np.testing.assert_array_equal(other[1], results[0][1])

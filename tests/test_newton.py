@@ -3,7 +3,6 @@ and fits against scikit-learn's objective on ill-conditioned data."""
 
 import warnings
 
-import numba
 import numpy as np
 import pytest
 from scipy.special import logsumexp
@@ -15,7 +14,7 @@ from fastlr.backends import CPUBackend, NumpyBackend
 from fastlr.kernels.cpu import CHUNK_ROWS
 from fastlr.trainer import Objective, TrainOptions, train
 from fastlr._math import LOG
-from reference import assert_fits_agree
+from reference import assert_fits_agree, per_thread_count
 
 DTYPES = [np.float32, np.float64]
 
@@ -79,13 +78,7 @@ def test_hess_vec_bitwise_identical_for_one_and_two_threads(k, dtype):
     X, y, sw, W, b, V, vb = make_direction(4 * CHUNK_ROWS + 9, 9, k, dtype, True, seed=5)
     cpu = CPUBackend()
     data = cpu.put(X, y, sw)
-    results = []
-    for threads in (1, 2, 1, 2):
-        numba.set_num_threads(threads)
-        try:
-            results.append(cpu.hess_vec(data, W, b, LOG, V, vb))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    results = per_thread_count(lambda: cpu.hess_vec(data, W, b, LOG, V, vb))
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
 
@@ -132,13 +125,7 @@ def test_sparse_hess_vec_is_the_derivative_of_the_gradient_and_thread_independen
     g_plus = cpu.loss_grad(data, W + eps * V, b + eps * vb, LOG)[1]
     g_minus = cpu.loss_grad(data, W - eps * V, b - eps * vb, LOG)[1]
     fd = (g_plus - g_minus) / (2 * eps)
-    results = []
-    for threads in (1, 2, 1, 2):
-        numba.set_num_threads(threads)
-        try:
-            results.append(cpu.hess_vec(data, W, b, LOG, V, vb))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    results = per_thread_count(lambda: cpu.hess_vec(data, W, b, LOG, V, vb))
     # central differences: error O(eps² · third derivative) plus rounding O(1e-16 · |g| / eps)
     np.testing.assert_allclose(results[0], fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
     for other in results[1:]:
@@ -283,13 +270,7 @@ def test_sparse_hess_diag_bitwise_identical_for_one_and_two_threads(dtype):
     X, y, sw, W, b, _, _ = make_sparse_direction(4 * CHUNK_ROWS + 9, 9, 4, dtype, True, seed=9)
     cpu = CPUBackend()
     data = cpu.put(X, y, sw)
-    results = []
-    for threads in (1, 2, 1, 2):
-        numba.set_num_threads(threads)
-        try:
-            results.append(cpu.hess_diag(data, W, b, LOG))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    results = per_thread_count(lambda: cpu.hess_diag(data, W, b, LOG))
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
 

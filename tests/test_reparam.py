@@ -1,6 +1,5 @@
 """L-BFGS's change of variables (fastlr._reparam) and the column moments it is built from."""
 
-import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,6 +10,7 @@ from fastlr._reparam import AffineReparametrization
 from fastlr.backends import CPUBackend, NumpyBackend
 from fastlr.kernels.cpu import CHUNK_ROWS
 from fastlr.trainer import Objective
+from reference import assert_fits_agree, per_thread_count
 
 
 def _weighted_moments(X, w):
@@ -46,13 +46,7 @@ def test_cpu_column_moments_bitwise_identical_for_one_and_two_threads():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((40 * CHUNK_ROWS + 3, 50)) * 3 + 1
     data = CPUBackend().put(X, np.zeros(len(X), np.int32), rng.uniform(0.5, 2.0, len(X)))
-    results = []
-    for threads in (1, 2, 1, 2):
-        numba.set_num_threads(threads)
-        try:
-            results.append(CPUBackend().column_moments(data))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    results = per_thread_count(lambda: CPUBackend().column_moments(data))
     for mean, var in results[1:]:
         np.testing.assert_array_equal(mean, results[0][0])
         np.testing.assert_array_equal(var, results[0][1])
@@ -106,6 +100,5 @@ def test_lbfgs_reaches_the_same_optimum_in_far_fewer_iterations_on_raw_features(
         plain.fit(X, y)
     finally:
         NumpyBackend.column_moments = original
-    from reference import assert_fits_agree
     assert_fits_agree(model, plain, X, y, tol=1e-6, tol_b=1e-6)
     assert int(model.n_iter_[0]) * 4 < int(plain.n_iter_[0])

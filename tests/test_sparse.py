@@ -3,7 +3,6 @@ the dense kernels on the densified matrix, the seed's loop and finite difference
 bitwise results for any thread count; lazily scaled SGD against the dense SGD;
 validation of malformed CSR; the estimator end to end without densifying."""
 
-import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,7 +10,8 @@ import scipy.sparse as sp
 import fastlr
 from fastlr.backends import SGDSchedule, CPUBackend, NumpyBackend, for_input
 from fastlr.kernels import cpu_sparse
-from reference import assert_fits_agree, fit_gap_bound, float32_sum_bound, seed_loss_grad, sum_bound
+from reference import (assert_fits_agree, fit_gap_bound, float32_sum_bound, per_thread_count,
+                       seed_loss_grad, sum_bound)
 
 LOSSES = ["log_loss", "prob_squared"]
 DTYPES = [np.float32, np.float64]
@@ -128,13 +128,7 @@ def test_bitwise_identical_for_one_and_two_threads(dtype, k):
     X = make_csr(20000, 300, 8, dtype, seed=5)
     y, coef, intercept, sw = make_targets(20000, 300, k, True, seed=5)
     assert cpu_sparse.n_blocks(X.nnz, 300) == cpu_sparse.MAX_BLOCKS
-    results = []
-    for threads in (1, 2, 1, 2):
-        numba.set_num_threads(threads)
-        try:
-            results.append(fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw))
-        finally:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    results = per_thread_count(lambda: fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw))
     for other in results[1:]:
         assert other[0] == results[0][0]
         np.testing.assert_array_equal(other[1], results[0][1])
