@@ -216,15 +216,22 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
         # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
         # that both stores and reduces gets a runtime alias check from LLVM, and
         # which path it takes (vector or scalar, two summation orders) would then
-        # depend on where the scratch arrays happen to lie in memory.
+        # depend on where the scratch arrays happen to lie in memory. The loss loop
+        # stores to two arrays only, the weights and the copy into X's dtype come
+        # after: with a third store (and the weights' load) LLVM needed more alias
+        # checks than it inserts and left the loop scalar, two scalar divisions per
+        # row (measured on a Zen 3 AVX2 core: 1M x 8 gradient 17.6 -> 13.0 ms,
+        # bitwise the same result: the operations per element are unchanged).
         for r in range(m):
             loss, g = _binary_loss_dz(loss_id, z[r], e[r], np.float64(y[s0 + r]))
-            if weighted:
-                loss *= sample_weight[s0 + r]
-                g *= sample_weight[s0 + r]
             z[r] = loss
             e[r] = g
-            dz[r] = g
+        if weighted:
+            for r in range(m):
+                z[r] *= sample_weight[s0 + r]
+                e[r] *= sample_weight[s0 + r]
+        for r in range(m):
+            dz[r] = e[r]
         loss_sum = 0.0
         dz_sum = 0.0
         for r in range(m):
@@ -603,12 +610,13 @@ def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
             z[r] = zr + b
             u[r] = ur + vb
         _exp_neg_abs(z, m, e, bits)
+        for r in range(m):  # one store, weights after: vectorises (see _binary_rows)
+            e[r] = _binary_hess_dz(z[r], e[r], u[r])
+        if weighted:
+            for r in range(m):
+                e[r] *= sample_weight[s0 + r]
         for r in range(m):
-            g = _binary_hess_dz(z[r], e[r], u[r])
-            if weighted:
-                g *= sample_weight[s0 + r]
-            e[r] = g
-            dz[r] = g
+            dz[r] = e[r]
         g_sum = 0.0
         for r in range(m):
             g_sum += e[r]
