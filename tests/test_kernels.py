@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastlr
+import fastlr._math
 from fastlr.kernels import cpu
 from fastlr.kernels.cpu import CHUNK_ROWS
 from reference import float32_sum_bound, per_thread_count, seed_loss_grad, sum_bound
@@ -155,6 +156,41 @@ def test_float32_gradient_over_a_million_rows_matches_float64_reference():
     ref_grad = X64.T @ (p - y) / n
     assert got[0] == pytest.approx(ref_loss, rel=1e-5)
     np.testing.assert_allclose(got[1], ref_grad, rtol=1e-5, atol=1e-5 * np.abs(ref_grad).max())
+
+
+@pytest.mark.parametrize("loss", ["log_loss", "prob_squared"])
+def test_float32_binary_objective_is_resolved_to_float64_rounding(loss):
+    """The binary kernel's scores are float64 for float32 X: its loss is the float64
+    reference's on the same values (not float32-rounded scores), and a step far below
+    float32's resolution of w changes it by the directional derivative, as L-BFGS's
+    line search needs near a tight tol."""
+    n, d = 20_000, 24
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = rng.integers(0, 2, n).astype(np.int32)
+    w = rng.standard_normal(d) * 0.3
+    loss_id = fastlr._math.LOSS_IDS[loss]
+    X64 = X.astype(np.float64)
+
+    def loss_sum(w_):
+        z = X64 @ w_ + 0.1
+        if loss == "log_loss":
+            return float(np.sum(np.logaddexp(0.0, z) - y * z))
+        return float(np.sum(0.5 * (1.0 / (1.0 + np.exp(-z)) - y) ** 2))
+
+    got = cpu.binary_loss_grad(X, y, np.empty(0), w, 0.1, loss_id)
+    # float64 sums of n terms of size O(1): relative error far below 1e-12
+    assert got[d + 1] == pytest.approx(loss_sum(w), rel=1e-12)
+    # a step of 1e-10 relative to w: float32-rounded coefficients would not see it at all
+    p = rng.standard_normal(d)
+    step = 1e-10 * np.linalg.norm(w) / np.linalg.norm(p)
+    f0 = got[d + 1]
+    f1 = cpu.binary_loss_grad(X, y, np.empty(0), w + step * p, 0.1, loss_id)[d + 1]
+    assert np.float32(w + step * p).tobytes() == np.float32(w).tobytes()  # below float32's resolution
+    slope = got[:d] @ p  # the gradient sum along p (float32 partials: ~1e-6 relative)
+    # the change is |step·slope| ~ 1e-10·‖w‖·|slope|, the loss's float64 rounding ~1e-16·n: the
+    # change must match the derivative to what that rounding and the gradient's allow
+    assert (f1 - f0) == pytest.approx(step * slope, rel=1e-2)
 
 
 def test_float32_input_is_not_copied(monkeypatch):
