@@ -40,7 +40,7 @@ import sys
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._labels import chunk_labels, fit_labels, sample_class_weights
+from ._labels import chunk_labels, fit_labels, labels_from_codes, sample_class_weights
 from ._sparse import check_csr, issparse
 from ._threads import fastlr_threads
 from ._validation import FLOAT_DTYPES, check_device_features, check_sample_weight, to_host
@@ -115,7 +115,7 @@ class HostInput:
             if predict_codes is not None:
                 out = predict_codes(X, est.coef_, est.intercept_)
                 if out is not None and out[1]:
-                    return est.classes_.take(out[0])
+                    return labels_from_codes(est.classes_, out[0])
             scores = backend.decision_function(X, est.coef_, est.intercept_)
         self.check_scores(est, X, scores)
         return est._output(method, scores)

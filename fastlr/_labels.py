@@ -137,6 +137,28 @@ def _raise_unknown(y, unknown, classes):
     )
 
 
+def labels_from_codes(classes, codes):
+    """``classes.take(codes)``: the labels of class codes (``predict``).
+
+    When ``classes`` is ``0..k-1`` in the codes' own dtype (integer labels
+    0..k-1, the usual case) the labels *are* the codes, and ``codes`` is
+    returned as it is instead of being copied by a gather over n values.
+
+    Parameters
+    ----------
+    classes : ndarray of shape (n_classes,), sorted distinct labels
+    codes : ndarray of shape (n_samples,), integer in 0..n_classes-1 (a new array the caller owns)
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), classes' dtype
+    """
+    k = classes.shape[0]
+    if k and classes.dtype == codes.dtype and classes[0] == 0 and classes[k - 1] == k - 1:
+        return codes  # sorted, distinct integers from 0 to k - 1: exactly arange(k)
+    return classes.take(codes)
+
+
 def n_outputs(n_classes):
     """Rows of ``coef_`` for ``n_classes`` classes: 1 (sigmoid) for two, else one per class (softmax)."""
     return 1 if n_classes == 2 else n_classes

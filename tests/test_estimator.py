@@ -147,3 +147,28 @@ def test_backend_auto_is_reported():
 ])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([0, 1, 2], dtype=np.int64),   # 0..k-1 in the codes' dtype: the codes are returned
+    np.array([0, 1], dtype=np.int64),
+    np.array([0, 1, 2], dtype=np.int32),   # other dtypes and values: gathered from classes_
+    np.array([1, 2, 3], dtype=np.int64),
+    np.array([-1, 0, 1], dtype=np.int64),
+    np.array([0.0, 1.0, 2.0]),
+    np.array([False, True]),
+    np.array(["a", "b", "c"]),
+])
+def test_predict_labels_are_classes_of_the_largest_score(labels):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 4))
+    y = labels[rng.integers(0, len(labels), 300)]
+    model = LogisticRegression().fit(X, y)
+    got = model.predict(X)
+    scores = model.decision_function(X)
+    codes = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
+    expected = model.classes_[codes]
+    assert got.dtype == model.classes_.dtype == labels.dtype
+    np.testing.assert_array_equal(got, expected)
+    got[0] = got[1]  # the returned array is the caller's own: writing it leaves the model intact
+    np.testing.assert_array_equal(model.classes_, np.unique(y))
