@@ -15,8 +15,10 @@
     Read with ``pyarrow.csv``. A header row is required. The target is the
     column named ``target``, by default the last column; every other column
     must be numeric or boolean (``True``/``False``, as pandas writes them, are
-    the features 1 and 0, as in the estimator's DataFrame input; empty cells and
-    ``NaN`` become NaN). ``.txt`` is
+    the features 1 and 0, as in the estimator's DataFrame input). An empty
+    cell, ``NaN`` or ``inf`` is a DataFileError naming its column and line
+    (fastlr cannot train on missing values), as is a first line whose
+    every field is a number (data where the header belongs). ``.txt`` is
     tab-separated when its header line has a tab and no comma.
 ``.parquet`` / ``.pq``
     Read with ``pyarrow.parquet``; same target rule as CSV.
@@ -345,6 +347,13 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
     feature_names = [names[i] for i in feature_columns]
     if not feature_names:
         raise DataFileError(path, f"no feature columns besides the target {target!r}")
+    if first_line is not None and all(_is_float_text(n) for n in names):
+        raise DataFileError(
+            path, f"line 1 looks like data, not a header ({', '.join(names)[:60]!r}): a CSV file "
+                  "needs a header row naming its columns (the last one, or --target, is the label)")
+
+    def where(row):
+        return f"line {first_line + row}" if first_line is not None else f"row {row + 1}"
     X = np.empty((table.num_rows, len(feature_names)), dtype=dt or np.float64)
     for j, (i, name) in enumerate(zip(feature_columns, feature_names)):
         col = table.column(i)
@@ -353,20 +362,21 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
                 or pa.types.is_decimal(typ) or pa.types.is_boolean(typ)):
             values = col.to_pylist()
             bad = next((i for i, v in enumerate(values) if v is not None and not _is_float_text(v)), None)
-            where = ""
-            if bad is not None:
-                where = f" at line {first_line + bad}" if first_line is not None else f" at row {bad + 1}"
-                where += f" (value {str(values[bad])[:40]!r})"
-            raise DataFileError(path, f"column {name!r} is not numeric ({typ}){where}")
-        if pa.types.is_null(typ):
-            X[:, j] = np.nan
-        else:
-            X[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            at = "" if bad is None else f" at {where(bad)} (value {str(values[bad])[:40]!r})"
+            raise DataFileError(path, f"column {name!r} is not numeric ({typ}){at}")
+        if col.null_count:  # an empty field: fastlr cannot train on missing values
+            bad = int(pc.index(pc.is_null(col), True).as_py())
+            raise DataFileError(path, f"column {name!r} has a missing value at {where(bad)}")
+        X[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        finite = np.isfinite(X[:, j])
+        if not finite.all():  # "nan" / "inf" written out: the same, named where it is
+            bad = int(np.argmin(finite))
+            raise DataFileError(path, f"column {name!r} has the non-finite value {float(X[bad, j])!r} "
+                                      f"at {where(bad)}")
     ycol = table.column(names.index(target))
     if ycol.null_count:
         bad = int(pc.index(pc.is_null(ycol), True).as_py())
-        where = f"line {first_line + bad}" if first_line is not None else f"row {bad + 1}"
-        raise DataFileError(path, f"target column {target!r} has a missing value at {where}")
+        raise DataFileError(path, f"target column {target!r} has a missing value at {where(bad)}")
     y = ycol.to_numpy(zero_copy_only=False)
     if y.dtype == object:
         y = np.asarray(ycol.to_pylist(), dtype=str) if all(isinstance(v, str) for v in y) else y

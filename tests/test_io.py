@@ -127,12 +127,23 @@ def test_tsv_round_trips(tmp_path, arrays):
     np.testing.assert_array_equal(data.y, y)
 
 
-def test_csv_empty_cells_become_nan(tmp_path):
+def test_csv_missing_and_non_finite_values_are_named_by_column_and_line(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text("a,b,y\n1.5,,0\n2.5,3,1\n")
-    data = read_data(path)
-    assert np.isnan(data.X[0, 1])
-    np.testing.assert_array_equal(data.X[1], [2.5, 3.0])
+    path.write_text("a,b,y\n1.5,2,0\n2.5,,1\n")
+    assert error_of(path).endswith("column 'b' has a missing value at line 3")
+    path.write_text("a,b,y\n1.5,2,0\n2.5,3,1\nnan,3,1\n")
+    # pyarrow reads "nan", "NA", "null" as missing (its null_values)
+    assert error_of(path).endswith("column 'a' has a missing value at line 4")
+    path.write_text("a,b,y\n1.5,-inf,0\n")
+    assert error_of(path).endswith("column 'b' has the non-finite value -inf at line 2")
+
+
+def test_csv_without_a_header_row_is_an_error(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("1.5,2,0\n2.5,3,1\n")
+    assert "line 1 looks like data, not a header" in error_of(path)
+    path.write_text("x1,2,y\n1.5,2,0\n")  # a name that is a number among others: a header
+    np.testing.assert_array_equal(read_data(path).X, [[1.5, 2.0]])
 
 
 def test_parquet_round_trips(tmp_path, arrays):
@@ -422,9 +433,7 @@ def test_boolean_columns_are_zero_one_features(tmp_path, fmt):
     np.testing.assert_array_equal(data.y, frame["label"].to_numpy())
 
 
-def test_boolean_csv_column_with_missing_cell_is_nan(tmp_path):
+def test_boolean_csv_column_with_missing_cell_is_named(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("flag,label\nTrue,1\n,0\nFalse,1\n")
-    data = read_data(path)
-    np.testing.assert_array_equal(np.isnan(data.X[:, 0]), [False, True, False])
-    assert data.X[0, 0] == 1.0 and data.X[2, 0] == 0.0
+    assert error_of(path).endswith("column 'flag' has a missing value at line 3")

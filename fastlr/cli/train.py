@@ -654,7 +654,9 @@ def run_train(args, file=sys.stdout):
     if n_val:
         print(f"validation: {n_val} rows, log loss {val_ll:.6g}, accuracy {val_acc:.4f}", file=file)
     else:
-        print("validation: none (--val-fraction 0)", file=file)
+        why = ("--val-fraction 0" if not args.val_fraction
+               else f"--val-fraction {args.val_fraction:g} of {n_train} rows rounds to none")
+        print(f"validation: none ({why})", file=file)
     print(f"model saved to {args.out}", file=file)
     if args.plot:
         print(f"loss curve written to {args.plot}", file=file)
