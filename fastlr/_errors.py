@@ -19,3 +19,12 @@ class DataFileError(ValueError):
         self.path = os.fspath(path)
         self.problem = " ".join(str(problem).split())
         super().__init__(f"{self.path}: {self.problem}")
+
+    def __reduce__(self):
+        # pickle (joblib, dask workers) calls the class with .args, here the joined message
+        return type(self), (self.path, self.problem)
+
+
+# Its public home: tracebacks and reprs say fastlr.io.DataFileError, the name the README gives
+# (fastlr.io imports it from here; pickling finds it there too).
+DataFileError.__module__ = "fastlr.io"

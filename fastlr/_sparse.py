@@ -96,7 +96,7 @@ def check_csr(X, *, input_name="X", ensure_all_finite=True):
         msg = (f"column index {indices[where]} at position {where} of indices is out of range "
                f"for {d} columns")
     else:
-        msg = f"stored value {data[where]!r} at position {where} of data is NaN or infinite"
+        msg = f"stored value {float(data[where])!r} at position {where} of data is NaN or infinite"
         raise ValueError(f"Input {input_name} contains NaN or infinity: {msg}")
     raise ValueError(f"malformed sparse {input_name}: {msg}")
 

@@ -96,6 +96,10 @@ class ModelFileError(ValueError):
         self.problem = " ".join(str(problem).split())
         super().__init__(f"{self.path}: {self.problem}")
 
+    def __reduce__(self):
+        # pickle (joblib, dask workers) calls the class with .args, here the joined message
+        return type(self), (self.path, self.problem)
+
 
 # -- params as JSON -----------------------------------------------------------------------
 

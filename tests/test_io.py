@@ -437,3 +437,16 @@ def test_boolean_csv_column_with_missing_cell_is_named(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("flag,label\nTrue,1\n,0\nFalse,1\n")
     assert error_of(path).endswith("column 'flag' has a missing value at line 3")
+
+
+def test_file_errors_pickle_with_their_path_and_problem():
+    """joblib and dask send a worker's exception back pickled: it must rebuild as it was."""
+    import pickle
+
+    from fastlr.model_file import ModelFileError
+
+    for cls in (DataFileError, ModelFileError):
+        err = pickle.loads(pickle.dumps(cls("dir/x.csv", "line 3 is bad")))
+        assert type(err) is cls
+        assert (err.path, err.problem, str(err)) == ("dir/x.csv", "line 3 is bad", "dir/x.csv: line 3 is bad")
+    assert DataFileError.__module__ == "fastlr.io"  # the name tracebacks show is the public one
