@@ -270,8 +270,12 @@ def test_cli_idx_user_errors(mnist_dir, tmp_path):
         (["train", images, "--labels", images, "--out", tmp_path / "m.npz"], ["rank 1"]),
         (["train", images, "--labels", labels, "--pixel-scale", "dim", "--out", tmp_path / "m.npz"],
          ["--pixel-scale"]),
-        (["predict", tmp_path / "none.npz", images], ["nothing to do"]),
     ]
+    # a model, then predict on images without labels and without --out: nothing to do
+    result = run_cli("train", images, "--labels", labels, "--out", tmp_path / "ok.npz", "--epochs", "1",
+                     "--progress", "none")
+    assert result.returncode == 0, result.stderr
+    cases.append((["predict", tmp_path / "ok.npz", images], ["nothing to do", "has no labels"]))
     for args, fragments in cases:
         one_line_error(run_cli(*args), *fragments)
     assert not (tmp_path / "m.npz").exists()

@@ -146,6 +146,22 @@ def test_cli_predict_on_sparse_files(files, tmp_path):
         np.testing.assert_allclose(got[:, 1:], model.predict_proba(rows), rtol=1e-12)
 
 
+def test_cli_predict_scores_against_the_labels_the_file_carries(files, tmp_path):
+    """Without --labels and --out, predict on an svmlight file prints the accuracy against its labels."""
+    from fastlr.io import read_data
+
+    root, _, _ = files
+    model_path = tmp_path / "m.npz"
+    assert cli("train", root / "train.svm", "--out", model_path, "--backend", "cpu",
+               "--progress", "none").returncode == 0
+    result = cli("predict", model_path, root / "train.svm")
+    assert result.returncode == 0, result.stderr
+    data = read_data(root / "train.svm", n_features=load_model(model_path).n_features_in_)
+    expected = load_model(model_path).score(data.X, data.y)
+    n = data.X.shape[0]
+    assert f"accuracy {expected:.4f} ({round(expected * n)} of {n} rows) against the labels in" in result.stdout
+
+
 def test_cli_errors_are_one_line_and_write_nothing(files, tmp_path):
     root, _, _ = files
     bad = tmp_path / "bad.svm"

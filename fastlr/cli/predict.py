@@ -20,10 +20,12 @@ def add_parser(sub):
                          help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default auto: "
                               "1 unless some index is 0; give the base used in training)")
     predict.add_argument("--labels", metavar="LABELS",
-                         help="true labels of the rows (.npy or IDX): print the accuracy")
+                         help="true labels of the rows (.npy or IDX): print the accuracy (without it, "
+                              "the accuracy against the labels DATA carries, if any: svmlight, a "
+                              "table's label column, an .npz's y)")
     add_pixel_scale(predict)
     predict.add_argument("--out", metavar="CSV",
-                         help="predictions file (optional when --labels is given)")
+                         help="predictions file (optional when there are labels to score against)")
 
 
 
@@ -34,8 +36,6 @@ def run(args, file=sys.stdout):
     from ..io import read_data, write_predictions_csv
     from ..model_file import load_model
 
-    if args.out is None and args.labels is None:
-        raise ValueError("nothing to do: give --out CSV (predictions) and/or --labels LABELS (accuracy)")
     if args.out is not None:
         check_out_dir(args.out, "--out")
     pixel_scale = check_pixel_scale(args)
@@ -45,8 +45,11 @@ def run(args, file=sys.stdout):
     dataset = read_data(args.data, target=args.target, pixel_scale=pixel_scale, n_features=n_features,
                         zero_based=zero_based(args))
     X = dataset.X
+    # the labels the data file carries (svmlight, a table's target column, an .npz's y)
+    file_labels = dataset.y
     if (args.target is None and dataset.y is not None and X.shape[1] == n_features - 1
             and not issparse(X)):
+        file_labels = None
         # the default target (last column) was a feature: this table has no label column
         try:
             last = np.asarray(dataset.y, dtype=X.dtype)
@@ -57,7 +60,13 @@ def run(args, file=sys.stdout):
     if X.shape[1] != n_features:
         raise ValueError(f"{args.data}: {X.shape[1]} feature columns, but {args.model} "
                          f"expects {n_features}")
-    labels = load_labels(args.labels, X.shape[0], args.data) if args.labels is not None else None
+    if args.labels is not None:
+        labels, against = load_labels(args.labels, X.shape[0], args.data), args.labels
+    else:
+        labels, against = file_labels, f"the labels in {args.data}"
+    if args.out is None and labels is None:
+        raise ValueError(f"nothing to do: {args.data} has no labels; give --out CSV (predictions) "
+                         "and/or --labels LABELS (accuracy)")
     predictions = model.predict(X)
     if args.out is not None:
         proba = model.predict_proba(X) if args.proba else None
@@ -65,5 +74,5 @@ def run(args, file=sys.stdout):
         print(f"{len(predictions)} predictions written to {args.out}", file=file)
     if labels is not None:
         hits = int(np.sum(predictions == labels))
-        print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {args.labels}",
+        print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {against}",
               file=file)
