@@ -276,7 +276,7 @@ def test_block_sums_do_not_depend_on_scratch_placement(gap):
     def run(z, e, bits, dz, acc_block):
         acc = np.zeros(X.shape[1] + 2)
         cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, bits, dz, acc_block),
-                         coef, cpu._max_abs_exponent(coef.reshape(1, -1)))
+                         cpu._max_abs_exponent(coef.reshape(1, -1)))
         return acc
 
     separate = run(np.empty(B), np.empty(B), np.empty(B, np.int64), np.empty(B), np.empty(37))

@@ -166,7 +166,7 @@ def _add_weighted_rows(X, s0, m, g, out):
 
 
 @njit(**_JIT)
-def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, w64, ew):
+def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, ew):
     """Add the weighted sums of rows ``start:stop`` of a binary model into ``acc``.
 
     Parameters
@@ -191,11 +191,9 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
     acc : ndarray of shape (d + 2,), float64
         Receives Σ s dz x_j (columns < d), Σ s dz (column d), Σ s loss (column d + 1).
     scratch : tuple from :func:`_block_scratch`
-    w64 : ndarray of shape (d,), float64
-        ``w`` before rounding to X's dtype: a score that overflowed is formed
-        again from it by :func:`_scaled_score`, so finite X and w never give NaN.
     ew : int
-        :func:`_max_abs_exponent` of ``w64``.
+        :func:`_max_abs_exponent` of ``w``: a score that overflowed is formed
+        again by :func:`_scaled_score`, so finite X and w never give NaN.
     """
     z, e, bits, dz, acc_block = scratch
     d = X.shape[1]
@@ -221,7 +219,7 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
         for r in range(m):  # the rare path: a score beyond X's precision (or float64)
             if not math.isfinite(z[r]):
                 ex = _row_exponent(X, s0 + r)
-                z[r] = math.ldexp(_scaled_score(X, s0 + r, w64, b, ex, ew), ex + ew)
+                z[r] = math.ldexp(_scaled_score(X, s0 + r, w, b, ex, ew), ex + ew)
         _exp_neg_abs(z, m, e, bits)
         # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
         # that both stores and reduces gets a runtime alias check from LLVM, and
@@ -544,7 +542,7 @@ def binary_loss_grad(X, y, sample_weight, w, b, loss_id):
     partial = np.zeros((n_chunks, d + 2))
     for c in prange(n_chunks):
         _binary_rows(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
-                     w, b, loss_id, partial[c], _block_scratch(d, X.dtype), w, ew)
+                     w, b, loss_id, partial[c], _block_scratch(d, X.dtype), ew)
     total = np.zeros(d + 2)
     for c in range(n_chunks):
         total += partial[c]
@@ -856,11 +854,13 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
                     sw_batch[r] = sample_weight[rows[start + r]]
             Xb, yb, swb, lo, hi = X_batch, y_batch, sw_batch, 0, stop - start
         acc[:] = 0.0
-        W_x[:] = W  # scores in X's precision, as in the full-gradient kernels
         ew = _max_abs_exponent(W)
+        # Scores as in the full-gradient kernels: float64 for the binary model,
+        # X's precision (the coefficients rounded to it) for the softmax model.
         if k == 1:
-            _binary_rows(Xb, yb, swb, lo, hi, W_x[0], b[0], loss_id, acc[0], scratch, W[0], ew)
+            _binary_rows(Xb, yb, swb, lo, hi, W[0], b[0], loss_id, acc[0], scratch, ew)
         else:
+            W_x[:] = W
             _softmax_rows(Xb, yb, swb, lo, hi, W_x, b, loss_id, acc, softmax_scratch, W, ew)
         loss_sum = acc[0, d + 1]
         eta = eta0 / (step0 + step + 1.0) ** power_t
