@@ -87,6 +87,31 @@ def test_cpu_matches_numpy_backend(loss, k, dtype, shape, weighted):
     assert np.shape(cpu[1]) == np.shape(coef) and np.shape(cpu[2]) == np.shape(intercept)
 
 
+@pytest.mark.parametrize("shape", [(37, 9), (2 * CHUNK_ROWS + 7, 37)], ids=lambda s: f"n={s[0]},d={s[1]}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [8, 10, 11])
+def test_multinomial_kernel_with_several_class_tiles_matches_numpy_backend(k, dtype, shape):
+    """k >= 8: two or more 4-class tiles per row tile, and 0-3 classes left over.
+
+    The case that once ran every gradient tile on its scalar fallback (see
+    ``_block_grad``); the result must not depend on which path ran.
+    """
+    X, y, coef, intercept, sw = make_problem(*shape, k, dtype, True, seed=11)
+    cpu = fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw, backend="cpu")
+    ref = fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw, backend="numpy")
+    if dtype == np.float32:
+        loss_tol, grad_tol, grad_b_tol = float32_kernel_bound(X, coef, intercept, sw)
+        assert abs(cpu[0] - ref[0]) <= loss_tol + 1e-12 * abs(ref[0])
+        assert np.all(np.abs(cpu[1] - ref[1]) <= grad_tol)
+        assert np.all(np.abs(np.asarray(cpu[2]) - ref[2]) <= grad_b_tol)
+    else:
+        rtol = tolerance(dtype)
+        scale = np.max(np.abs(ref[1]))
+        np.testing.assert_allclose(cpu[0], ref[0], rtol=rtol)
+        np.testing.assert_allclose(cpu[1], ref[1], rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(cpu[2], ref[2], rtol=rtol, atol=rtol * scale)
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("shape", [(1, 3), (5, 1), (23, 4)], ids=lambda s: f"n={s[0]},d={s[1]}")
 @pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
