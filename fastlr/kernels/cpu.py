@@ -201,19 +201,21 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
     for s0 in range(start, stop, BLOCK_ROWS):
         m = min(BLOCK_ROWS, stop - s0)
         # Scores two rows at a time (each w[j] loaded once for both), then the odd row.
+        # The sums start at zero and run over all of d (from the j = 0 product, d - 1
+        # terms left a scalar remainder of up to 15 iterations per row pair at d = 64).
         r = 0
         while r + 2 <= m:
-            z0 = X[s0 + r, 0] * w[0]
-            z1 = X[s0 + r + 1, 0] * w[0]
-            for j in range(1, d):
+            z0 = 0.0
+            z1 = 0.0
+            for j in range(d):
                 z0 += X[s0 + r, j] * w[j]
                 z1 += X[s0 + r + 1, j] * w[j]
             z[r] = z0 + b
             z[r + 1] = z1 + b
             r += 2
         if r < m:
-            zr = X[s0 + r, 0] * w[0]
-            for j in range(1, d):
+            zr = 0.0
+            for j in range(d):
                 zr += X[s0 + r, j] * w[j]
             z[r] = zr + b
         for r in range(m):  # the rare path: a score beyond X's precision (or float64)
