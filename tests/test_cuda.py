@@ -369,3 +369,25 @@ def test_float32_kernels_compile_to_ptx_without_f64():
     for line in lines:
         d, k, name, n_f64 = line.split()[:4]
         assert n_f64 == "0", f"float64 instructions in the float32 {name} kernel (d={d}, k={k}): {line}"
+
+
+def test_cuda_backend_without_a_gpu_is_one_clear_error():
+    """backend="cuda" where no GPU can run the kernels: a one-line ValueError, not numba's driver error."""
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(fastlr.__file__)),
+                                         env.get("PYTHONPATH", "")])
+    code = ("import numpy as np, fastlr\n"
+            "ok, why = fastlr.backends.cuda.usable()\n"
+            "print('usable' if ok else 'unusable')\n"
+            "try:\n"
+            "    fastlr.LogisticRegression(backend='cuda').fit(np.eye(4), [0, 1, 0, 1])\n"
+            "except ValueError as exc:\n"
+            "    print(exc)\n")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    if lines[0] == "usable":
+        pytest.skip("a GPU is usable here")
+    assert len(lines) == 2, run.stdout
+    assert lines[1].startswith("backend='cuda': no usable GPU here (") and "backend='cpu'" in lines[1]

@@ -116,7 +116,8 @@ def get_backend(name, **options):
     Raises
     ------
     ValueError
-        If ``name`` is not a known backend.
+        If ``name`` is not a known backend, or for "cuda" where no GPU can run
+        the kernels (no driver, no device), in one line.
     ImportError
         For "cuda" without the numba-cuda package (for "dask" without dask: when it trains).
     """

@@ -111,7 +111,19 @@ class CUDABackend:
     arithmetic_in_input_dtype = True
 
     def __init__(self):
+        """Raises ValueError, in one line, when no GPU can run the kernels (see :func:`usable`).
+
+        Under ``NUMBA_ENABLE_CUDASIM=1`` (the tests' CUDA simulator) the backend is built
+        without a device. Without this check, the first kernel launch raised numba's
+        ``CudaSupportError``, seven lines about driver libraries.
+        """
         self.cuda = _cuda()
+        from numba import config
+        if not config.ENABLE_CUDASIM:
+            ok, detail = usable()
+            if not ok:
+                raise ValueError(f"backend='cuda': no usable GPU here ({detail}); use "
+                                   "backend='cpu', or 'auto' to take the GPU only where there is one")
 
     # -- placement ------------------------------------------------------------------------
 

@@ -60,6 +60,6 @@ def main(argv=None):
                 print(f"fastlr {args.command}: error: {message}", file=sys.stderr)
                 return EXIT_USAGE
     except (ValueError, TypeError, OSError) as exc:
-        print(f"fastlr: error: {exc}", file=sys.stderr)
+        print(f"fastlr {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
