@@ -353,10 +353,17 @@ PTX_CHECK = textwrap.dedent("""
 """)
 
 
-def test_float32_kernels_compile_to_ptx_without_f64():
+def _env_without_simulator():
+    """This process's environment for a child that sees the real driver: no CUDA simulator,
+    and this checkout of fastlr first on its path."""
     env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(fastlr.__file__)),
                                          env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_float32_kernels_compile_to_ptx_without_f64():
+    env = _env_without_simulator()
     probe = subprocess.run([sys.executable, "-c", "from numba import cuda; from numba.cuda.cudadrv "
                             "import nvvm; nvvm.NVVM()"], env=env, capture_output=True, text=True)
     if probe.returncode != 0:
@@ -373,9 +380,7 @@ def test_float32_kernels_compile_to_ptx_without_f64():
 
 def test_cuda_backend_without_a_gpu_is_one_clear_error():
     """backend="cuda" where no GPU can run the kernels: a one-line ValueError, not numba's driver error."""
-    env = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(fastlr.__file__)),
-                                         env.get("PYTHONPATH", "")])
+    env = _env_without_simulator()
     code = ("import numpy as np, fastlr\n"
             "ok, why = fastlr.backends.cuda.usable()\n"
             "print('usable' if ok else 'unusable')\n"

@@ -64,6 +64,25 @@ def float32_kernel_bound(X, coef, intercept, sw):
     return loss, np.broadcast_to(grad, np.shape(coef)), grad_b
 
 
+def assert_cpu_matches_reference(cpu, ref, X, coef, intercept, sw):
+    """(loss, grad coef, grad intercept) of the CPU kernel against the float64 numpy backend.
+
+    float32 X: within :func:`float32_kernel_bound`; float64 X: within :func:`tolerance`,
+    relative to the largest gradient component.
+    """
+    if X.dtype == np.float32:
+        loss_tol, grad_tol, grad_b_tol = float32_kernel_bound(X, coef, intercept, sw)
+        assert abs(cpu[0] - ref[0]) <= loss_tol + 1e-12 * abs(ref[0])
+        assert np.all(np.abs(cpu[1] - ref[1]) <= grad_tol)
+        assert np.all(np.abs(np.asarray(cpu[2]) - ref[2]) <= grad_b_tol)
+    else:
+        rtol = tolerance(X.dtype)
+        np.testing.assert_allclose(cpu[0], ref[0], rtol=rtol)
+        scale = np.max(np.abs(ref[1]))
+        np.testing.assert_allclose(cpu[1], ref[1], rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(cpu[2], ref[2], rtol=rtol, atol=rtol * scale)
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"n={s[0]},d={s[1]}")
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -73,17 +92,7 @@ def test_cpu_matches_numpy_backend(loss, k, dtype, shape, weighted):
     X, y, coef, intercept, sw = make_problem(*shape, k, dtype, weighted)
     cpu = fastlr.loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw, backend="cpu")
     ref = fastlr.loss_grad(X, y, coef, intercept, loss=loss, sample_weight=sw, backend="numpy")
-    if dtype == np.float32:
-        loss_tol, grad_tol, grad_b_tol = float32_kernel_bound(X, coef, intercept, sw)
-        assert abs(cpu[0] - ref[0]) <= loss_tol + 1e-12 * abs(ref[0])
-        assert np.all(np.abs(cpu[1] - ref[1]) <= grad_tol)
-        assert np.all(np.abs(np.asarray(cpu[2]) - ref[2]) <= grad_b_tol)
-    else:
-        rtol = tolerance(dtype)
-        np.testing.assert_allclose(cpu[0], ref[0], rtol=rtol)
-        scale = np.max(np.abs(ref[1]))
-        np.testing.assert_allclose(cpu[1], ref[1], rtol=rtol, atol=rtol * scale)
-        np.testing.assert_allclose(cpu[2], ref[2], rtol=rtol, atol=rtol * scale)
+    assert_cpu_matches_reference(cpu, ref, X, coef, intercept, sw)
     assert np.shape(cpu[1]) == np.shape(coef) and np.shape(cpu[2]) == np.shape(intercept)
 
 
@@ -99,17 +108,7 @@ def test_multinomial_kernel_with_several_class_tiles_matches_numpy_backend(k, dt
     X, y, coef, intercept, sw = make_problem(*shape, k, dtype, True, seed=11)
     cpu = fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw, backend="cpu")
     ref = fastlr.loss_grad(X, y, coef, intercept, sample_weight=sw, backend="numpy")
-    if dtype == np.float32:
-        loss_tol, grad_tol, grad_b_tol = float32_kernel_bound(X, coef, intercept, sw)
-        assert abs(cpu[0] - ref[0]) <= loss_tol + 1e-12 * abs(ref[0])
-        assert np.all(np.abs(cpu[1] - ref[1]) <= grad_tol)
-        assert np.all(np.abs(np.asarray(cpu[2]) - ref[2]) <= grad_b_tol)
-    else:
-        rtol = tolerance(dtype)
-        scale = np.max(np.abs(ref[1]))
-        np.testing.assert_allclose(cpu[0], ref[0], rtol=rtol)
-        np.testing.assert_allclose(cpu[1], ref[1], rtol=rtol, atol=rtol * scale)
-        np.testing.assert_allclose(cpu[2], ref[2], rtol=rtol, atol=rtol * scale)
+    assert_cpu_matches_reference(cpu, ref, X, coef, intercept, sw)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
