@@ -23,46 +23,48 @@ CACHE_LINE = 64
 # llvm.prefetch(address, rw, locality, cache type): a read (0) into the data
 # cache (1), with locality 2 (x86 prefetcht1: into L2, not L1, so that a block
 # larger than L1 at d = 784 does not evict the rows being computed on).
-_READ, _LOCALITY_L2, _DATA_CACHE = 0, 2, 1
+_READ, _WRITE, _LOCALITY_L1, _LOCALITY_L2, _DATA_CACHE = 0, 1, 3, 2, 1
 
 
-@intrinsic
-def prefetch_rows(typingctx, X, start, stop):
-    """Hint that rows ``start:stop`` of ``X`` will be read soon.
+def _make_prefetch(rw, locality):
+    @intrinsic
+    def prefetch(typingctx, X, start, stop):
+        if not (isinstance(X, types.Array) and X.ndim in (1, 2)):
+            return None
 
-    Parameters
-    ----------
-    X : ndarray of shape (n, d)
-        Rows ``start:stop`` span the bytes ``[start, stop) × X.strides[0]``
-        from the data pointer: all of them when X is C-contiguous, and a
-        harmless hint within the buffer otherwise.
-    start, stop : int
-        Row range with ``0 <= start <= stop <= n`` (the caller clamps it; a
-        prefetch outside the array would not fault, but would waste a
-        memory access).
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            data = builder.ptrtoint(ary.data, args[1].type)
+            row_bytes = cgutils.unpack_tuple(builder, ary.strides, sig.args[0].ndim)[0]
+            line = ir.Constant(data.type, CACHE_LINE)
+            first = builder.add(data, builder.mul(args[1], row_bytes))
+            first = builder.and_(first, ir.Constant(data.type, -CACHE_LINE))  # the line holding it
+            last = builder.add(data, builder.mul(args[2], row_bytes))
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+            with cgutils.for_range_slice(builder, first, last, line) as (address, _):
+                builder.call(fn, [builder.inttoptr(address, i8p), i32(rw), i32(locality), i32(_DATA_CACHE)])
+            return context.get_dummy_value()
 
-    Returns
-    -------
-    None
-    """
-    if not (isinstance(X, types.Array) and X.ndim == 2):
-        return None
+        return types.none(X, types.intp, types.intp), codegen
 
-    def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        start_row, stop_row = args[1], args[2]
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        data = builder.bitcast(ary.data, i8p)
-        row_bytes = cgutils.unpack_tuple(builder, ary.strides, 2)[0]
-        first = builder.mul(start_row, row_bytes)
-        last = builder.mul(stop_row, row_bytes)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-        step = ir.Constant(first.type, CACHE_LINE)
-        with cgutils.for_range_slice(builder, first, last, step) as (offset, _):
-            builder.call(fn, [builder.gep(data, [offset]),
-                              i32(_READ), i32(_LOCALITY_L2), i32(_DATA_CACHE)])
-        return context.get_dummy_value()
+    return prefetch
 
-    return types.none(X, types.intp, types.intp), codegen
+
+#: ``prefetch_rows(X, start, stop)``: hint that rows ``start:stop`` of the 1-D
+#: or 2-D array ``X`` (elements, for 1-D) will be read soon, into L2 (see the
+#: module's note).
+#:
+#: Rows ``start:stop`` are the bytes ``[start, stop) × X.strides[0]`` from the
+#: data pointer, one hint per cache line: all of them when X is C-contiguous,
+#: a harmless hint within the buffer otherwise. Callers keep
+#: ``0 <= start <= stop <= len(X)`` (a prefetch outside the array would not
+#: fault, but would waste a memory access).
+prefetch_rows = _make_prefetch(_READ, _LOCALITY_L2)
+
+#: ``prefetch_rows_for_write(X, start, stop)``: the same for rows about to be
+#: updated (``acc[j] += ...`` at a random row j): x86 ``prefetchw``, the line
+#: fetched for ownership into L1, so the store does not wait for it.
+prefetch_rows_for_write = _make_prefetch(_WRITE, _LOCALITY_L1)
