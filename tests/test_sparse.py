@@ -200,6 +200,29 @@ def test_sgd_epoch_matches_dense_sgd(loss, k, weighted, shuffle_rows):
     np.testing.assert_allclose(ls, ln, rtol=1e-10)
 
 
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "multinomial"])
+def test_sgd_epoch_with_coefficients_beyond_cache_matches_numpy_reference(k):
+    """Wide enough that the epoch prefetches the next row's coefficients (a hint: same steps)."""
+    d = cpu_sparse.SGD_PREFETCH_MIN_BYTES // (8 * k) + 1000
+    assert k * d * 8 > cpu_sparse.SGD_PREFETCH_MIN_BYTES
+    X = make_csr(300, d, 6, seed=10)
+    y, _, _, sw = make_targets(300, d, k, True, seed=10)
+    rng = np.random.default_rng(10)
+    W0 = rng.standard_normal((k, d)) * 0.1
+    b0 = rng.standard_normal(k) * 0.1
+    schedule = SGDSchedule(alpha=0.01, fit_intercept=True, eta0=0.5, power_t=0.5, step0=0, batch_size=16)
+    order = rng.permutation(-(-300 // 16))
+    rows = rng.permutation(300)
+    Ws, bs = W0.copy(), b0.copy()
+    Wn, bn = W0.copy(), b0.copy()
+    ls, ns = _run_epoch(CPUBackend(), X, y, sw, Ws, bs, 0, schedule, order, rows)
+    ln, nn = _run_epoch(NumpyBackend(), X, y, sw, Wn, bn, 0, schedule, order, rows)
+    assert ns == nn == len(order)
+    np.testing.assert_allclose(ls, ln, rtol=1e-10)
+    np.testing.assert_allclose(Ws, Wn, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bs, bn, rtol=1e-9, atol=1e-12)
+
+
 def test_sgd_scale_renormalisation_matches_dense():
     """Strong shrinkage drives wscale below WSCALE_MIN many times within the epoch."""
     X = make_csr(400, 20, 4, seed=9)
