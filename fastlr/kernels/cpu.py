@@ -19,6 +19,8 @@ Design notes:
   ``dz`` and every sum across blocks and chunks are float64. A row whose
   score overflowed its precision is formed again in float64 with
   power-of-two rescaling (exact losses for finite input).
+* While a block is computed on from cache, the next block's rows are
+  prefetched (:mod:`fastlr.kernels._prefetch`), so memory stays busy.
 * ``fastmath`` allows only re-association and contraction (so the dot
   product vectorises); NaN/inf semantics stay IEEE.
 """

@@ -31,6 +31,10 @@ Design:
   memory is therefore at most ``MAX_BLOCKS · k · (d + 2) · 8`` bytes (not one
   partial per 2,048-row chunk, which at a million columns would be
   gigabytes), and the result is bitwise identical for any number of threads.
+* **Software prefetch** (:mod:`fastlr.kernels._prefetch`): the gather asks for
+  the coefficient row, the scatter for the partial-sum row (for writing),
+  :data:`PREFETCH_NNZ` stored values ahead, so that their cache misses
+  overlap instead of queueing one at a time (a hint: no value changes).
 * All arithmetic is float64; float32 values are converted in registers.
 * SGD keeps ``W = wscale · V`` (Bottou's SGD, scikit-learn's
   ``WeightVector``): the L2 shrinkage of a step multiplies ``wscale``, and only
