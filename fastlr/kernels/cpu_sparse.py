@@ -154,16 +154,28 @@ def _block_partials(indptr, d, k, width):
 
 
 @njit(inline="always")
+def _hint_read(indices, p, A):
+    """Prefetch row ``indices[p + PREFETCH_NNZ]`` of ``A`` (clamped to the last stored value)."""
+    ahead = indices[min(p + PREFETCH_NNZ, indices.shape[0] - 1)]
+    prefetch_rows(A, ahead, ahead + 1)
+
+
+@njit(inline="always")
+def _hint_write(indices, p, A):
+    """:func:`_hint_read` for a row about to be updated (fetched for writing)."""
+    ahead = indices[min(p + PREFETCH_NNZ, indices.shape[0] - 1)]
+    prefetch_rows_for_write(A, ahead, ahead + 1)
+
+
+@njit(inline="always")
 def _row_scores(data, indices, indptr, i, W_T, b, z):
     """``z[c] = x_i · W[c] + b[c]`` for row ``i`` (W given as its (d, k) transpose), float64;
     the products summed from the row's first stored value, the intercept added last."""
     k = z.shape[0]
-    last = indices.shape[0] - 1
     for c in range(k):
         z[c] = 0.0
     for p in range(indptr[i], indptr[i + 1]):
-        ahead = indices[min(p + PREFETCH_NNZ, last)]
-        prefetch_rows(W_T, ahead, ahead + 1)
+        _hint_read(indices, p, W_T)
         j = indices[p]
         v = np.float64(data[p])
         for c in range(k):
@@ -177,11 +189,9 @@ def _scatter_rows(data, indices, indptr, r0, r1, D, acc, squared):
     """``acc[j, c] += D[i, c] · x_ij`` (``x_ij²`` when ``squared``) for rows ``r0 ≤ i < r1``:
     the scatter sweep of the k-column kernels, rows and stored values in order."""
     k = D.shape[1]
-    last = indices.shape[0] - 1
     for i in range(r0, r1):
         for p in range(indptr[i], indptr[i + 1]):
-            ahead = indices[min(p + PREFETCH_NNZ, last)]
-            prefetch_rows_for_write(acc, ahead, ahead + 1)
+            _hint_write(indices, p, acc)
             j = indices[p]
             v = np.float64(data[p])
             if squared:
@@ -224,7 +234,6 @@ def binary_loss_grad(data, indices, indptr, n_features, y, sample_weight, w, b, 
     bounds, partial = _block_partials(indptr, d, 1, d + 2)
     dz = np.empty(n)
     weighted = sample_weight.shape[0] > 0
-    last = indices.shape[0] - 1
     for t in prange(partial.shape[0]):
         acc = partial[t]
         acc[:] = 0.0
@@ -233,8 +242,7 @@ def binary_loss_grad(data, indices, indptr, n_features, y, sample_weight, w, b, 
         for i in range(bounds[t], bounds[t + 1]):
             z = 0.0
             for p in range(indptr[i], indptr[i + 1]):
-                ahead = indices[min(p + PREFETCH_NNZ, last)]  # as in _row_scores
-                prefetch_rows(w, ahead, ahead + 1)
+                _hint_read(indices, p, w)
                 z += np.float64(data[p]) * w[indices[p]]
             z += b
             loss, g = _binary_loss_dz(loss_id, z, math.exp(-abs(z)), np.float64(y[i]))
@@ -247,8 +255,7 @@ def binary_loss_grad(data, indices, indptr, n_features, y, sample_weight, w, b, 
         for i in range(bounds[t], bounds[t + 1]):
             g = dz[i]
             for p in range(indptr[i], indptr[i + 1]):
-                ahead = indices[min(p + PREFETCH_NNZ, last)]  # as in _scatter_rows
-                prefetch_rows_for_write(acc, ahead, ahead + 1)
+                _hint_write(indices, p, acc)
                 acc[indices[p]] += g * np.float64(data[p])
         acc[d] += dz_sum
         acc[d + 1] += loss_sum
@@ -345,7 +352,6 @@ def log_loss_hess_vec(data, indices, indptr, n_features, sample_weight, W, b, V,
     bounds, partial = _block_partials(indptr, d, k, (d + 1) * k)
     D = np.empty((n, k))
     weighted = sample_weight.shape[0] > 0
-    last = indices.shape[0] - 1
     for t in prange(partial.shape[0]):
         flat = partial[t]
         flat[:] = 0.0
@@ -358,9 +364,8 @@ def log_loss_hess_vec(data, indices, indptr, n_features, sample_weight, W, b, V,
                 z = 0.0
                 ui = 0.0
                 for p in range(indptr[i], indptr[i + 1]):
-                    ahead = indices[min(p + PREFETCH_NNZ, last)]  # as in _row_scores
-                    prefetch_rows(W_T, ahead, ahead + 1)
-                    prefetch_rows(V_T, ahead, ahead + 1)
+                    _hint_read(indices, p, W_T)
+                    _hint_read(indices, p, V_T)
                     j = indices[p]
                     v = np.float64(data[p])
                     z += v * W_T[j, 0]
@@ -374,9 +379,8 @@ def log_loss_hess_vec(data, indices, indptr, n_features, sample_weight, W, b, V,
                     e[c] = b[c]
                     u[c] = vb[c]
                 for p in range(indptr[i], indptr[i + 1]):
-                    ahead = indices[min(p + PREFETCH_NNZ, last)]
-                    prefetch_rows(W_T, ahead, ahead + 1)
-                    prefetch_rows(V_T, ahead, ahead + 1)
+                    _hint_read(indices, p, W_T)
+                    _hint_read(indices, p, V_T)
                     j = indices[p]
                     v = np.float64(data[p])
                     for c in range(k):
