@@ -464,6 +464,18 @@ def _bad_svmlight_line(lines, first_line=1):
     return None
 
 
+def _unreadable_svmlight(path, exc, n_features, zero_based):
+    """The DataFileError for a file that scikit-learn's reader refused, with what to change."""
+    if n_features is not None and "n_features was set to" in str(exc):
+        base = {True: "0-based (--index-base 0)", False: "1-based (--index-base 1)"}.get(
+            zero_based, "with the index base guessed from the file (--index-base auto)")
+        other = {True: "1", False: "0"}.get(zero_based)
+        hint = f"; if its indices start at {other}, give --index-base {other}" if other else ""
+        return DataFileError(path, f"has a column index beyond n_features={n_features} (the model's "
+                                   f"width, or --n-features), read {base}{hint}")
+    return DataFileError(path, f"not a readable svmlight/libsvm file ({exc})")
+
+
 def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
     from sklearn.datasets import load_svmlight_file
 
@@ -477,7 +489,7 @@ def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
                 where = _bad_svmlight_line(f)
         if where is not None:
             raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': {where[1]!r}") from None
-        raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
+        raise _unreadable_svmlight(path, exc, n_features, zero_based) from None
     return Dataset(X.tocsr(), y, None)
 
 
@@ -602,7 +614,7 @@ def _parse_svmlight_chunk(path, first_line, blob, *, dtype, n_features, zero_bas
         if where is not None:
             raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': "
                                       f"{where[1]!r}") from None
-        raise DataFileError(path, f"not a readable svmlight/libsvm file ({exc})") from None
+        raise _unreadable_svmlight(path, exc, n_features, zero_based) from None
 
 
 @dataclass

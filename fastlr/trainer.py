@@ -525,8 +525,11 @@ def train_newton_cg(objective, theta0, options):
     return theta, options.max_iter, curve, False, False
 
 
-class _NoImprovement:
-    """scikit-learn's SGD stopping rule: ``n`` epochs without improving the best loss by ``tol``."""
+class NoImprovement:
+    """scikit-learn's SGD stopping rule: ``n`` epochs without improving the best loss by ``tol``.
+
+    Used by the trainer's SGD loop and by ``fastlr train --chunk-rows``'s streamed epochs.
+    """
 
     def __init__(self, tol, patience):
         self.tol = tol
@@ -572,7 +575,7 @@ def train_gd(objective, theta0, options):
     value, grad = objective(theta)
     curve = []
     eta = options.eta0
-    no_gain = _NoImprovement(options.tol, options.n_iter_no_change)
+    no_gain = NoImprovement(options.tol, options.n_iter_no_change)
     tol = -1.0 if options.tol is None else options.tol
 
     def stop_short(n_iter, reason, advice):
@@ -673,7 +676,7 @@ def train_sgd(backend, data, loss_id, W, b, alpha, fit_intercept, options, step0
     n_batches = -(-n // options.batch_size)
     rng = check_random_state(options.random_state)
     max_epochs = options.max_iter if max_epochs is None else max_epochs
-    no_gain = _NoImprovement(options.tol, options.n_iter_no_change)
+    no_gain = NoImprovement(options.tol, options.n_iter_no_change)
     eta = options.eta0
     power_t = options.power_t if options.learning_rate == "invscaling" else 0.0
     curve = []

@@ -179,3 +179,38 @@ def test_cli_errors_are_one_line_and_write_nothing(files, tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert not os.path.exists(tmp_path / "m.npz")
+
+
+def test_cli_predict_with_the_wrong_index_base_says_which_to_give(tmp_path):
+    """A 1-based file read 0-based has an index one past the model's width: the error says so."""
+    one_based = tmp_path / "one.svm"
+    one_based.write_text("".join(f"{i % 2} 1:{i} 2:{-i} 3:{i * i % 7}\n" for i in range(40)))
+    model_path = tmp_path / "m.npz"
+    trained = cli("train", one_based, "--out", model_path, "--backend", "cpu", "--progress", "none")
+    assert trained.returncode == 0, trained.stderr
+    assert load_model(model_path).n_features_in_ == 3  # auto: read as 1-based
+    result = cli("predict", model_path, one_based, "--index-base", "0", "--out", tmp_path / "p.csv")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "beyond n_features=3" in result.stderr and "--index-base 1" in result.stderr
+    assert not os.path.exists(tmp_path / "p.csv")
+
+
+def test_cli_streamed_sgd_stops_on_tol_and_warns_when_it_runs_out_of_epochs(files, tmp_path):
+    """--chunk-rows applies --tol as fit does (n_iter_no_change = 5 epochs without a gain of tol)."""
+    root, _, _ = files
+    common = ["train", root / "train.svm", "--out", tmp_path / "m.npz", "--solver", "sgd",
+              "--chunk-rows", "100", "--random-state", "0", "--backend", "cpu", "--progress", "none"]
+    # A gain of 10 in the mean log loss never happens: the first epoch sets the best loss and
+    # the five after it miss it, so the run stops after 6 epochs (scikit-learn's rule, as fit).
+    stopped = cli(*common, "--epochs", "20", "--tol", "10")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "sgd, loss log_loss: 6 epochs" in stopped.stdout and "warning" not in stopped.stderr
+    # Two epochs cannot show five without a gain: all run, and the stop short of tol is said.
+    short = cli(*common, "--epochs", "2", "--tol", "1e-12")
+    assert short.returncode == 0, short.stderr
+    assert "sgd, loss log_loss: 2 epochs" in short.stdout
+    assert "warning: sgd failed to converge in 2 epochs" in short.stderr
+    # --tol none: all epochs, no warning.
+    every = cli(*common, "--epochs", "3", "--tol", "none")
+    assert every.returncode == 0 and "3 epochs" in every.stdout and "warning" not in every.stderr

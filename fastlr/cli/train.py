@@ -464,6 +464,7 @@ def _fit_sgd_streamed(args, seed, classes, chunks, n, is_val, y_all, resume_stat
     """
     from .. import LogisticRegression
     from .._progress import Progress
+    from ..trainer import NoImprovement
 
     n_val = int(is_val.sum())
     n_train = n - n_val
@@ -509,6 +510,14 @@ def _fit_sgd_streamed(args, seed, classes, chunks, n, is_val, y_all, resume_stat
             out += [sums[part][0] / count, sums[part][1] / count] if count else [None, None]
         return out
 
+    # --tol as in fit: stop once the epoch loss has not improved by tol for n_iter_no_change
+    # epochs (learning_rate="adaptive" would lower eta0 there instead, which partial_fit
+    # cannot: it only warns), replayed over the epochs of a resumed run.
+    patience = run.model.n_iter_no_change
+    no_gain = NoImprovement(args.tol, patience)
+    for value in run.epoch_losses:
+        no_gain.update(value)
+    converged = False
     progress = Progress(args.epochs, "fastlr train", mode=args.progress, unit="epoch",
                         initial=run.epoch)
     with _interruptible(run, args, progress):
@@ -522,6 +531,14 @@ def _fit_sgd_streamed(args, seed, classes, chunks, n, is_val, y_all, resume_stat
                             samples_per_s=f"{n_train / max(seconds, 1e-9):.3g}")
             if run.stopped_early:
                 break
+            stalled = no_gain.update(train_obj)
+            converged = converged or stalled
+            if stalled and args.learning_rate != "adaptive":
+                break
+    if args.tol is not None and not converged and not run.stopped_early:
+        print(f"fastlr train: warning: sgd failed to converge in {run.epoch} epochs: the epoch "
+              f"loss still improved by more than --tol {args.tol:g} within the last {patience} "
+              f"epochs; increase --epochs or loosen --tol", file=sys.stderr)
     model = run.model
     model.random_state = args.random_state
     model.n_iter_ = np.array([run.epoch], dtype=np.int32)
