@@ -165,6 +165,10 @@ def bad_files(tmp_path_factory):
     (root / "ok.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,1\n7,1,0\n2,2,1\n3,3,0\n")
     (root / "model.npz").write_bytes(b"PK\x03\x04 this is not a model")
     np.save(root / "X.npy", np.ones((6, 2)))
+    nan_x = np.ones((6, 3))
+    nan_x[4, 2] = np.nan
+    np.save(root / "Xnan.npy", nan_x)
+    np.save(root / "y.npy", np.array([0, 1, 0, 1, 0, 1]))
     return root
 
 
@@ -177,6 +181,8 @@ def bad_files(tmp_path_factory):
     (["train", "{b}/one.csv", "--out", "{t}/m.npz"], "one class"),
     (["train", "{b}/data.xyz", "--out", "{t}/m.npz"], "data.xyz"),
     (["train", "{b}/X.npy", "--out", "{t}/m.npz"], "--labels"),
+    (["train", "{b}/Xnan.npy", "--labels", "{b}/y.npy", "--val-fraction", "0", "--out", "{t}/m.npz"],
+     "Xnan.npy: non-finite value nan at row 4, column 2"),
     (["train", "{b}/ok.csv", "--C", "-1", "--out", "{t}/m.npz"], "--C"),
     (["train", "{b}/ok.csv", "--val-fraction", "1.5", "--out", "{t}/m.npz"], "--val-fraction"),
     (["train", "{b}/ok.csv", "--epochs", "0", "--out", "{t}/m.npz"], "--epochs"),

@@ -558,10 +558,6 @@ def _report_interrupt(run, args):
 
 def run_train(args, file=sys.stdout):
     """``fastlr train``: check everything, read, split, fit (with progress), summarise, save."""
-    from .. import LogisticRegression
-    from .._progress import Progress
-    from ..model_file import save_model
-
     _check_train_args(args)
     resume_state = resume_model = None
     if args.resume:
@@ -626,6 +622,45 @@ def run_train(args, file=sys.stdout):
             X_val, y_val = X_all[:0], y_all[:0]
 
     solver_seed = args.random_state if args.random_state is not None else None
+    try:
+        model, n_iter, elapsed, curve, val_curve, run, metrics, what = _fit(
+            args, seed, solver_seed, classes, chunked, chunks if chunked else None, n, is_val, y_all,
+            None if chunked else (X_train, y_train, X_val, y_val), resume_state, resume_model)
+    except ValueError as exc:
+        raise _located_nonfinite(exc, X_all, args.data) from None
+    if metrics is not None:
+        train_ll, train_acc, val_ll, val_acc = metrics
+    if not chunked:
+        train_ll, train_acc = _metrics(model, X_train, y_train)
+        val_ll, val_acc = _metrics(model, X_val, y_val)
+    _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
+            train_ll, train_acc, val_ll, val_acc)
+
+
+def _located_nonfinite(exc, X, path):
+    """scikit-learn's "Input X contains NaN" error for a dense X, with the first place it occurs.
+
+    Searched only on this error path (CSV and Parquet readers name the line themselves).
+    """
+    if isinstance(X, np.ndarray) and X.ndim == 2 and (
+            "contains NaN" in str(exc) or "contains infinity" in str(exc)):
+        bad = np.argwhere(~np.isfinite(X))
+        if len(bad):
+            i, j = (int(v) for v in bad[0])
+            return ValueError(f"{path}: non-finite value {X[i, j]} at row {i}, column {j} "
+                              f"(0-based); X must be finite")
+    return exc
+
+
+def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, split,
+         resume_state, resume_model):
+    """Train as ``args`` asks; returns (model, n_iter, seconds, curve, val_curve, run, metrics, what)."""
+    from .. import LogisticRegression
+    from .._progress import Progress
+
+    metrics = run = None
+    if not chunked:
+        X_train, y_train, X_val, y_val = split
     if args.solver == "sgd" and not chunked:
         model, n_iter, elapsed, curve, val_curve, run = _fit_sgd_in_memory(
             args, seed, classes, X_train, y_train, X_val, y_val, resume_state, resume_model)
@@ -633,7 +668,6 @@ def run_train(args, file=sys.stdout):
     elif args.solver == "sgd":
         model, n_iter, elapsed, curve, val_curve, run, metrics = _fit_sgd_streamed(
             args, seed, classes, chunks, n, is_val, y_all, resume_state, resume_model)
-        train_ll, train_acc, val_ll, val_acc = metrics
         what = "epoch"
     else:
         model = LogisticRegression(**_estimator_params(args, solver_seed))
@@ -654,9 +688,13 @@ def run_train(args, file=sys.stdout):
         progress.close()
         _warning_lines(caught)
         curve, what, val_curve = model.loss_curve_, "iteration", []
-    if not chunked:
-        train_ll, train_acc = _metrics(model, X_train, y_train)
-        val_ll, val_acc = _metrics(model, X_val, y_val)
+    return model, n_iter, elapsed, curve, val_curve, run, metrics, what
+
+
+def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
+            train_ll, train_acc, val_ll, val_acc):
+    """Save the model (and plot), then print the summary of ``fastlr train``."""
+    from ..model_file import save_model
 
     save_model(model, args.out)
     if args.plot:
