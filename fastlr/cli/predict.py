@@ -9,7 +9,9 @@ from ._common import add_pixel_scale, check_out_dir, check_pixel_scale, load_lab
 
 def add_parser(sub):
     predict = sub.add_parser("predict", help="predict with a saved model",
-                             description="Load MODEL, read DATA, write one prediction per row as CSV.")
+                             description="Load MODEL and read DATA; with --out, write one prediction "
+                                         "per row to that CSV file; with labels (--labels, or those "
+                                         "DATA carries), print the accuracy. One of the two is needed.")
     predict.add_argument("model", metavar="MODEL", help="a model saved by fastlr train")
     predict.add_argument("data", metavar="DATA", help="data file (any format train reads)")
     predict.add_argument("--target", metavar="COLUMN",
