@@ -628,9 +628,9 @@ def run_train(args, file=sys.stdout):
             None if chunked else (X_train, y_train, X_val, y_val), resume_state, resume_model)
     except ValueError as exc:
         raise _located_nonfinite(exc, X_all, args.data) from None
-    if metrics is not None:
+    if chunked:  # the streamed run scored its chunks as it went
         train_ll, train_acc, val_ll, val_acc = metrics
-    if not chunked:
+    else:
         train_ll, train_acc = _metrics(model, X_train, y_train)
         val_ll, val_acc = _metrics(model, X_val, y_val)
     _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,

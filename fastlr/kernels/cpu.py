@@ -177,6 +177,12 @@ def _add_weighted_rows(X, s0, m, g, out):
         r += 1
 
 
+@njit(inline="always")
+def _prefetch_next_block(X, s0, m, stop):
+    """Ask for the block after rows ``s0:s0 + m`` (within ``stop``) while this one is computed on."""
+    prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))
+
+
 @njit(**_JIT)
 def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, ew):
     """Add the weighted sums of rows ``start:stop`` of a binary model into ``acc``.
@@ -234,8 +240,7 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
             if not math.isfinite(z[r]):
                 ex = _row_exponent(X, s0 + r)
                 z[r] = math.ldexp(_scaled_score(X, s0 + r, w, b, ex, ew), ex + ew)
-        # The next block streams in while this one is computed on from cache.
-        prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))
+        _prefetch_next_block(X, s0, m, stop)  # it streams in while this one is computed on
         _exp_neg_abs(z, m, e, bits)
         # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
         # that both stores and reduces gets a runtime alias check from LLVM, and
@@ -511,7 +516,7 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
                     z_max = max(z_max, Z[r, cls])
                 for cls in range(k):
                     shifted[r * k + cls] = math.ldexp(Z[r, cls] - z_max, ex + ew)
-        prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))  # as in _binary_rows
+        _prefetch_next_block(X, s0, m, stop)
         _exp_neg_abs(shifted, m * k, e, bits)  # shifted <= 0, so exp(-|t|) = exp(t)
         loss_sum = 0.0
         for r in range(m):
@@ -627,7 +632,7 @@ def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
                 ur += X[s0 + r, j] * v[j]
             z[r] = zr + b
             u[r] = ur + vb
-        prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))  # as in _binary_rows
+        _prefetch_next_block(X, s0, m, stop)
         _exp_neg_abs(z, m, e, bits)
         for r in range(m):  # one store, weights after: vectorises (see _binary_rows)
             e[r] = _binary_hess_dz(z[r], e[r], u[r])
