@@ -145,8 +145,14 @@ def test_partial_sums_are_bounded_and_balanced():
         for d, k in ((1000, 1), (1000, 20), (100_000, 1), (100_000, 20)):
             blocks = cpu_sparse.n_blocks(nnz, d, k)
             assert blocks & (blocks - 1) == 0 and 1 <= blocks <= cpu_sparse.MAX_BLOCKS
-            assert blocks == 1 or nnz // blocks >= 2 * k * (d + 2)  # partials ≤ nnz / 2 floats
+            assert blocks == 1 or nnz // blocks >= 2 * (d + 2)  # a block's work beats its partial
+            # partials hold at most nnz / 2 floats, or there are two of them
+            assert blocks <= 2 or nnz // blocks >= 2 * k * (d + 2)
     assert cpu_sparse.n_blocks(7 * 10**6, 100_000, 20) < cpu_sparse.n_blocks(7 * 10**6, 100_000, 1)
+    # many classes on a wide matrix still get two blocks (both sweeps on two threads) ...
+    assert cpu_sparse.n_blocks(7 * 10**6, 100_000, 20) == 2
+    # ... but not when the non-zeros are too few for even one more partial's bookkeeping
+    assert cpu_sparse.n_blocks(300_000, 100_000, 20) == 1
     X = make_csr(10000, 50, 10, seed=6)
     bounds = cpu_sparse.block_bounds(X.indptr, 8)
     assert bounds[0] == 0 and bounds[-1] == X.shape[0] and np.all(np.diff(bounds) >= 0)
