@@ -68,13 +68,14 @@ class AffineReparametrization:
         return cls(mean, scale, 1.0 / np.sqrt(h0), k, fit_intercept)
 
     def to_theta(self, u):
-        """``θ = T u`` (a new array)."""
+        """``θ = T u`` (a new array, written in place: no temporaries of θ's size)."""
         k, d = self.k, self.d
-        W = u[: k * d].reshape(k, d) * self.scale
-        if not self.fit_intercept:
-            return W.ravel()
-        b = u[k * d:] * self.intercept_scale - W @ self.mean
-        return np.concatenate([W.ravel(), b])
+        theta = np.empty(k * d + (k if self.fit_intercept else 0))
+        W = theta[: k * d].reshape(k, d)
+        np.multiply(u[: k * d].reshape(k, d), self.scale, out=W)
+        if self.fit_intercept:
+            theta[k * d:] = u[k * d:] * self.intercept_scale - W @ self.mean
+        return theta
 
     def to_u(self, theta):
         """``u = T⁻¹ θ`` (a new array)."""
@@ -87,11 +88,19 @@ class AffineReparametrization:
         return np.concatenate([U.ravel(), u_b])
 
     def grad_u(self, grad):
-        """``Tᵀ ∇F``: the gradient in ``u`` from the gradient in ``θ``."""
+        """``Tᵀ ∇F``: the gradient in ``u`` from the gradient in ``θ`` (a new array, written in
+        place: at a million coefficients each temporary of that size costs as much as the
+        arithmetic)."""
         k, d = self.k, self.d
         gW = grad[: k * d].reshape(k, d)
+        out = np.empty_like(grad, dtype=np.float64)
+        gU = out[: k * d].reshape(k, d)
         if not self.fit_intercept:
-            return (gW * self.scale).ravel()
+            np.multiply(gW, self.scale, out=gU)
+            return out
         gb = grad[k * d:]
-        gU = (gW - gb[:, None] * self.mean) * self.scale
-        return np.concatenate([gU.ravel(), gb * self.intercept_scale])
+        np.multiply(gb[:, None], self.mean, out=gU)
+        np.subtract(gW, gU, out=gU)
+        gU *= self.scale
+        out[k * d:] = gb * self.intercept_scale
+        return out

@@ -134,6 +134,14 @@ class TrainResult:
     stopped: bool = False
 
 
+def _same_vector(a, b):
+    """``np.array_equal(a, b)`` for flat float vectors, rejecting most different pairs after
+    looking at every 997th entry (a full compare of a million coefficients costs 1-3 ms)."""
+    if np.shape(a) != np.shape(b):
+        return False
+    return bool(np.array_equal(a[::997], b[::997]) and np.array_equal(a, b))
+
+
 class Objective:
     """F(θ) and ∇F(θ) of the mean penalised objective over a flat parameter vector.
 
@@ -177,9 +185,10 @@ class Objective:
         return W, b
 
     def __call__(self, theta):
-        if self._last is not None and np.array_equal(theta, self._last[0]):
+        """``(F(θ), ∇F(θ))``, the last point's result again when ``θ`` is that point."""
+        if self._last is not None and _same_vector(theta, self._last[0]):
             return self._last[1], self._last[2].copy()
-        value, grad = self._evaluate(theta)
+        value, grad = self.evaluate(theta)
         self._last = (np.array(theta, copy=True), value, grad.copy())
         return value, grad
 
@@ -225,18 +234,22 @@ class Objective:
             return np.concatenate([out_W.ravel(), diag[:, -1] / S])
         return out_W.ravel()
 
-    def _evaluate(self, theta):
+    def evaluate(self, theta):
+        """``(F(θ), ∇F(θ))`` from one ``backend.loss_grad`` pass, without the cache of ``__call__``
+        (for a caller that keeps its own: two copies and a compare of θ's size saved)."""
         W, b = self.unpack(theta)
         loss_sum, grad_sum = self.backend.loss_grad(self.data, W, b, self.loss_id)
         S = self.data.weight_sum
+        k, d = self.shape
+        grad = np.empty(k * d + (k if self.fit_intercept else 0))
+        grad_W = grad[: k * d].reshape(k, d)
         # a diverging step can overflow here; the solvers check for non-finite values
         with np.errstate(over="ignore", invalid="ignore"):
             value = loss_sum / S + self.penalty.value(W)
-            grad_W = grad_sum[:, :-1] / S + self.penalty.grad(W)
+            np.divide(grad_sum[:, :-1], S, out=grad_W)
+            grad_W += self.penalty.grad(W)
         if self.fit_intercept:
-            grad = np.concatenate([grad_W.ravel(), grad_sum[:, -1] / S])
-        else:
-            grad = grad_W.ravel()
+            grad[k * d:] = grad_sum[:, -1] / S
         return value, grad
 
 
@@ -362,25 +375,36 @@ def train_lbfgs(objective, theta0, options):
     # no iteration to run: no pass over X for coordinates that would not be used
     reparam = _reparametrization(objective) if options.max_iter > 0 else None
     if reparam is None:
-        to_theta, fun, u0 = (lambda u: u), objective, theta0
+        to_theta, grad_u, u0 = (lambda u: u), (lambda g: g), theta0
     else:
-        to_theta, u0 = reparam.to_theta, reparam.to_u(theta0)
+        to_theta, grad_u, u0 = reparam.to_theta, reparam.grad_u, reparam.to_u(theta0)
+    last = []  # [u, θ, F, ∇F in θ] of the latest evaluation
 
-        def fun(u):
-            value, grad = objective(reparam.to_theta(u))
-            return value, reparam.grad_u(grad)
+    def evaluate(u):
+        """``(θ, F, ∇_θ F)`` at ``u``: scipy evaluates each iterate, then the callback and the
+        end of the run ask for the same point again (a vector compare, not a pass over X)."""
+        if not last or not _same_vector(u, last[0]):
+            theta = to_theta(u)
+            # the first point is the one train() evaluated: the objective's cache has it
+            value, grad = (objective if not last else objective.evaluate)(theta)
+            last[:] = [np.array(u, copy=True), theta, value, grad]
+        return last[1], last[2], last[3]
+
+    def fun(u):
+        _, value, grad = evaluate(u)
+        return value, grad_u(grad)
 
     if options.tol is not None:
         # tested where L-BFGS starts (θ0 up to the rounding of the map), so that scipy's first
         # evaluation there is the cached one, also for a warm start
-        _, grad0 = objective(to_theta(u0))
+        _, _, grad0 = evaluate(u0)
         if np.size(grad0) == 0 or np.max(np.abs(grad0)) <= tol:
             return theta0, 0, curve, True, False
     stopped = False
 
     def record(intermediate_result):
         nonlocal stopped
-        theta = to_theta(intermediate_result.x)
+        theta, _, grad = evaluate(intermediate_result.x)  # the iterate's own evaluation
         curve.append(float(intermediate_result.fun))
         _report(options.verbose, "iteration", len(curve), curve[-1])
         if options.callback is not None:
@@ -388,10 +412,8 @@ def train_lbfgs(objective, theta0, options):
             if _call_back(options, len(curve), curve[-1], W, b):
                 stopped = True
                 raise StopIteration  # scipy ends the run at this iterate (status 99)
-        if options.tol is not None:
-            _, grad = objective(theta)  # cached: the iterate's own evaluation
-            if np.max(np.abs(grad)) <= tol:
-                raise StopIteration  # converged
+        if options.tol is not None and np.max(np.abs(grad)) <= tol:
+            raise StopIteration  # converged
 
     ftol = 64 * np.finfo(float).eps if options.tol is None else 0.0
     result = minimize(
@@ -399,8 +421,11 @@ def train_lbfgs(objective, theta0, options):
         options={"maxiter": options.max_iter, "maxls": 50, "gtol": 0.0, "ftol": ftol},
     )
     # no iteration taken (max_iter=0): the starting model itself, not its round trip through u
-    theta = theta0 if result.nit == 0 else to_theta(result.x)
-    _, grad = objective(theta)
+    if result.nit == 0:
+        theta = theta0
+        _, grad = objective(theta)
+    else:
+        theta, _, grad = evaluate(result.x)
     grad_max = float(np.max(np.abs(grad))) if np.size(grad) else 0.0
     converged = options.tol is not None and grad_max <= tol
     if options.tol is not None and not converged and not stopped:
