@@ -10,9 +10,9 @@ The estimate counts only what grows with ``k · (d + 1)`` (the coefficients),
 not X itself, which the caller already holds:
 
 * the solver's state, in vectors of ``k · (d + 1)`` float64: L-BFGS keeps
-  ``2 m`` correction pairs (``m = 10``, scipy's default ``maxcor``) plus about
-  eight working vectors (iterate, gradient, the cached evaluation, scipy's
-  ``wa`` work array); Newton-CG about eight (iterate, gradient, CG's residual,
+  ``2 m`` correction pairs (``m = 10``, :data:`fastlr._lbfgs.MAXCOR`) plus
+  about eight working vectors (iterate, gradient, direction, trial point and
+  its gradient, the cached evaluation in both coordinates); Newton-CG about eight (iterate, gradient, CG's residual,
   direction, Hessian-vector product and the line search's trial point); gd and
   sgd about four;
 * the kernels' partial sums: at most :data:`fastlr.kernels.cpu_sparse.MAX_BLOCKS`

@@ -17,7 +17,7 @@ coordinates (``h0`` the loss's curvature there: 1/4 for the binary model,
 ``(1/k)(1 − 1/k)`` for the softmax one), ``intercept_scale = 1 / sqrt(h0)``:
 a diagonal (Jacobi) preconditioner, as in Nocedal & Wright, *Numerical
 Optimization* (2006), §7.2 on scaling, folded into the variables so that
-scipy's L-BFGS-B runs unchanged. The gradient in ``u`` is
+L-BFGS (:mod:`fastlr._lbfgs`) runs unchanged. The gradient in ``u`` is
 ``∂F/∂U_cj = scale_j (∂F/∂W_cj − mean_j ∂F/∂b_c)``, ``∂F/∂u_b = intercept_scale ∂F/∂b``.
 
 Imports only NumPy.

@@ -17,8 +17,8 @@ Three things, all owned here:
   chose a layer (``NUMBA_THREADING_LAYER``), when some ``libtbb.so.12`` is
   already loaded, or when the layer has already been chosen.
 * **Other libraries' pools.** While fastlr trains or predicts, BLAS and OpenMP
-  pools of other libraries (OpenBLAS in NumPy and SciPy, which L-BFGS-B and the
-  small vector operations between kernel calls wake up) are limited to one
+  pools of other libraries (OpenBLAS in NumPy and SciPy, which the small vector
+  operations between kernel calls wake up) are limited to one
   thread with threadpoolctl: on a machine with few cores their spinning threads
   otherwise compete with Numba's workers. See :func:`fastlr_threads`.
 * **Nesting.** Numba's thread count is read per call: inside a joblib (loky)

@@ -63,7 +63,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     C : float, default=1.0
         Inverse regularisation strength, > 0; ``np.inf`` means no penalty.
     solver : {"lbfgs", "newton-cg", "gd", "sgd"}, default="lbfgs"
-        ``"lbfgs"``: scipy's L-BFGS-B on the full gradient. ``"newton-cg"``:
+        ``"lbfgs"``: limited-memory BFGS on the full gradient
+        (:mod:`fastlr._lbfgs`: scipy's L-BFGS-B method without bounds, its
+        vector work in parallel kernels), in centred, scaled coordinates
+        (:mod:`fastlr._reparam`). ``"newton-cg"``:
         line-search truncated Newton (Nocedal & Wright, *Numerical
         Optimization*, 2006, Algorithm 7.1, as scikit-learn's solver of that
         name): each iteration solves the Newton system by conjugate gradients,
