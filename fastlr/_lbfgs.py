@@ -26,15 +26,14 @@ Zhang's approximate ones (:func:`_acceptable`: near the minimum ``f``'s
 decrease drowns in its rounding, the gradients' does not); the unit step is
 tried first, then safeguarded secant steps on the slope (:func:`_line_search`).
 
-Imports NumPy, scipy.linalg and :mod:`fastlr.kernels.vectors`.
+Imports NumPy and :mod:`fastlr.kernels.vectors`.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
-from .kernels.vectors import combine, pair_dots
+from .kernels.vectors import lbfgs_direction, pair_dots
 
 #: Correction pairs kept (scipy's and scikit-learn's default ``maxcor``).
 MAXCOR = 10
@@ -129,20 +128,13 @@ class _Pairs:
 
     def direction(self, g, Sg, Yg, out):
         """``out = -H g`` by the compact representation (``Sg``, ``Yg``: ``S·g``, ``Y·g`` in order)."""
-        order = np.asarray(self.order, dtype=np.int64)
-        gamma = self.gamma
-        SY = self.SY[np.ix_(order, order)]
-        R = np.triu(SY)
-        D = np.diag(SY)
-        YY = self.YY[np.ix_(order, order)]
-        r = solve_triangular(R, Sg, lower=False)
-        p = solve_triangular(R, D * r + gamma * (YY @ r) - gamma * Yg, lower=False, trans="T")
-        return combine(self.S, self.Y, order, g, gamma, p, -gamma * r, out)
+        return lbfgs_direction(self.S, self.Y, np.asarray(self.order, dtype=np.int64), self.SY,
+                               self.YY, self.gamma, g, Sg, Yg, out)
 
 
-#: Wolfe constants: sufficient decrease ``c1`` and curvature ``c2`` (Nocedal & Wright's choice
-#: for quasi-Newton methods), and Hager & Zhang's ``delta`` for the approximate Wolfe test.
-C1, C2, DELTA = 1e-4, 0.9, 0.1
+#: Wolfe constants: sufficient decrease ``c1`` and curvature ``c2`` (scipy's L-BFGS-B line
+#: search's ``ftol`` and ``gtol``), and Hager & Zhang's ``delta`` for the approximate Wolfe test.
+C1, C2, DELTA = 1e-3, 0.9, 0.1
 
 #: Relative rise of ``f`` the approximate Wolfe test tolerates (rounding of a sum over many samples).
 F_NOISE = 1e-10

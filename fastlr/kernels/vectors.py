@@ -98,10 +98,43 @@ def _combine(S, Y, rows, g, gamma, p, q, out):
             out[lo + j] = -acc[j]
 
 
+_combine_inline = njit(inline="always", **_OPTS)(_combine)
+
+
+def _direction(S, Y, rows, SY, YY, gamma, g, Sg, Yg, out):
+    # the compact representation's small system (q ≤ m pairs, oldest first):
+    # r = R⁻¹ Sg,  p = R⁻ᵀ ((D + gamma YᵀY) r − gamma Yg),  out = −(gamma g + S p − gamma Y r)
+    q = rows.shape[0]
+    r = np.empty(q)
+    for a in range(q - 1, -1, -1):  # back substitution with R[a, b] = s_a · y_b (a ≤ b)
+        acc = Sg[a]
+        for b in range(a + 1, q):
+            acc -= SY[rows[a], rows[b]] * r[b]
+        r[a] = acc / SY[rows[a], rows[a]]
+    rhs = np.empty(q)
+    for a in range(q):
+        acc = SY[rows[a], rows[a]] * r[a] - gamma * Yg[a]
+        for b in range(q):
+            acc += gamma * YY[rows[a], rows[b]] * r[b]
+        rhs[a] = acc
+    p = np.empty(q)
+    for a in range(q):  # forward substitution with Rᵀ
+        acc = rhs[a]
+        for b in range(a):
+            acc -= SY[rows[b], rows[a]] * p[b]
+        p[a] = acc / SY[rows[a], rows[a]]
+    coef_y = np.empty(q)
+    for a in range(q):
+        coef_y[a] = -gamma * r[a]
+    _combine_inline(S, Y, rows, g, gamma, p, coef_y, out)  # its prange: parallel or not as the caller
+
+
 _pair_dots_par = njit(parallel=True, **_OPTS)(_pair_dots)
 _pair_dots_ser = njit(**_OPTS)(_pair_dots)
 _combine_par = njit(parallel=True, **_OPTS)(_combine)
 _combine_ser = njit(**_OPTS)(_combine)
+_direction_par = njit(parallel=True, **_OPTS)(_direction)
+_direction_ser = njit(**_OPTS)(_direction)
 
 
 def pair_dots(S, Y, rows, a, b):
@@ -143,4 +176,40 @@ def combine(S, Y, rows, g, gamma, p, q, out):
     kernel = _combine_par if g.shape[0] >= PARALLEL_MIN else _combine_ser
     with parallel_guard():
         kernel(S, Y, rows, g, float(gamma), p, q, out)
+    return out
+
+
+def lbfgs_direction(S, Y, rows, SY, YY, gamma, g, Sg, Yg, out):
+    """``out = -H g``, L-BFGS's direction by the compact representation, in one call.
+
+    Byrd, Nocedal & Schnabel (1994), Theorem 2.2, with ``H0 = gamma I``:
+    ``H g = gamma g + S p - gamma Y r`` where ``r = R⁻¹ (Sᵀg)`` and
+    ``p = R⁻ᵀ ((D + gamma YᵀY) r - gamma Yᵀg)``; ``R`` is the upper triangle
+    of ``SᵀY`` over the pairs in ``rows`` (oldest first), ``D`` its diagonal.
+    The triangular solves (at most ``m`` unknowns) run in the same compiled
+    call as the pass of :func:`combine` (no Python or LAPACK call overhead:
+    on a 31-coefficient problem those cost more than the rest of an iteration).
+
+    Parameters
+    ----------
+    S, Y : ndarray of shape (m, n), float64
+    rows : ndarray of shape (q,), int64
+        The pairs, oldest first.
+    SY, YY : ndarray of shape (m, m), float64
+        ``SY[i, j] = s_i · y_j`` (read for ``i`` not newer than ``j``) and
+        ``YY[i, j] = y_i · y_j``, indexed by buffer row.
+    gamma : float
+    g : ndarray of shape (n,), float64
+    Sg, Yg : ndarray of shape (q,), float64
+        ``s · g`` and ``y · g`` of the pairs in ``rows``' order.
+    out : ndarray of shape (n,), float64
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+    """
+    kernel = _direction_par if g.shape[0] >= PARALLEL_MIN else _direction_ser
+    with parallel_guard():
+        kernel(S, Y, rows, SY, YY, float(gamma), g, Sg, Yg, out)
     return out
