@@ -41,7 +41,7 @@ Every problem with the user's file raises :class:`DataFileError`, a
 column where known). NaN in X is passed through (the estimator rejects it).
 
 ``iter_npy_chunks`` streams a large ``.npy`` file in row chunks;
-``write_predictions_csv`` writes predictions atomically.
+``write_predictions_csv`` writes predictions atomically (``write_predictions`` to an open file).
 
 May import: NumPy, scipy, scikit-learn (svmlight), pyarrow (lazily), :mod:`fastlr._atomic`, :mod:`fastlr._errors`,
 :mod:`fastlr._idx`, :mod:`fastlr._npy`; never the estimator.
@@ -555,8 +555,30 @@ def write_predictions_csv(path, predictions, *, proba=None, classes=None):
     directory, flushed and fsynced, then moved onto ``path`` with
     ``os.replace``; on any error the temporary file is removed and an
     existing ``path`` is left untouched.
+
+    Raises
+    ------
+    ValueError
+        If ``predictions`` is not 1-D, or ``proba`` or ``classes`` do not match it.
     """
-    path = os.fspath(path)
+    header, proba = _predictions_header(predictions, proba, classes)
+    with atomic_write(os.fspath(path), "w", newline="", encoding="utf-8") as f:
+        _write_prediction_rows(f, header, np.asarray(predictions), proba)
+
+
+def write_predictions(file, predictions, *, proba=None, classes=None):
+    """Write the CSV of :func:`write_predictions_csv` to an open text ``file`` (e.g. stdout).
+
+    Raises
+    ------
+    ValueError
+        As :func:`write_predictions_csv`.
+    """
+    header, proba = _predictions_header(predictions, proba, classes)
+    _write_prediction_rows(file, header, np.asarray(predictions), proba)
+
+
+def _predictions_header(predictions, proba, classes):
     predictions = np.asarray(predictions)
     if predictions.ndim != 1:
         raise ValueError(f"predictions must be 1-D, got shape {predictions.shape}")
@@ -571,16 +593,19 @@ def write_predictions_csv(path, predictions, *, proba=None, classes=None):
         if len(classes) != proba.shape[1]:
             raise ValueError(f"{len(classes)} classes given for {proba.shape[1]} probability columns")
         header += [f"proba_{c}" for c in classes]
-    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        step = 65536
-        for start in range(0, predictions.shape[0], step):
-            cols = [[_format_cell(v) for v in predictions[start:start + step].tolist()]]
-            if proba is not None:
-                cols += [[repr(v) for v in proba[start:start + step, j].tolist()]
-                         for j in range(proba.shape[1])]
-            writer.writerows(zip(*cols))
+    return header, proba
+
+
+def _write_prediction_rows(f, header, predictions, proba):
+    writer = csv.writer(f)
+    writer.writerow(header)
+    step = 65536
+    for start in range(0, predictions.shape[0], step):
+        cols = [[_format_cell(v) for v in predictions[start:start + step].tolist()]]
+        if proba is not None:
+            cols += [[repr(v) for v in proba[start:start + step, j].tolist()]
+                     for j in range(proba.shape[1])]
+        writer.writerows(zip(*cols))
 
 
 # -- streaming svmlight ------------------------------------------------------------------

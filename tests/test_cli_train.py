@@ -125,6 +125,30 @@ def test_round_trip_predicts_like_an_in_process_fit(files, tmp_path):
     np.testing.assert_allclose(proba, reference.predict_proba(data.X), rtol=1e-12, atol=1e-15)
 
 
+def test_predict_writes_the_csv_to_stdout(files, tmp_path):
+    """--out - : the CSV alone on standard output (what --out FILE holds), messages on stderr."""
+    ok(run_cli("train", files / "multi.npz", "--out", tmp_path / "m.npz"))
+    ok(run_cli("predict", tmp_path / "m.npz", files / "multi.npz", "--proba", "--out", tmp_path / "p.csv"))
+    result = run_cli("predict", tmp_path / "m.npz", files / "multi.npz", "--proba", "--out", "-")
+    ok(result)
+    with open(tmp_path / "p.csv", newline="", encoding="utf-8") as handle:
+        assert result.stdout.replace("\r\n", "\n") == handle.read().replace("\r\n", "\n")
+    assert "accuracy" in result.stderr and "accuracy" not in result.stdout
+    assert not (tmp_path / "-").exists()
+    # a reader that stops after a line (as `| head -1`) while megabytes are still to come (more
+    # than a pipe's buffer): no traceback, no error line
+    X, _ = problem(n=100_000)
+    np.save(tmp_path / "big.npy", X)
+    with subprocess.Popen([sys.executable, "-m", "fastlr.cli", "predict", str(tmp_path / "m.npz"),
+                           str(tmp_path / "big.npy"), "--proba", "--out", "-"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        assert proc.stdout.readline().startswith(b"prediction")
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "error" not in err
+
+
 def test_predict_on_a_table_without_labels(files, tmp_path):
     ok(run_cli("train", files / "bin.csv", "--out", tmp_path / "m.npz"))
     X, _ = problem()

@@ -1,5 +1,6 @@
 """``fastlr predict``: load a saved model, read DATA, write predictions and/or print accuracy."""
 
+import os
 import sys
 
 import numpy as np
@@ -10,8 +11,10 @@ from ._common import add_pixel_scale, check_out_dir, check_pixel_scale, load_lab
 def add_parser(sub):
     predict = sub.add_parser("predict", help="predict with a saved model",
                              description="Load MODEL and read DATA; with --out, write one prediction "
-                                         "per row to that CSV file; with labels (--labels, or those "
-                                         "DATA carries), print the accuracy. One of the two is needed.")
+                                         "per row to that CSV file (--out - : to standard output, "
+                                         "messages then to standard error); with labels (--labels, "
+                                         "or those DATA carries), print the accuracy. One of the two "
+                                         "is needed.")
     predict.add_argument("model", metavar="MODEL", help="a model saved by fastlr train")
     predict.add_argument("data", metavar="DATA", help="data file (any format train reads)")
     predict.add_argument("--target", metavar="COLUMN",
@@ -27,7 +30,8 @@ def add_parser(sub):
                               "table's label column, an .npz's y)")
     add_pixel_scale(predict)
     predict.add_argument("--out", metavar="CSV",
-                         help="predictions file (optional when there are labels to score against)")
+                         help="predictions file, written atomically, or - for standard output "
+                              "(optional when there are labels to score against)")
 
 
 
@@ -35,10 +39,11 @@ def run(args, file=sys.stdout):
     """``fastlr predict``: load the model, read the data, write predictions (and probabilities)."""
     from scipy.sparse import issparse
 
-    from ..io import read_data, write_predictions_csv
+    from ..io import read_data, write_predictions, write_predictions_csv
     from ..model_file import load_model
 
-    if args.out is not None:
+    to_stdout = args.out == "-"
+    if args.out is not None and not to_stdout:
         check_out_dir(args.out, "--out")
     pixel_scale = check_pixel_scale(args)
     model = load_model(args.model)
@@ -72,9 +77,25 @@ def run(args, file=sys.stdout):
     predictions = model.predict(X)
     if args.out is not None:
         proba = model.predict_proba(X) if args.proba else None
-        write_predictions_csv(args.out, predictions, proba=proba, classes=model.classes_)
-        print(f"{len(predictions)} predictions written to {args.out}", file=file)
+        if to_stdout:
+            _write_to_stdout(write_predictions, file, predictions, proba, model.classes_)
+            file = sys.stderr  # standard output holds the CSV alone
+        else:
+            write_predictions_csv(args.out, predictions, proba=proba, classes=model.classes_)
+            print(f"{len(predictions)} predictions written to {args.out}", file=file)
     if labels is not None:
         hits = int(np.sum(predictions == labels))
         print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {against}",
               file=file)
+
+
+def _write_to_stdout(write, file, predictions, proba, classes):
+    """The CSV to ``file`` (standard output); a reader that stops early (``| head``) ends it quietly."""
+    try:
+        write(file, predictions, proba=proba, classes=classes)
+        file.flush()
+    except BrokenPipeError:
+        # Python's advice (the signal module's docs): point stdout at devnull, so that the
+        # interpreter's final flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, file.fileno())
