@@ -53,6 +53,11 @@ def _scan(data, indices, indptr, n_cols, check_finite):
     return 0, -1
 
 
+def _row_of(indptr, position):
+    """The row holding stored entry ``position`` (indptr already checked: starts at 0, monotone)."""
+    return int(np.searchsorted(indptr, position, side="right")) - 1
+
+
 def check_csr(X, *, input_name="X", ensure_all_finite=True):
     """Check the structure (and values) of a CSR matrix; return it unchanged.
 
@@ -91,12 +96,14 @@ def check_csr(X, *, input_name="X", ensure_all_finite=True):
         msg = (f"indptr ends at {indptr[-1]}, but indices has {indices.shape[0]} and data "
                f"{data.shape[0]} entries (nnz)")
     elif code == _NEGATIVE_INDEX:
-        msg = f"negative column index {indices[where]} at position {where} of indices"
+        msg = (f"negative column index {indices[where]} in row {_row_of(indptr, where)} "
+               f"(position {where} of indices)")
     elif code == _LARGE_INDEX:
-        msg = (f"column index {indices[where]} at position {where} of indices is out of range "
-               f"for {d} columns")
+        msg = (f"column index {indices[where]} in row {_row_of(indptr, where)} (position {where} "
+               f"of indices) is out of range for {d} columns")
     else:
-        msg = f"stored value {float(data[where])!r} at position {where} of data is NaN or infinite"
+        msg = (f"stored value {float(data[where])!r} at row {_row_of(indptr, where)}, column "
+               f"{indices[where]} (0-based; position {where} of data) is NaN or infinite")
         raise ValueError(f"Input {input_name} contains NaN or infinity: {msg}")
     raise ValueError(f"malformed sparse {input_name}: {msg}")
 

@@ -301,6 +301,17 @@ def test_malformed_csr_is_a_clear_value_error(what):
         model.predict(bad)
 
 
+@pytest.mark.parametrize("what, position", [("nan", 1), ("inf", 0), ("negative index", 2),
+                                            ("index too large", 0)])
+def test_malformed_csr_error_names_the_row_and_column(what, position):
+    bad = _broken(what)
+    row = np.repeat(np.arange(bad.shape[0]), np.diff(bad.indptr))[position]  # entry -> row
+    expected = (f"row {row}, column {bad.indices[position]}" if what in ("nan", "inf")
+                else f"index {bad.indices[position]} in row {row}")
+    with pytest.raises(ValueError, match=expected):
+        fastlr.LogisticRegression(backend="cpu").fit(bad, np.array([0, 1] * 3))
+
+
 def test_other_sparse_formats_and_classes_are_accepted():
     X = make_csr(200, 12, 3, seed=12)
     y = np.random.default_rng(12).integers(0, 2, 200)
