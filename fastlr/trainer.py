@@ -387,8 +387,8 @@ def train_lbfgs(objective, theta0, options):
     last = []  # [u, θ, F, ∇F in θ] of the latest evaluation
 
     def evaluate(u):
-        """``(θ, F, ∇_θ F)`` at ``u``: scipy evaluates each iterate, then the callback and the
-        end of the run ask for the same point again (a vector compare, not a pass over X)."""
+        """``(θ, F, ∇_θ F)`` at ``u``: the solver evaluates each iterate, then the callback and
+        the end of the run ask for the same point again (a vector compare, not a pass over X)."""
         if not last or not _same_vector(u, last[0]):
             theta = to_theta(u)
             # the first point is the one train() evaluated: the objective's cache has it
@@ -401,8 +401,8 @@ def train_lbfgs(objective, theta0, options):
         return value, grad_u(grad)
 
     if options.tol is not None:
-        # tested where L-BFGS starts (θ0 up to the rounding of the map), so that scipy's first
-        # evaluation there is the cached one, also for a warm start
+        # tested where L-BFGS starts (θ0 up to the rounding of the map), so that the solver's
+        # first evaluation there is the cached one, also for a warm start
         _, _, grad0 = evaluate(u0)
         if np.size(grad0) == 0 or np.max(np.abs(grad0)) <= tol:
             return theta0, 0, curve, True, False
