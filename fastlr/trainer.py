@@ -435,8 +435,7 @@ def train_lbfgs(objective, theta0, options):
             reason = f"it reached max_iter={options.max_iter} iterations"
             advice = "Increase max_iter, or loosen tol."
         elif result.status in (LINE_SEARCH_FAILED, CONVERGED):
-            reason = ("the objective stopped decreasing: the line search found no step that "
-                      f"decreases it ({result.message})")
+            reason = f"the objective stopped decreasing ({result.message})"
             precision = ("float32 (X is float32: the scores are rounded to it)"
                          if getattr(getattr(objective.data, "X", None), "dtype", None) == np.float32
                          else "float64")

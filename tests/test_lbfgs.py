@@ -9,7 +9,10 @@ scipy's L-BFGS-B for whole runs.
 import numpy as np
 import pytest
 from scipy.optimize import minimize, rosen, rosen_der
+from sklearn.datasets import load_breast_cancer
+from sklearn.exceptions import ConvergenceWarning
 
+from fastlr import LogisticRegression, _lbfgs
 from fastlr._lbfgs import (CONVERGED, LINE_SEARCH_FAILED, MAX_ITER, STOPPED, _Pairs,
                            minimize_lbfgs)
 from fastlr.kernels import vectors
@@ -223,3 +226,37 @@ def test_logistic_objective_same_minimiser_as_scipy():
     assert np.abs(ours.x - theirs.x).max() <= 2 * np.sqrt(8) * gtol / alpha
     assert ours.nfev <= ours.nit + 10  # the unit step is accepted nearly always
 
+
+
+def test_a_run_that_rounding_stalls_stops_and_says_so():
+    """Gradients with an error floor (1e-6 here, as float32 rounding gives): once the iterates
+    sit on that floor, no step improves f or max |g|, and the run must end long before maxiter."""
+    rng = np.random.default_rng(6)
+    n = 20
+    scale = np.linspace(1.0, 10.0, n)
+
+    def fun(x):
+        noise = np.random.default_rng(abs(hash(x.tobytes())) % 2**32)
+        f = 0.5 * np.sum(scale * x * x) * (1.0 + 1e-15 * noise.standard_normal())
+        return f, scale * x + 1e-6 * noise.standard_normal(n)
+
+    result = minimize_lbfgs(fun, rng.standard_normal(n), maxiter=10_000,
+                            callback=lambda x, f, g: np.abs(g).max() <= 1e-12)
+    # which of the two ends comes first depends on the noise: no step found, or steps that
+    # improve nothing (MAX_STALL of them)
+    assert (result.status, result.message) in {(CONVERGED, _lbfgs._STALLED.format(_lbfgs.MAX_STALL)),
+                                               (LINE_SEARCH_FAILED, _lbfgs._NO_STEP)}
+    assert result.nit < 500
+    assert np.abs(result.x).max() < 1e-5  # it did get to the floor first
+
+
+def test_fit_below_rounding_stops_early_with_a_warning():
+    """tol far below what float64 sums resolve (raw breast cancer, float32 and float64 X): the
+    fit ends long before max_iter, warns, and says why."""
+    X, y = load_breast_cancer(return_X_y=True)
+    for X_ in (X.astype(np.float32), X):
+        with pytest.warns(ConvergenceWarning, match="stopped decreasing") as caught:
+            model = LogisticRegression(tol=1e-14, max_iter=20_000).fit(X_, y)
+        assert model.n_iter_[0] < 5_000
+        message = str(caught[0].message)
+        assert "improved in" in message or "line search" in message
