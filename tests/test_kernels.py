@@ -462,3 +462,29 @@ def test_prefetch_hints_compile_for_every_layout_and_change_nothing():
         for start, stop in ((0, len(A)), (3, 4), (5, 5), (9, 2)):
             assert touch(A, start, stop) == plain(A)  # the same array: the same summation order
         np.testing.assert_array_equal(A, before)
+
+
+def test_every_compiled_kernel_is_cached_on_disk():
+    """Each Numba dispatcher fastlr defines (not the inline helpers) keeps its compilation in
+    Numba's disk cache: one that did not (the serial copies of backends.cpu) was compiled anew
+    in every process, and a first small fit took 4 s instead of a fraction of one."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import fastlr
+
+    checked = []
+    for info in pkgutil.walk_packages(fastlr.__path__, "fastlr."):
+        if ".cuda" in info.name or info.name.endswith("cli.__main__"):
+            continue  # the GPU kernels compile for the device, not through the disk cache
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and value.targetoptions.get("inline") != "always":
+                checked.append(f"{info.name}.{name}")
+                assert type(value._cache).__name__ != "NullCache", f"{info.name}.{name} is not cached"
+    # the kernels the trainer runs on every fit are among those checked
+    for name in ("fastlr.kernels.cpu.binary_loss_grad", "fastlr.backends.cpu._binary_loss_grad_serial",
+                 "fastlr.kernels.vectors._pair_dots_par", "fastlr.kernels.cpu_sparse.binary_loss_grad"):
+        assert name in checked

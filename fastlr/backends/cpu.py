@@ -31,7 +31,9 @@ def _serial(kernel):
     copy.__qualname__ = f.__qualname__ + "_serial"
     copy.__doc__ = f.__doc__
     options = {key: value for key, value in kernel.targetoptions.items() if key not in ("parallel", "nopython")}
-    return njit(**options)(copy)
+    # `cache` is not among a dispatcher's targetoptions: without it here the copies were compiled
+    # anew in every process (a first small fit took 4 s; found by the new-user check)
+    return njit(cache=True, **options)(copy)
 
 
 _binary_loss_grad_serial = _serial(cpu.binary_loss_grad)
