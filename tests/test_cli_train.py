@@ -229,6 +229,29 @@ def test_user_errors_exit_2_with_one_line(bad_files, tmp_path, args, fragment):
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_nonfinite_values_are_named_by_file_row_and_column(bad_files, tmp_path):
+    """predict on a .npy and train on an svmlight file with NaN: one line naming the file, the
+    row and the column (0-based), as train on a .npy does."""
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "X3.npy", rng.standard_normal((40, 3)))
+    np.save(tmp_path / "y3.npy", np.arange(40) % 2)
+    ok(run_cli("train", tmp_path / "X3.npy", "--labels", tmp_path / "y3.npy", "--out", tmp_path / "m.npz"))
+    (tmp_path / "nan.svm").write_text("1 1:0.5 3:nan\n0 2:1.0\n1 1:0.2 2:0.3\n0 3:1.5\n")
+    for args, fragments in [
+        (["predict", tmp_path / "m.npz", bad_files / "Xnan.npy", "--out", "-"],
+         ["Xnan.npy: non-finite value nan at row 4, column 2"]),
+        (["train", tmp_path / "nan.svm", "--out", tmp_path / "m2.npz"],
+         ["nan.svm: ", "row 0, column 2"]),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert all(fragment in lines[0] for fragment in fragments), lines[0]
+        assert result.stdout == ""
+    assert not (tmp_path / "m2.npz").exists()
+
+
 def test_predict_with_wrong_feature_count(bad_files, files, tmp_path):
     ok(run_cli("train", files / "bin.csv", "--out", tmp_path / "m.npz"))
     result = run_cli("predict", tmp_path / "m.npz", bad_files / "ok.csv", "--out", tmp_path / "p.csv")

@@ -161,3 +161,22 @@ def load_labels(path, n_rows, data_path):
     if n_rows is not None and len(labels) != n_rows:
         raise ValueError(f"{path}: {len(labels)} labels for {n_rows} rows of {data_path}")
     return labels
+
+
+def located_nonfinite(exc, X, path):
+    """scikit-learn's or fastlr's "contains NaN/infinity" error, naming ``path`` and the place.
+
+    A dense X gets the first non-finite entry's row and column (searched only on this error
+    path; CSV and Parquet readers name the line themselves); a sparse X's message names them
+    already and gets the file. Any other error is returned unchanged.
+    """
+    text = str(exc)
+    if "contains NaN" not in text and "contains infinity" not in text and "NaN or infinity" not in text:
+        return exc
+    if isinstance(X, np.ndarray) and X.ndim == 2:
+        bad = np.argwhere(~np.isfinite(X))
+        if len(bad):
+            i, j = (int(v) for v in bad[0])
+            return ValueError(f"{path}: non-finite value {X[i, j]} at row {i}, column {j} "
+                              f"(0-based); X must be finite")
+    return ValueError(f"{path}: {text}")

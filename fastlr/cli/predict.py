@@ -5,7 +5,8 @@ import sys
 
 import numpy as np
 
-from ._common import add_pixel_scale, check_out_dir, check_pixel_scale, load_labels, zero_based
+from ._common import (add_pixel_scale, check_out_dir, check_pixel_scale, load_labels,
+                      located_nonfinite, zero_based)
 
 
 def add_parser(sub):
@@ -74,7 +75,10 @@ def run(args, file=sys.stdout):
     if args.out is None and labels is None:
         raise ValueError(f"nothing to do: {args.data} has no labels; give --out CSV (predictions) "
                          "and/or --labels LABELS (accuracy)")
-    predictions = model.predict(X)
+    try:
+        predictions = model.predict(X)
+    except ValueError as exc:
+        raise located_nonfinite(exc, X, args.data) from None
     if args.out is not None:
         proba = model.predict_proba(X) if args.proba else None
         if to_stdout:

@@ -27,8 +27,8 @@ from ..backends import backend_names
 from ..trainer import LEARNING_RATES, SOLVERS
 from ._common import (
     Interrupted, add_pixel_scale, check_out_dir, check_pixel_scale, holds_x_only, is_idx, is_npy,
-    is_svmlight, load_labels, positive_float, positive_int, random_seed, tolerance, unit_fraction,
-    zero_based,
+    is_svmlight, load_labels, located_nonfinite, positive_float, positive_int, random_seed,
+    tolerance, unit_fraction, zero_based,
 )
 
 _EARLY_STOPPING_PATIENCE = 5
@@ -627,7 +627,7 @@ def run_train(args, file=sys.stdout):
             args, seed, solver_seed, classes, chunked, chunks if chunked else None, n, is_val, y_all,
             None if chunked else (X_train, y_train, X_val, y_val), resume_state, resume_model)
     except ValueError as exc:
-        raise _located_nonfinite(exc, X_all, args.data) from None
+        raise located_nonfinite(exc, X_all, args.data) from None
     if chunked:  # the streamed run scored its chunks as it went
         train_ll, train_acc, val_ll, val_acc = metrics
     else:
@@ -635,21 +635,6 @@ def run_train(args, file=sys.stdout):
         val_ll, val_acc = _metrics(model, X_val, y_val)
     _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
             train_ll, train_acc, val_ll, val_acc)
-
-
-def _located_nonfinite(exc, X, path):
-    """scikit-learn's "Input X contains NaN" error for a dense X, with the first place it occurs.
-
-    Searched only on this error path (CSV and Parquet readers name the line themselves).
-    """
-    if isinstance(X, np.ndarray) and X.ndim == 2 and (
-            "contains NaN" in str(exc) or "contains infinity" in str(exc)):
-        bad = np.argwhere(~np.isfinite(X))
-        if len(bad):
-            i, j = (int(v) for v in bad[0])
-            return ValueError(f"{path}: non-finite value {X[i, j]} at row {i}, column {j} "
-                              f"(0-based); X must be finite")
-    return exc
 
 
 def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, split,
