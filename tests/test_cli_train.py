@@ -257,6 +257,8 @@ def test_predict_with_wrong_feature_count(bad_files, files, tmp_path):
     result = run_cli("predict", tmp_path / "m.npz", bad_files / "ok.csv", "--out", tmp_path / "p.csv")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
+    # ok.csv has the columns a, b, label: all three are counted, the last named as the label
+    assert "3 columns (2 features and the last, taken as the label)" in result.stderr
     assert "expects 5" in result.stderr
 
 

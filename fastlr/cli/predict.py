@@ -66,6 +66,11 @@ def run(args, file=sys.stdout):
                              f"of {args.model}") from None
         X = np.column_stack([X, last])
     if X.shape[1] != n_features:
+        if file_labels is not None and dataset.feature_names is not None and args.target is None:
+            # a table whose last column was taken as the label: count every column the user sees
+            raise ValueError(f"{args.data}: {X.shape[1] + 1} columns ({X.shape[1]} features and the "
+                             f"last, taken as the label), but {args.model} expects {n_features} "
+                             "features")
         raise ValueError(f"{args.data}: {X.shape[1]} feature columns, but {args.model} "
                          f"expects {n_features}")
     if args.labels is not None:
