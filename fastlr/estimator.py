@@ -99,8 +99,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     tol : float or None, default=1e-4
         lbfgs and gd stop when the largest gradient component of the mean
         objective is ≤ tol; sgd (and the adaptive schedule) when the epoch loss
-        has not improved by tol for ``n_iter_no_change`` epochs. None: run
-        ``max_iter``.
+        has not improved by tol for ``n_iter_no_change`` epochs. None: no
+        tolerance test and no ConvergenceWarning for stopping before
+        ``max_iter``: gd and sgd run ``max_iter`` (unless a step fails);
+        lbfgs runs until ``max_iter`` or until an iteration lowers the
+        objective by no more than 64 machine epsilons relatively (it can
+        fall no further in float64), whichever comes first.
     learning_rate : {"constant", "invscaling", "adaptive", "backtracking"}, default="constant"
         Step sizes for gd and sgd: ``eta0``; ``eta0 / t**power_t``; ``eta0``
         divided by 5 whenever the loss stalls; ``"backtracking"`` (gd only): an

@@ -372,7 +372,8 @@ def train_lbfgs(objective, theta0, options):
     gradient. Any return with the gradient test unmet — max_iter, a failed
     line search, a stalled objective — warns ``ConvergenceWarning`` naming
     the reason and the gradient reached (not a stop asked for by the
-    callback, nor ``tol=None``, which means "run max_iter").
+    callback, nor ``tol=None``, which means "no tolerance": run max_iter, or
+    until an iteration lowers F by no more than 64 eps relatively).
 
     Returns ``(theta, n_iter, loss_curve, converged, stopped_by_callback)``.
     """
