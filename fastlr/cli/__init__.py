@@ -27,13 +27,23 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS.values():
         command.add_parser(sub)
+    parser.subcommands = sub.choices  # {name: its parser}
     return parser
+
+
+def _parse(parser, argv):
+    """``parser.parse_args(argv)``, but an unknown option is reported by its subcommand
+    (``fastlr train: error: unrecognized arguments: ...``, as every other error of it)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv=None):
     """Entry point of the ``fastlr`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
         if args.command == "demo":
             if args.n < 0:
