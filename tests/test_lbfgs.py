@@ -6,6 +6,8 @@ direction; known minimisers (Rosenbrock's ones, a quadratic's solve) and
 scipy's L-BFGS-B for whole runs.
 """
 
+import zlib
+
 import numpy as np
 import pytest
 from scipy.optimize import minimize, rosen, rosen_der
@@ -228,25 +230,28 @@ def test_logistic_objective_same_minimiser_as_scipy():
 
 
 
-def test_a_run_that_rounding_stalls_stops_and_says_so():
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_a_run_that_rounding_stalls_stops_and_says_so(seed):
     """Gradients with an error floor (1e-6 here, as float32 rounding gives): once the iterates
-    sit on that floor, no step improves f or max |g|, and the run must end long before maxiter."""
-    rng = np.random.default_rng(6)
+    sit on that floor, no step improves f or max |g| but by chance, and such records of a
+    stationary noise get rarer (about one in k at the k-th step): the run must end far before
+    maxiter, by the stall rule or by a failed line search."""
+    rng = np.random.default_rng(seed)
     n = 20
     scale = np.linspace(1.0, 10.0, n)
 
     def fun(x):
-        noise = np.random.default_rng(abs(hash(x.tobytes())) % 2**32)
+        # noise that is a function of x (the same point gives the same value, as rounding
+        # does), seeded by a checksum of its bytes (not hash(), which differs per process)
+        noise = np.random.default_rng(zlib.crc32(x.tobytes()) + seed)
         f = 0.5 * np.sum(scale * x * x) * (1.0 + 1e-15 * noise.standard_normal())
         return f, scale * x + 1e-6 * noise.standard_normal(n)
 
     result = minimize_lbfgs(fun, rng.standard_normal(n), maxiter=10_000,
                             callback=lambda x, f, g: np.abs(g).max() <= 1e-12)
-    # which of the two ends comes first depends on the noise: no step found, or steps that
-    # improve nothing (MAX_STALL of them)
     assert (result.status, result.message) in {(CONVERGED, _lbfgs._STALLED.format(_lbfgs.MAX_STALL)),
                                                (LINE_SEARCH_FAILED, _lbfgs._NO_STEP)}
-    assert result.nit < 500
+    assert result.nit < 2_000
     assert np.abs(result.x).max() < 1e-5  # it did get to the floor first
 
 
