@@ -170,7 +170,8 @@ def _acceptable(f0, slope0, t, f, slope):
 
 
 def _line_search(evaluate, x, d, f0, g0, maxls):
-    """A step length along ``d`` (a descent direction at ``x``) that is :func:`_acceptable`, or None.
+    """``(t, x + t d, f, ∇f)`` for a step length ``t`` along ``d`` (a descent direction at ``x``)
+    that is :func:`_acceptable`, or None.
 
     The unit step first (L-BFGS's natural step, taken on nearly every
     iteration). Then a bracketing search on the slope ``φ'(t) = ∇f(x + t d)·d``:
@@ -188,11 +189,12 @@ def _line_search(evaluate, x, d, f0, g0, maxls):
     hi = s_hi = None
     t = 1.0
     for _ in range(maxls):
+        x_t = x + t * d
         with np.errstate(over="ignore", invalid="ignore"):
-            f, g = evaluate(x + t * d)
+            f, g = evaluate(x_t)
             slope = float(g @ d)
         if _acceptable(f0, slope0, t, f, slope):
-            return t
+            return t, x_t, f, g
         too_far = (not (np.isfinite(f) and np.isfinite(slope)) or slope >= 0.0
                    or (f > f0 + C1 * t * slope0 and f > f0 + F_NOISE * abs(f0)))
         if too_far:
@@ -245,15 +247,12 @@ def minimize_lbfgs(fun, x0, maxiter, ftol=0.0, maxls=50, maxcor=MAXCOR, callback
     x = np.array(x0, dtype=np.float64)
     n = x.shape[0]
     nfev = 0
-    last = {}
 
     def evaluate(z):
         nonlocal nfev
-        if "x" not in last or not np.array_equal(z, last["x"]):
-            f_z, g_z = fun(z)
-            nfev += 1
-            last.update(x=np.array(z, copy=True), f=float(f_z), g=np.asarray(g_z, dtype=np.float64))
-        return last["f"], last["g"]
+        f_z, g_z = fun(z)
+        nfev += 1
+        return float(f_z), np.asarray(g_z, dtype=np.float64)
 
     f, g = evaluate(x)
     pairs = _Pairs(n, max(1, int(maxcor)))
@@ -276,15 +275,14 @@ def minimize_lbfgs(fun, x0, maxiter, ftol=0.0, maxls=50, maxcor=MAXCOR, callback
                 status, message = LINE_SEARCH_FAILED, _NONFINITE
                 break
             np.divide(g, -norm, out=d)  # steepest descent, unit step = 1 / ‖g‖ along -g
-        t = _line_search(evaluate, x, d, f, g, maxls)
-        if t is None:
+        step = _line_search(evaluate, x, d, f, g, maxls)
+        if step is None:
             if pairs.order:
                 pairs.reset()  # scipy's L-BFGS-B also retries once from steepest descent
                 continue
             status, message = LINE_SEARCH_FAILED, _NO_STEP
             break
-        x_new = x + t * d  # the line search's last point, as it computed it: a cache hit
-        f_new, g_new = evaluate(x_new)
+        t, x_new, f_new, g_new = step
         nit += 1
         r = pairs.slot()
         np.multiply(d, t, out=pairs.S[r])
