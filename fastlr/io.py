@@ -490,7 +490,19 @@ def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
         if where is not None:
             raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': {where[1]!r}") from None
         raise _unreadable_svmlight(path, exc, n_features, zero_based) from None
-    return Dataset(X.tocsr(), y, None)
+    return Dataset(X.tocsr(), _svmlight_labels(y), None)
+
+
+def _svmlight_labels(y):
+    """svmlight labels as integers when every one is a whole number, else as read (float64).
+
+    ``load_svmlight_file`` returns the labels as float64; classes written
+    ``0``/``1`` or ``-1``/``+1`` in the file should come back as such in a
+    model's ``classes_`` and in predictions, not as ``0.0``/``1.0``.
+    """
+    if y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)) and np.abs(y).max() < 2.0 ** 53:
+        return y.astype(np.int64)
+    return y
 
 
 # -- streaming and writing ---------------------------------------------------------------
@@ -683,7 +695,7 @@ def scan_svmlight(path, chunk_rows, n_features=None, zero_based="auto") -> Svmli
                                       f"({'zero' if zero_based else 'one'}-based), more than "
                                       f"n_features={n_features} allows")
         width = n_features
-    y = np.concatenate(labels)
+    y = _svmlight_labels(np.concatenate(labels))
     return SvmlightLayout(len(y), y, max(width, 1), zero_based)
 
 
@@ -695,4 +707,4 @@ def iter_svmlight_chunks(path, chunk_rows, layout, dtype=np.float64):
     for first, blob in _svmlight_line_chunks(os.fspath(path), chunk_rows):
         X, y = _parse_svmlight_chunk(path, first, blob, dtype=dtype, n_features=layout.n_features,
                                      zero_based=layout.zero_based)
-        yield X.tocsr(), y
+        yield X.tocsr(), y.astype(layout.y.dtype)

@@ -50,6 +50,32 @@ def test_svmlight_is_read_as_csr(files):
         read_data(root / "train.svm", n_features=10)
 
 
+def test_svmlight_whole_number_labels_come_back_as_integers(files, tmp_path):
+    """load_svmlight_file gives float64 labels; classes written -1/+1 must stay -1/1 (not -1.0/1.0)
+    in the data read, the streamed labels, the model's classes_ and the predictions it writes."""
+    root, X, y = files
+    signed = tmp_path / "signed.svm"
+    dump_svmlight_file(X, 2 * y - 1, str(signed), zero_based=True)
+    data = read_data(signed)
+    assert data.y.dtype == np.int64
+    np.testing.assert_array_equal(data.y, 2 * y - 1)
+    layout = scan_svmlight(signed, 500)
+    assert layout.y.dtype == np.int64
+    assert all(c_y.dtype == np.int64 for _, c_y in iter_svmlight_chunks(signed, 500, layout))
+    # labels that are not whole numbers are kept as read (a regression target is refused later)
+    frac = tmp_path / "frac.svm"
+    dump_svmlight_file(X[:4], np.array([0.5, 1.0, 0.5, 1.0]), str(frac), zero_based=True)
+    assert read_data(frac).y.dtype == np.float64
+    model_path = tmp_path / "m.npz"
+    assert cli("train", signed, "--out", model_path, "--backend", "cpu", "--progress", "none",
+               "--chunk-rows", "400", "--solver", "sgd").returncode == 0
+    assert load_model(model_path).classes_.tolist() == [-1, 1]
+    result = cli("predict", model_path, signed, "--out", "-")
+    assert result.returncode == 0, result.stderr
+    labels = {line.split(",")[0] for line in result.stdout.splitlines()[1:]}
+    assert labels <= {"-1", "1"} and labels, result.stdout[:200]
+
+
 def test_sparse_npz_is_read_as_csr(files):
     root, X, _ = files
     data = read_data(root / "train.npz")
