@@ -334,8 +334,14 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
     names = list(table.column_names)
     if len(names) == 0:
         raise DataFileError(path, "no columns")
+    # first: a headerless file's first row became the names (a one-line file: no rows at all)
+    if first_line is not None and all(_is_float_text(n) for n in names):
+        raise DataFileError(
+            path, f"line 1 looks like data, not a header ({', '.join(names)[:60]!r}): a CSV file "
+                  "needs a header row naming its columns (the last one, or --target, is the label)")
     if table.num_rows == 0:
-        raise DataFileError(path, "empty file (no rows)")
+        raise DataFileError(path, "empty file (no rows)" if first_line is None
+                            else "no rows below the header (line 1)")
     if target is None:
         target = names[-1]
     elif target not in names:
@@ -347,10 +353,6 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
     feature_names = [names[i] for i in feature_columns]
     if not feature_names:
         raise DataFileError(path, f"no feature columns besides the target {target!r}")
-    if first_line is not None and all(_is_float_text(n) for n in names):
-        raise DataFileError(
-            path, f"line 1 looks like data, not a header ({', '.join(names)[:60]!r}): a CSV file "
-                  "needs a header row naming its columns (the last one, or --target, is the label)")
 
     def where(row):
         return f"line {first_line + row}" if first_line is not None else f"row {row + 1}"

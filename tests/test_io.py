@@ -142,6 +142,10 @@ def test_csv_without_a_header_row_is_an_error(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("1.5,2,0\n2.5,3,1\n")
     assert "line 1 looks like data, not a header" in error_of(path)
+    # before the target is looked for among the "names", and for a one-line file (no rows left)
+    assert "line 1 looks like data, not a header" in error_of(path, target="label")
+    path.write_text("1.5,2,0\n")
+    assert "line 1 looks like data, not a header" in error_of(path)
     path.write_text("x1,2,y\n1.5,2,0\n")  # a name that is a number among others: a header
     np.testing.assert_array_equal(read_data(path).X, [[1.5, 2.0]])
 
@@ -219,7 +223,7 @@ def test_zero_byte_file(tmp_path, name):
 def test_csv_header_only_is_empty(tmp_path):
     path = tmp_path / "h.csv"
     path.write_text("a,b,y\n")
-    assert "no rows" in error_of(path)
+    assert error_of(path).endswith("no rows below the header (line 1)")
 
 
 def test_npy_with_no_rows_is_empty(tmp_path):
