@@ -5,7 +5,7 @@ full size of the README's Reliability section: 8 threads × 25 fits, 4 processes
 × 25 fits, 8 threads × 25 fits under each Numba threading layer that loads, and
 1,000 fit + predict cycles with resident memory held flat.
 
-    FASTLR_SOAK=1 python -m pytest tests/test_soak.py -v -s
+    FASTLR_SOAK=1 python -m pytest tests/test_soak.py -v -s -n 0
 
 "Identical" means bitwise: the kernels sum in a fixed order whatever the
 thread count, so a fit gives the same bits in a thread, a process or serially.
