@@ -82,11 +82,13 @@ class Dataset:
         or a scipy.sparse CSR matrix (svmlight/libsvm files, ``save_npz`` archives).
     y : (n,) labels, or None when the file has no target.
     feature_names : column names of X, or None when the file has none.
+    target_name : name of the column ``y`` came from (tables), else None.
     """
 
     X: np.ndarray
     y: np.ndarray | None
     feature_names: list[str] | None
+    target_name: str | None = None
 
 
 def _one_line(text):
@@ -122,7 +124,7 @@ def _check_file(path):
 
 
 def read_data(path, *, target=None, dtype=None, pixel_scale="unit", n_features=None,
-              zero_based="auto") -> Dataset:
+              zero_based="auto", target_optional=False) -> Dataset:
     """Read a data file; see the module docstring for the formats.
 
     Parameters
@@ -130,6 +132,10 @@ def read_data(path, *, target=None, dtype=None, pixel_scale="unit", n_features=N
     path : str or os.PathLike
     target : str, optional
         Name of the label column (CSV and Parquet); default the last column.
+    target_optional : bool, default False
+        A table without the column ``target`` is read as features only
+        (``y`` None) instead of raising: a file to predict on may carry its
+        labels or not.
     dtype : {None, float32, float64}
         dtype of X. None keeps a float32/float64 array file's dtype and
         gives float64 for everything else (IDX: float32 for 8/16-bit and
@@ -176,9 +182,9 @@ def read_data(path, *, target=None, dtype=None, pixel_scale="unit", n_features=N
         elif ext in NPZ_EXTENSIONS:
             data = _read_npz(path, dt)
         elif ext in CSV_EXTENSIONS:
-            data = _read_csv(path, ext, target, dt)
+            data = _read_csv(path, ext, target, dt, target_optional)
         elif ext in PARQUET_EXTENSIONS:
-            data = _read_parquet(path, target, dt)
+            data = _read_parquet(path, target, dt, target_optional)
         else:
             data = _read_svmlight(path, dt, n_features, zero_based)
     except MemoryError:
@@ -323,7 +329,7 @@ def _is_float_text(value):
     return True
 
 
-def _table_to_dataset(path, table, target, dt, first_line=None):
+def _table_to_dataset(path, table, target, dt, first_line=None, target_optional=False):
     """Split an Arrow table into X (numeric features) and y (the target column).
 
     ``first_line``: file line number of the first data row (CSV), to name lines.
@@ -345,11 +351,13 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
     if target is None:
         target = names[-1]
     elif target not in names:
-        raise DataFileError(path, f"no target column {target!r}; available columns: {', '.join(names)}")
-    if names.count(target) > 1:
+        if not target_optional:
+            raise DataFileError(path, f"no target column {target!r}; available columns: {', '.join(names)}")
+        target = None  # features only
+    if target is not None and names.count(target) > 1:
         raise DataFileError(path, f"target column name {target!r} appears more than once")
     # columns by position: names can repeat ("a,a,y"), and each column is its own feature
-    feature_columns = [i for i, n in enumerate(names) if n != target]
+    feature_columns = [i for i, n in enumerate(names) if target is None or n != target]
     feature_names = [names[i] for i in feature_columns]
     if not feature_names:
         raise DataFileError(path, f"no feature columns besides the target {target!r}")
@@ -375,6 +383,8 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
             bad = int(np.argmin(finite))
             raise DataFileError(path, f"column {name!r} has the non-finite value {float(X[bad, j])!r} "
                                       f"at {where(bad)}")
+    if target is None:
+        return Dataset(X, None, feature_names, None)
     ycol = table.column(names.index(target))
     if ycol.null_count:
         bad = int(pc.index(pc.is_null(ycol), True).as_py())
@@ -382,10 +392,10 @@ def _table_to_dataset(path, table, target, dt, first_line=None):
     y = ycol.to_numpy(zero_copy_only=False)
     if y.dtype == object:
         y = np.asarray(ycol.to_pylist(), dtype=str) if all(isinstance(v, str) for v in y) else y
-    return Dataset(X, y, feature_names)
+    return Dataset(X, y, feature_names, target)
 
 
-def _read_csv(path, ext, target, dt):
+def _read_csv(path, ext, target, dt, target_optional=False):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -424,10 +434,10 @@ def _read_csv(path, ext, target, dt):
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(path, f"cannot read CSV: {exc}") from None
     # header is line 1; assumes no quoted fields spanning lines
-    return _table_to_dataset(path, table, target, dt, first_line=2)
+    return _table_to_dataset(path, table, target, dt, first_line=2, target_optional=target_optional)
 
 
-def _read_parquet(path, target, dt):
+def _read_parquet(path, target, dt, target_optional=False):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -435,7 +445,7 @@ def _read_parquet(path, target, dt):
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataFileError(path, f"not a readable Parquet file ({exc})") from None
-    return _table_to_dataset(path, table, target, dt)
+    return _table_to_dataset(path, table, target, dt, target_optional=target_optional)
 
 
 def _is_svmlight_line(raw):

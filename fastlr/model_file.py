@@ -26,7 +26,8 @@ A model file is an uncompressed ``.npz`` archive (a zip written by
          "n_features_in": 64, "n_iter": 12, "backend": "cpu",
          "classes_dtype": "int64",   # numpy dtype str of classes_ ("object" for str objects)
          "feature_names_in": null,   # or the list of names the model was fitted with
-         "t": 0}                     # SGD step counter (partial_fit continuation)
+         "t": 0,                     # SGD step counter (partial_fit continuation)
+         "target_name": "label"}     # optional: the label column of the table trained on
 
     ``params`` values are JSON scalars (older files' ``loss="log"``/``"squared"`` and
     ``penalty="l2"``/``None`` are read as today's ``"log_loss"``/``"prob_squared"``,
@@ -171,8 +172,17 @@ def _classes_array(classes):
     raise TypeError(f"classes_ of dtype {classes.dtype} cannot be saved: only numbers and strings are")
 
 
-def save_model(model, path) -> None:
+def save_model(model, path, *, target_name=None) -> None:
     """Save a fitted ``fastlr.LogisticRegression`` to ``path`` (format described above).
+
+    Parameters
+    ----------
+    model : fastlr.LogisticRegression, fitted
+    path : str or os.PathLike
+    target_name : str, optional
+        The name of the label column the model was trained on (``fastlr train``
+        on a table), stored as the optional metadata key ``"target_name"``, so
+        that ``fastlr predict`` can find the labels by name.
 
     Raises
     ------
@@ -206,6 +216,8 @@ def save_model(model, path) -> None:
         "feature_names_in": None if feature_names is None else [str(n) for n in feature_names],
         "t": int(getattr(model, "t_", 0)),
     }
+    if target_name is not None:
+        metadata["target_name"] = str(target_name)
     arrays = {
         "coef": np.ascontiguousarray(model.coef_, dtype=np.float64),
         "intercept": np.ascontiguousarray(model.intercept_, dtype=np.float64),
@@ -395,11 +407,27 @@ def _build(path, meta, arrays):
     model.t_ = t
     if names is not None:
         model.feature_names_in_ = np.asarray(names, dtype=object)
-    return model
+    target_name = meta.get("target_name")
+    if target_name is not None and not isinstance(target_name, str):
+        raise ModelFileError(path, "metadata 'target_name' must be a string")
+    return model, target_name
 
 
 def load_model(path):
     """Load a model saved by :func:`save_model`; return a fitted ``fastlr.LogisticRegression``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a fastlr model file, truncated, corrupt,
+        written by a newer fastlr, or inconsistent. Never another exception
+        type for a bad file, and never runs code from the file.
+    """
+    return load_model_and_target(path)[0]
+
+
+def load_model_and_target(path):
+    """:func:`load_model`, and the label column's name saved with it (None if none was).
 
     Raises
     ------

@@ -149,6 +149,7 @@ def test_predict_writes_the_csv_to_stdout(files, tmp_path):
     assert "Traceback" not in err and "error" not in err
 
 
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # in-process, on arrays
 def test_predict_on_a_table_without_labels(files, tmp_path):
     ok(run_cli("train", files / "bin.csv", "--out", tmp_path / "m.npz"))
     X, _ = problem()
@@ -260,8 +261,12 @@ def test_predict_with_wrong_feature_count(bad_files, files, tmp_path):
     result = run_cli("predict", tmp_path / "m.npz", bad_files / "ok.csv", "--out", tmp_path / "p.csv")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
-    # ok.csv has the columns a, b, label: all three are counted, the last named as the label
-    assert "3 columns (2 features and the last, taken as the label)" in result.stderr
+    # the model takes its features by name (f0, f1, ...): ok.csv's columns a, b, label are listed
+    assert "no column named 'f0'" in result.stderr and "(its columns: a, b, label)" in result.stderr
+    # a .npy has no names: its columns are counted
+    np.save(tmp_path / "narrow.npy", np.zeros((3, 2)))
+    result = run_cli("predict", tmp_path / "m.npz", tmp_path / "narrow.npy", "--out", tmp_path / "p.csv")
+    assert result.returncode == 2 and "2 feature columns, but" in result.stderr
     assert "expects 5" in result.stderr
 
 
@@ -435,3 +440,79 @@ def test_option_choices_are_the_library_names():
     X, y = problem(n=60, d=3)
     for solver in SOLVERS:  # every listed name is one the estimator takes
         LogisticRegression(solver=solver, max_iter=2, tol=None).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # in-process, on arrays
+def test_predict_takes_a_tables_features_and_labels_by_name(tmp_path):
+    """A model trained on a table keeps its column names (and its label column's): predict finds
+    them by name in a table whose columns are in another order, that lacks the labels, or has
+    them elsewhere; a missing feature column is a one-line error."""
+    from fastlr.model_file import load_model
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((300, 3))
+    y = np.where(X @ [1.5, -2.0, 0.5] + 0.3 * rng.standard_normal(300) > 0, "yes", "no")
+    names = ["a", "b", "c"]
+
+    def write(path, order, with_labels=True):
+        cols = {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": y}
+        order = [n for n in order if with_labels or n != "label"]
+        lines = [",".join(order)] + [",".join(str(cols[n][i]) for n in order) for i in range(len(y))]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    train = write(tmp_path / "train.csv", ["label", "a", "b", "c"])  # label first
+    out = run_cli("train", train, "--target", "label", "--out", tmp_path / "m.npz", "--progress", "none",
+                  "--val-fraction", "0")
+    assert out.returncode == 0, out.stderr
+    model = load_model(tmp_path / "m.npz")
+    assert model.feature_names_in_.tolist() == names
+    expected = model.predict(X)  # the in-process prediction on the columns in training order
+    accuracy = np.mean(expected == y)
+    for order, with_labels in ((["label", "a", "b", "c"], True), (["c", "label", "a", "b"], True),
+                               (["b", "c", "a"], False), (["c", "a", "b", "label", "extra"], True)):
+        data = write(tmp_path / "p.csv", order, with_labels) if "extra" not in order else None
+        if data is None:  # a column the model does not use is left out
+            data = tmp_path / "p.csv"
+            text = write(tmp_path / "p0.csv", order[:-1]).read_text().splitlines()
+            data.write_text("\n".join([text[0] + ",extra"] + [t + ",9" for t in text[1:]]) + "\n")
+        result = run_cli("predict", tmp_path / "m.npz", data, "--out", tmp_path / "pred.csv")
+        assert result.returncode == 0, (order, result.stderr)
+        got = np.loadtxt(tmp_path / "pred.csv", dtype=str, skiprows=1)
+        np.testing.assert_array_equal(got, expected)
+        if with_labels:  # the accuracy against the saved label column, wherever it is
+            assert f"accuracy {accuracy:.4f}" in result.stdout, (order, result.stdout)
+    missing = write(tmp_path / "missing.csv", ["label", "a", "c"])
+    result = run_cli("predict", tmp_path / "m.npz", missing, "--out", tmp_path / "pred2.csv")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "missing.csv: no column named 'b'" in result.stderr
+    assert not (tmp_path / "pred2.csv").exists()
+
+
+def test_out_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((80, 2))
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "".join(f"{u},{v},{int(u > v)}\n" for u, v in X))
+    model = tmp_path / "m.npz"
+    assert run_cli("train", data, "--out", model, "--progress", "none").returncode == 0
+    before = {p: p.read_bytes() for p in (data, model)}
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", (X[:, 0] > X[:, 1]).astype(int))
+    link = tmp_path / "same.csv"
+    os.link(data, link)  # the same file under another name
+    for args, what in (
+            (["train", data, "--out", data], "DATA"),
+            (["train", data, "--out", link], "DATA"),
+            (["train", tmp_path / "X.npy", "--labels", tmp_path / "y.npy", "--out", tmp_path / "y.npy"],
+             "--labels"),
+            (["train", data, "--out", tmp_path / "n.npz", "--plot", tmp_path / "n.npz"], "--out"),
+            (["predict", model, data, "--out", model], "MODEL"),
+            (["predict", model, data, "--out", data], "DATA")):
+        result = run_cli(*args, "--progress", "none") if args[0] == "train" else run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.strip().endswith(f"is the {what} file; writing there would destroy it: "
+                                              "give another path"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in (data, model)} == before
+    assert not (tmp_path / "n.npz").exists()

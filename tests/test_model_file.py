@@ -181,6 +181,17 @@ def test_feature_names_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
 
 
+def test_target_name_round_trip(tmp_path, binary_model, saved):
+    """The label column's name is optional metadata: saved when given, None when not."""
+    path = tmp_path / "t.npz"
+    save_model(binary_model[0], path, target_name="label")
+    model, target = mf.load_model_and_target(path)
+    assert target == "label" and isinstance(model, LogisticRegression)
+    assert mf.load_model_and_target(saved)[1] is None
+    assert "'target_name' must be a string" in load_error(
+        rewrite(path, tmp_path / "bad.npz", meta_update={"target_name": 3}))
+
+
 def test_path_is_used_as_given(tmp_path, binary_model):
     path = tmp_path / "model.fastlr"
     save_model(binary_model[0], path)

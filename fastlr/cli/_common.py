@@ -97,6 +97,13 @@ def is_svmlight(path):
     return str(path).lower().endswith((".svm", ".svmlight", ".libsvm"))
 
 
+def is_table(path):
+    """Whether DATA is a table with named columns: CSV/TSV/text or Parquet."""
+    from ..io import CSV_EXTENSIONS, PARQUET_EXTENSIONS
+
+    return str(path).lower().endswith(CSV_EXTENSIONS + PARQUET_EXTENSIONS)
+
+
 def holds_x_only(path):
     """Whether DATA holds X without labels: a .npy array or a scipy.sparse .npz."""
     if is_npy(path):
@@ -134,12 +141,24 @@ def check_pixel_scale(args):
     return args.pixel_scale
 
 
-def check_out_dir(path, option):
+def check_out_dir(path, option, inputs=()):
+    """An output path must be in an existing directory, not a directory, and none of ``inputs``.
+
+    ``inputs``: ``(what, path)`` pairs (e.g. ``("DATA", args.data)``); an output that is
+    one of them (the same file, by any name) would destroy it.
+    """
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ValueError(f"{option} {path}: directory {parent} does not exist")
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a directory")
+    for what, source in inputs:
+        if source is None or source == "-":
+            continue
+        if os.path.realpath(path) == os.path.realpath(source) or (
+                os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source)):
+            raise ValueError(f"{option} {path} is the {what} file; writing there would destroy it: "
+                             "give another path")
 
 
 def load_labels(path, n_rows, data_path):

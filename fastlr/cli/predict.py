@@ -2,10 +2,11 @@
 
 import os
 import sys
+import warnings
 
 import numpy as np
 
-from ._common import (add_pixel_scale, check_out_dir, check_pixel_scale, load_labels,
+from ._common import (add_pixel_scale, check_out_dir, check_pixel_scale, is_table, load_labels,
                       located_nonfinite, zero_based)
 
 
@@ -41,30 +42,35 @@ def run(args, file=sys.stdout):
     from scipy.sparse import issparse
 
     from ..io import read_data, write_predictions, write_predictions_csv
-    from ..model_file import load_model
+    from ..model_file import load_model_and_target
 
     to_stdout = args.out == "-"
     if args.out is not None and not to_stdout:
-        check_out_dir(args.out, "--out")
+        check_out_dir(args.out, "--out", (("MODEL", args.model), ("DATA", args.data),
+                                          ("--labels", args.labels)))
     pixel_scale = check_pixel_scale(args)
-    model = load_model(args.model)
+    model, saved_target = load_model_and_target(args.model)
     n_features = int(model.n_features_in_)
+    names = getattr(model, "feature_names_in_", None)
+    target = args.target
+    if target is None and names is not None and is_table(args.data):
+        target = saved_target  # the model's label column, if this table has it
     # svmlight files are as wide as their largest index: widen them to the model's width
-    dataset = read_data(args.data, target=args.target, pixel_scale=pixel_scale, n_features=n_features,
-                        zero_based=zero_based(args))
+    dataset = read_data(args.data, target=target, pixel_scale=pixel_scale, n_features=n_features,
+                        zero_based=zero_based(args), target_optional=target is not None and args.target is None)
     X = dataset.X
     # the labels the data file carries (svmlight, a table's target column, an .npz's y)
     file_labels = dataset.y
-    if (args.target is None and dataset.y is not None and X.shape[1] == n_features - 1
-            and not issparse(X)):
-        file_labels = None
+    if (target is None and dataset.y is not None and dataset.feature_names is not None
+            and not issparse(X) and (X.shape[1] == n_features - 1
+                                     or (names is not None and dataset.target_name in set(names)))):
         # the default target (last column) was a feature: this table has no label column
-        try:
-            last = np.asarray(dataset.y, dtype=X.dtype)
-        except (TypeError, ValueError):
-            raise ValueError(f"{args.data}: last column is not numeric; it cannot be a feature "
-                             f"of {args.model}") from None
-        X = np.column_stack([X, last])
+        X, file_labels = _with_column(args, X, dataset.y), None
+        dataset.feature_names = dataset.feature_names + [dataset.target_name]
+    if names is not None and dataset.feature_names is not None \
+            and len(set(dataset.feature_names)) == len(dataset.feature_names):
+        X = _by_name(args, X, dataset.feature_names, [str(n) for n in names],
+                     dataset.target_name if file_labels is not None else None)
     if X.shape[1] != n_features:
         if file_labels is not None and dataset.feature_names is not None and args.target is None:
             # a table whose last column was taken as the label: count every column the user sees
@@ -80,12 +86,15 @@ def run(args, file=sys.stdout):
     if args.out is None and labels is None:
         raise ValueError(f"nothing to do: {args.data} has no labels; give --out CSV (predictions) "
                          "and/or --labels LABELS (accuracy)")
-    try:
-        predictions = model.predict(X)
-    except ValueError as exc:
-        raise located_nonfinite(exc, X, args.data) from None
+    with warnings.catch_warnings():
+        # the columns were matched by name above (or the file has none, e.g. a .npy)
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        try:
+            predictions = model.predict(X)
+        except ValueError as exc:
+            raise located_nonfinite(exc, X, args.data) from None
+        proba = model.predict_proba(X) if args.out is not None and args.proba else None
     if args.out is not None:
-        proba = model.predict_proba(X) if args.proba else None
         if to_stdout:
             _write_to_stdout(write_predictions, file, predictions, proba, model.classes_)
             file = sys.stderr  # standard output holds the CSV alone
@@ -96,6 +105,36 @@ def run(args, file=sys.stdout):
         hits = int(np.sum(predictions == labels))
         print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {against}",
               file=file)
+
+
+def _with_column(args, X, column):
+    """X with a table's last column (read as its label column) put back as a feature."""
+    try:
+        last = np.asarray(column, dtype=X.dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"{args.data}: last column is not numeric; it cannot be a feature "
+                         f"of {args.model}") from None
+    return np.column_stack([X, last])
+
+
+def _by_name(args, X, columns, names, label=None):
+    """The columns of X named ``names`` (the model's features), in the model's order.
+
+    A model trained on a table knows its columns' names (as scikit-learn's
+    ``feature_names_in_``): a table to predict on may order its columns
+    differently or hold more; one it lacks is an error.
+    """
+    if columns == names:
+        return X
+    where = {name: j for j, name in enumerate(columns)}
+    missing = [n for n in names if n not in where]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        shown_columns = columns + ([label] if label is not None else [])
+        have = ", ".join(shown_columns[:8]) + (", ..." if len(shown_columns) > 8 else "")
+        raise ValueError(f"{args.data}: no column named {shown} (its columns: {have}), which "
+                         f"{args.model} was trained on (it takes its features by name)")
+    return np.ascontiguousarray(X[:, [where[n] for n in names]])
 
 
 def _write_to_stdout(write, file, predictions, proba, classes):

@@ -49,7 +49,8 @@ def add_parser(sub):
                             "scipy.sparse.save_npz (X only: give --labels), IDX images (MNIST format, e.g. "
                             "train-images-idx3-ubyte.gz; give --labels)")
     train.add_argument("--target", metavar="COLUMN",
-                       help="label column of a table (name or index; default: the last column)")
+                       help="label column of a table, by name (default: the last column); saved in "
+                            "the model, so that predict finds the labels and the features by name")
     train.add_argument("--labels", metavar="LABELS",
                        help="labels of a DATA that holds X only (.npy, scipy.sparse .npz, IDX): a .npy "
                             "array or a rank-1 IDX file such as train-labels-idx1-ubyte.gz")
@@ -335,9 +336,10 @@ def _check_train_args(args):
     if x_only and args.target is not None:
         raise ValueError(f"--target names a column of a table; {args.data} is not a table")
     check_pixel_scale(args)
-    check_out_dir(args.out, "--out")
+    inputs = (("DATA", args.data), ("--labels", args.labels))
+    check_out_dir(args.out, "--out", inputs)
     if args.plot:
-        check_out_dir(args.plot, "--plot")
+        check_out_dir(args.plot, "--plot", inputs + (("--out", args.out),))
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -633,8 +635,15 @@ def run_train(args, file=sys.stdout):
     else:
         train_ll, train_acc = _metrics(model, X_train, y_train)
         val_ll, val_acc = _metrics(model, X_val, y_val)
+    target_name = None
+    if not chunked and dataset.feature_names is not None \
+            and len(set(dataset.feature_names)) == len(dataset.feature_names):
+        # a table's column names go with the model (as scikit-learn's feature_names_in_ for a
+        # DataFrame), so that predict takes the features, and the labels, by name
+        model.feature_names_in_ = np.asarray(dataset.feature_names, dtype=object)
+        target_name = dataset.target_name
     _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
-            train_ll, train_acc, val_ll, val_acc)
+            train_ll, train_acc, val_ll, val_acc, target_name)
 
 
 def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, split,
@@ -677,11 +686,11 @@ def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, sp
 
 
 def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
-            train_ll, train_acc, val_ll, val_acc):
+            train_ll, train_acc, val_ll, val_acc, target_name=None):
     """Save the model (and plot), then print the summary of ``fastlr train``."""
     from ..model_file import save_model
 
-    save_model(model, args.out)
+    save_model(model, args.out, target_name=target_name)
     if args.plot:
         _write_plot(args.plot, curve, val_curve, what)
     unit = "epochs" if args.solver == "sgd" else "iterations"
