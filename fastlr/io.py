@@ -83,12 +83,15 @@ class Dataset:
     y : (n,) labels, or None when the file has no target.
     feature_names : column names of X, or None when the file has none.
     target_name : name of the column ``y`` came from (tables), else None.
+    index_base : 0 or 1, the base of an svmlight/libsvm file's feature indices (as given,
+        or as guessed from the file), else None.
     """
 
     X: np.ndarray
     y: np.ndarray | None
     feature_names: list[str] | None
     target_name: str | None = None
+    index_base: int | None = None
 
 
 def _one_line(text):
@@ -489,11 +492,15 @@ def _unreadable_svmlight(path, exc, n_features, zero_based):
 
 
 def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
+    import scipy.sparse as sp
     from sklearn.datasets import load_svmlight_file
 
+    guess = zero_based == "auto"
     try:
-        X, y = load_svmlight_file(path, dtype=dt or np.float64, n_features=n_features,
-                                  zero_based=zero_based)
+        # "auto" is decided below as scikit-learn decides it, so that the base is known
+        # (and saved with a model trained on the file)
+        X, y = load_svmlight_file(path, dtype=dt or np.float64, n_features=None if guess else n_features,
+                                  zero_based=True if guess else zero_based)
     except Exception as exc:  # noqa: BLE001
         where = None
         if not isinstance(exc, MemoryError):
@@ -502,7 +509,19 @@ def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
         if where is not None:
             raise DataFileError(path, f"line {where[0]} is not an svmlight/libsvm line 'label index:value ...': {where[1]!r}") from None
         raise _unreadable_svmlight(path, exc, n_features, zero_based) from None
-    return Dataset(X.tocsr(), _svmlight_labels(y), None)
+    X = X.tocsr()
+    if guess:
+        # scikit-learn's rule: one-based unless some index is 0 (an empty file: zero-based)
+        one_based = X.nnz > 0 and int(X.indices.min()) > 0
+        width = X.shape[1] - 1 if one_based else X.shape[1]
+        if one_based:
+            X.indices -= 1
+        if n_features is not None and width > n_features:
+            raise _unreadable_svmlight(path, ValueError("n_features was set to"), n_features, zero_based)
+        X = sp.csr_matrix((X.data, X.indices, X.indptr),
+                          shape=(X.shape[0], width if n_features is None else n_features))
+        zero_based = not one_based
+    return Dataset(X, _svmlight_labels(y), None, index_base=0 if zero_based else 1)
 
 
 def _svmlight_labels(y):

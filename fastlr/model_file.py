@@ -27,7 +27,8 @@ A model file is an uncompressed ``.npz`` archive (a zip written by
          "classes_dtype": "int64",   # numpy dtype str of classes_ ("object" for str objects)
          "feature_names_in": null,   # or the list of names the model was fitted with
          "t": 0,                     # SGD step counter (partial_fit continuation)
-         "target_name": "label"}     # optional: the label column of the table trained on
+         "target_name": "label",     # optional: the label column of the table trained on
+         "index_base": 0}            # optional: the svmlight file's index base, 0 or 1
 
     ``params`` values are JSON scalars (older files' ``loss="log"``/``"squared"`` and
     ``penalty="l2"``/``None`` are read as today's ``"log_loss"``/``"prob_squared"``,
@@ -70,6 +71,7 @@ import json
 import math
 import os
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,7 +80,8 @@ from ._labels import n_outputs
 from ._math import DEPRECATED_LOSS_NAMES
 from ._npy import read_npy_header
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "TrainingData", "save_model", "load_model",
+           "load_model_and_data"]
 
 FORMAT_NAME = "fastlr-model"
 FORMAT_VERSION = 1
@@ -172,7 +175,7 @@ def _classes_array(classes):
     raise TypeError(f"classes_ of dtype {classes.dtype} cannot be saved: only numbers and strings are")
 
 
-def save_model(model, path, *, target_name=None) -> None:
+def save_model(model, path, *, target_name=None, index_base=None) -> None:
     """Save a fitted ``fastlr.LogisticRegression`` to ``path`` (format described above).
 
     Parameters
@@ -183,6 +186,10 @@ def save_model(model, path, *, target_name=None) -> None:
         The name of the label column the model was trained on (``fastlr train``
         on a table), stored as the optional metadata key ``"target_name"``, so
         that ``fastlr predict`` can find the labels by name.
+    index_base : {0, 1}, optional
+        The base of the feature indices of the svmlight/libsvm file the model
+        was trained on, stored as the optional metadata key ``"index_base"``, so
+        that ``fastlr predict`` reads other such files with the same base.
 
     Raises
     ------
@@ -218,6 +225,10 @@ def save_model(model, path, *, target_name=None) -> None:
     }
     if target_name is not None:
         metadata["target_name"] = str(target_name)
+    if index_base is not None:
+        if index_base not in (0, 1):
+            raise ValueError(f"index_base must be 0 or 1, got {index_base!r}")
+        metadata["index_base"] = int(index_base)
     arrays = {
         "coef": np.ascontiguousarray(model.coef_, dtype=np.float64),
         "intercept": np.ascontiguousarray(model.intercept_, dtype=np.float64),
@@ -410,7 +421,10 @@ def _build(path, meta, arrays):
     target_name = meta.get("target_name")
     if target_name is not None and not isinstance(target_name, str):
         raise ModelFileError(path, "metadata 'target_name' must be a string")
-    return model, target_name
+    index_base = meta.get("index_base")
+    if index_base is not None and (isinstance(index_base, bool) or index_base not in (0, 1)):
+        raise ModelFileError(path, "metadata 'index_base' must be 0 or 1")
+    return model, TrainingData(target_name, index_base)
 
 
 def load_model(path):
@@ -423,11 +437,25 @@ def load_model(path):
         written by a newer fastlr, or inconsistent. Never another exception
         type for a bad file, and never runs code from the file.
     """
-    return load_model_and_target(path)[0]
+    return load_model_and_data(path)[0]
 
 
-def load_model_and_target(path):
-    """:func:`load_model`, and the label column's name saved with it (None if none was).
+@dataclass(frozen=True)
+class TrainingData:
+    """What a model file says of the data its model was trained on (``fastlr train``).
+
+    target_name : str or None
+        The label column's name, for a model trained on a table.
+    index_base : {0, 1} or None
+        The feature-index base, for a model trained on an svmlight/libsvm file.
+    """
+
+    target_name: str | None = None
+    index_base: int | None = None
+
+
+def load_model_and_data(path):
+    """:func:`load_model`, and the :class:`TrainingData` saved with it (its fields None if not).
 
     Raises
     ------

@@ -181,15 +181,18 @@ def test_feature_names_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
 
 
-def test_target_name_round_trip(tmp_path, binary_model, saved):
+def test_training_data_round_trip(tmp_path, binary_model, saved):
     """The label column's name is optional metadata: saved when given, None when not."""
     path = tmp_path / "t.npz"
-    save_model(binary_model[0], path, target_name="label")
-    model, target = mf.load_model_and_target(path)
-    assert target == "label" and isinstance(model, LogisticRegression)
-    assert mf.load_model_and_target(saved)[1] is None
+    save_model(binary_model[0], path, target_name="label", index_base=1)
+    model, data = mf.load_model_and_data(path)
+    assert data == mf.TrainingData("label", 1) and isinstance(model, LogisticRegression)
+    assert mf.load_model_and_data(saved)[1] == mf.TrainingData(None, None)
     assert "'target_name' must be a string" in load_error(
         rewrite(path, tmp_path / "bad.npz", meta_update={"target_name": 3}))
+    for bad in (2, True, "0"):
+        assert "'index_base' must be 0 or 1" in load_error(
+            rewrite(path, tmp_path / "bad.npz", meta_update={"index_base": bad}))
 
 
 def test_path_is_used_as_given(tmp_path, binary_model):

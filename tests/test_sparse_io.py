@@ -222,6 +222,34 @@ def test_cli_predict_with_the_wrong_index_base_says_which_to_give(tmp_path):
     assert not os.path.exists(tmp_path / "p.csv")
 
 
+def test_cli_predict_reads_svmlight_with_the_base_the_model_was_trained_on(files, tmp_path):
+    """A 0-based training file, a 0-based test file without column 0: "auto" alone would read the
+    test file 1-based (shifting every column); the model file's saved base reads it right, in
+    memory and streamed, and an explicit --index-base still wins."""
+    from fastlr.model_file import load_model_and_data
+
+    root, X, y = files
+    test = X[:300].tolil()
+    test[:, 0] = 0
+    test = test.tocsr()
+    test.eliminate_zeros()
+    dump_svmlight_file(test, y[:300], str(tmp_path / "test.svm"), zero_based=True)
+    assert read_data(tmp_path / "test.svm").index_base == 1  # what "auto" guesses for this file
+    assert read_data(root / "train.svm").index_base == 0
+    for name, extra in (("mem", []), ("streamed", ["--solver", "sgd", "--chunk-rows", "500"])):
+        model_path = tmp_path / f"{name}.npz"
+        assert cli("train", root / "train.svm", "--out", model_path, "--backend", "cpu",
+                   "--progress", "none", *extra).returncode == 0
+        assert load_model_and_data(model_path)[1].index_base == 0
+        model = load_model(model_path)
+        expected = model.score(test, y[:300])
+        result = cli("predict", model_path, tmp_path / "test.svm")
+        assert result.returncode == 0, result.stderr
+        assert f"accuracy {expected:.4f}" in result.stdout
+        shifted = cli("predict", model_path, tmp_path / "test.svm", "--index-base", "1")
+        assert shifted.returncode == 0 and f"accuracy {expected:.4f}" not in shifted.stdout
+
+
 def test_cli_streamed_sgd_stops_on_tol_and_warns_when_it_runs_out_of_epochs(files, tmp_path):
     """--chunk-rows applies --tol as fit does (n_iter_no_change = 5 epochs without a gain of tol)."""
     root, _, _ = files

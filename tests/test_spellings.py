@@ -173,16 +173,20 @@ def test_cli_accepts_old_and_new_loss_names_and_penalty_none(tmp_path):
     np.savez(tmp_path / "d.npz", X=X, y=Y)
     models = {}
     for name, extra in (("new", ["--loss", "log_loss"]), ("old", ["--loss", "log"]),
-                        ("none", ["--penalty", "none", "--epochs", "300"])):
+                        ("none", ["--penalty", "none", "--epochs", "300"]),
+                        ("none-C", ["--penalty", "none", "--C", "5", "--epochs", "300"])):
         out = tmp_path / f"{name}.npz"
         result = subprocess.run([sys.executable, "-m", "fastlr.cli", "train", str(tmp_path / "d.npz"),
                                  "--out", str(out), "--progress", "none", "--val-fraction", "0", *extra],
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         assert "FutureWarning" not in result.stderr and "deprecated" not in result.stderr
+        # --C beside --penalty none is ignored, and said so (as the estimator warns)
+        assert ("--penalty none ignores --C 5" in result.stderr) == (name == "none-C")
         models[name] = load_model(out)
     assert models["old"].loss == models["new"].loss == "log_loss"
     np.testing.assert_array_equal(models["old"].coef_, models["new"].coef_)
-    assert models["none"].C == np.inf
+    assert models["none"].C == models["none-C"].C == np.inf
+    np.testing.assert_array_equal(models["none"].coef_, models["none-C"].coef_)
     ref = _quiet_fit(LogisticRegression(C=np.inf, max_iter=300), X, Y)
     np.testing.assert_allclose(models["none"].predict_proba(X), ref.predict_proba(X), atol=1e-6)

@@ -24,8 +24,9 @@ def add_parser(sub):
                               "table has one column more than the model's features)")
     predict.add_argument("--proba", action="store_true", help="also write the class probabilities")
     predict.add_argument("--index-base", choices=("auto", "0", "1"), default="auto",
-                         help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default auto: "
-                              "1 unless some index is 0; give the base used in training)")
+                         help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default: the "
+                              "base of the svmlight file MODEL was trained on, else auto: 1 unless "
+                              "some index is 0)")
     predict.add_argument("--labels", metavar="LABELS",
                          help="true labels of the rows (.npy or IDX): print the accuracy (without it, "
                               "the accuracy against the labels DATA carries, if any: svmlight, a "
@@ -42,22 +43,25 @@ def run(args, file=sys.stdout):
     from scipy.sparse import issparse
 
     from ..io import read_data, write_predictions, write_predictions_csv
-    from ..model_file import load_model_and_target
+    from ..model_file import load_model_and_data
 
     to_stdout = args.out == "-"
     if args.out is not None and not to_stdout:
         check_out_dir(args.out, "--out", (("MODEL", args.model), ("DATA", args.data),
                                           ("--labels", args.labels)))
     pixel_scale = check_pixel_scale(args)
-    model, saved_target = load_model_and_target(args.model)
+    model, trained_on = load_model_and_data(args.model)
     n_features = int(model.n_features_in_)
     names = getattr(model, "feature_names_in_", None)
     target = args.target
     if target is None and names is not None and is_table(args.data):
-        target = saved_target  # the model's label column, if this table has it
+        target = trained_on.target_name  # the model's label column, if this table has it
+    index_base = zero_based(args)
+    if index_base == "auto" and trained_on.index_base is not None:
+        index_base = trained_on.index_base == 0  # the base of the file the model was trained on
     # svmlight files are as wide as their largest index: widen them to the model's width
     dataset = read_data(args.data, target=target, pixel_scale=pixel_scale, n_features=n_features,
-                        zero_based=zero_based(args), target_optional=target is not None and args.target is None)
+                        zero_based=index_base, target_optional=target is not None and args.target is None)
     X = dataset.X
     # the labels the data file carries (svmlight, a table's target column, an .npz's y)
     file_labels = dataset.y

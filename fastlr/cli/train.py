@@ -307,6 +307,9 @@ def _estimator_params(args, solver_seed):
 
 
 def _check_train_args(args):
+    if args.penalty == "none" and args.C != 1.0:  # as the estimator warns for penalty=None
+        print(f"fastlr train: warning: --penalty none ignores --C {args.C:g} (no L2 penalty)",
+              file=sys.stderr)
     if args.solver == "sgd" and args.learning_rate in ("adaptive", "backtracking"):
         raise ValueError(f"--learning-rate {args.learning_rate} needs --solver gd "
                          f"(sgd: constant or invscaling)")
@@ -636,6 +639,10 @@ def run_train(args, file=sys.stdout):
         train_ll, train_acc = _metrics(model, X_train, y_train)
         val_ll, val_acc = _metrics(model, X_val, y_val)
     target_name = None
+    if chunked:  # the svmlight file's base, as the streaming scan found it
+        index_base = (0 if layout.zero_based else 1) if is_svmlight(args.data) else None
+    else:
+        index_base = dataset.index_base
     if not chunked and dataset.feature_names is not None \
             and len(set(dataset.feature_names)) == len(dataset.feature_names):
         # a table's column names go with the model (as scikit-learn's feature_names_in_ for a
@@ -643,7 +650,7 @@ def run_train(args, file=sys.stdout):
         model.feature_names_in_ = np.asarray(dataset.feature_names, dtype=object)
         target_name = dataset.target_name
     _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
-            train_ll, train_acc, val_ll, val_acc, target_name)
+            train_ll, train_acc, val_ll, val_acc, target_name, index_base)
 
 
 def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, split,
@@ -686,11 +693,11 @@ def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, sp
 
 
 def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
-            train_ll, train_acc, val_ll, val_acc, target_name=None):
+            train_ll, train_acc, val_ll, val_acc, target_name=None, index_base=None):
     """Save the model (and plot), then print the summary of ``fastlr train``."""
     from ..model_file import save_model
 
-    save_model(model, args.out, target_name=target_name)
+    save_model(model, args.out, target_name=target_name, index_base=index_base)
     if args.plot:
         _write_plot(args.plot, curve, val_curve, what)
     unit = "epochs" if args.solver == "sgd" else "iterations"
