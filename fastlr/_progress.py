@@ -12,6 +12,7 @@ import sys
 
 def _format_value(value):
     if isinstance(value, float):
+        value += 0.0  # -0.0 (a mean log loss of exactly 0 comes out negative) prints as 0.0000
         return f"{value:.4g}" if abs(value) >= 1e4 or abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
     return str(value)
 

@@ -25,6 +25,7 @@ from ._math import LOG
 from ._memory import check_fit_memory
 from ._penalty import as_penalty
 from ._reparam import AffineReparametrization
+from ._scale_hint import column_scales, scale_hint
 from ._stacklevel import user_stacklevel
 from ._validation import overflow_message
 from .backends import SGDSchedule
@@ -253,38 +254,18 @@ class Objective:
         return value, grad
 
 
-#: Features whose largest magnitudes differ by more than this factor get a "scale the data" hint.
-_SCALE_RATIO = 1e3
-
-
-#: Rows the scale hint looks at: all of them up to this many, else this many evenly spaced ones.
-_SCALE_SAMPLE_ROWS = 1 << 13
-
-
 def _feature_scale_hint(data, fit_intercept):
-    """A sentence about badly scaled features, or "" (only on failure; at most 8,192 rows read).
+    """A sentence about badly scaled features, or the generic advice (only on failure).
 
-    Compares the largest ``|x_j|`` of each non-zero column (and 1, the
-    intercept's column, when it is fitted) over all rows, or over
-    :data:`_SCALE_SAMPLE_ROWS` evenly spaced rows of a larger X: it is a hint
-    in a warning, and must not cost more than the iterations it comments on.
-    Data not held as a NumPy array on the host (a GPU, a Dask cluster,
-    scipy.sparse) gets the generic advice only.
+    Reads at most :data:`fastlr._scale_hint.SAMPLE_ROWS` evenly spaced rows of
+    X (NumPy or scipy.sparse on the host): it is a hint in a warning, and must
+    not cost more than the iterations it comments on. Data not on the host (a
+    GPU, a Dask cluster) gets the generic advice only.
     """
     X = getattr(data, "X", None)
-    if not isinstance(X, np.ndarray) or X.size == 0:
-        return " Scaling the features (e.g. sklearn.preprocessing.StandardScaler) may help."
-    step = -(-X.shape[0] // _SCALE_SAMPLE_ROWS)
-    with np.errstate(invalid="ignore"):
-        scales = np.max(np.abs(X[::step]), axis=0).astype(np.float64)
-    scales = scales[np.isfinite(scales) & (scales > 0)]
-    if fit_intercept:
-        scales = np.append(scales, 1.0)
-    if scales.size and scales.max() > _SCALE_RATIO * scales.min():
-        return (f" The features' scales differ by orders of magnitude (largest |x_j| per column "
-                f"from {scales.min():.3g} to {scales.max():.3g}{', intercept included' if fit_intercept else ''}): "
-                "scale the data, e.g. with sklearn.preprocessing.StandardScaler.")
-    return " Scaling the features (e.g. sklearn.preprocessing.StandardScaler) may help."
+    if not (isinstance(X, np.ndarray) or sp.issparse(X)) or X.shape[0] == 0:
+        return scale_hint(None, fit_intercept)
+    return scale_hint(column_scales(X), fit_intercept)
 
 
 def _warn_not_converged(solver, reason, grad_max, tol, data, fit_intercept, advice):

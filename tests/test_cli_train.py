@@ -168,6 +168,20 @@ def test_progress_bar_mode(files, tmp_path):
     assert "3/3" in result.stderr  # tqdm's bar
 
 
+def test_progress_lines_format_values_as_python_would_round_them():
+    """--progress lines: 4 decimals in [1e-3, 1e4), else 4 significant digits, and a loss of
+    exactly -0.0 (a mean log loss of 0 computed as a negative sum) prints as 0.0000."""
+    import io
+
+    from fastlr._progress import Progress
+
+    out = io.StringIO()
+    Progress(2, "fastlr train", mode="lines", file=out).update(
+        loss=0.123456, val_loss=-0.0, tiny=2.5e-7, big=123456.7, samples=3)
+    assert out.getvalue() == ("fastlr train: epoch 1/2 loss=0.1235 val_loss=0.0000 tiny=2.5e-07 "
+                              "big=1.235e+05 samples=3\n")
+
+
 def test_info():
     result = ok(run_cli("info"))
     out = result.stdout

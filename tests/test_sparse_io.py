@@ -250,6 +250,24 @@ def test_cli_predict_reads_svmlight_with_the_base_the_model_was_trained_on(files
         assert shifted.returncode == 0 and f"accuracy {expected:.4f}" not in shifted.stdout
 
 
+def test_cli_streamed_sgd_on_unscaled_data_says_to_scale_it(tmp_path):
+    """Streamed SGD on raw breast cancer (columns from 1e-3 to 4e3) ends with the epoch losses
+    and the spread of the first chunk's columns, as fit's warning does for data in memory."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    result = cli("train", tmp_path / "X.npy", "--labels", tmp_path / "y.npy", "--out", tmp_path / "m.npz",
+                 "--solver", "sgd", "--epochs", "2", "--chunk-rows", "100", "--random-state", "0",
+                 "--backend", "cpu", "--progress", "none")
+    assert result.returncode == 0, result.stderr
+    spread = np.abs(X[:100]).max(axis=0)
+    assert "sgd failed to converge in 2 epochs (epoch loss" in result.stderr
+    assert (f"largest |x_j| per column in the first 100 rows from {spread.min():.3g} to "
+            f"{spread.max():.3g}, intercept included" in result.stderr), result.stderr
+
+
 def test_cli_streamed_sgd_stops_on_tol_and_warns_when_it_runs_out_of_epochs(files, tmp_path):
     """--chunk-rows applies --tol as fit does (n_iter_no_change = 5 epochs without a gain of tol)."""
     root, _, _ = files
@@ -264,7 +282,8 @@ def test_cli_streamed_sgd_stops_on_tol_and_warns_when_it_runs_out_of_epochs(file
     short = cli(*common, "--epochs", "2", "--tol", "1e-12")
     assert short.returncode == 0, short.stderr
     assert "sgd, loss log_loss: 2 epochs" in short.stdout
-    assert "warning: sgd failed to converge in 2 epochs" in short.stderr
+    assert "warning: sgd failed to converge in 2 epochs (epoch loss" in short.stderr
+    assert "increase --epochs or loosen --tol" in short.stderr
     # --tol none: all epochs, no warning.
     every = cli(*common, "--epochs", "3", "--tol", "none")
     assert every.returncode == 0 and "3 epochs" in every.stdout and "warning" not in every.stderr

@@ -209,6 +209,27 @@ def test_huge_features_warn_naming_solver_reason_gradient_and_scaling(X, y, solv
         assert "gradient component" in message
 
 
+def test_scale_hint_reads_sparse_data_as_the_dense_reference():
+    """The hint's column scales are NumPy's max|x| per column, for dense and sparse X alike
+    (sparse X got the generic advice only), and a badly scaled sparse fit names the spread."""
+    import scipy.sparse as sp
+
+    from fastlr._scale_hint import column_scales
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 6)) * np.logspace(-2, 3, 6)
+    X[rng.random(X.shape) < 0.5] = 0.0
+    expected = np.abs(X).max(axis=0)
+    for form in (np.asarray, sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
+        np.testing.assert_array_equal(column_scales(form(X)), expected)
+    np.testing.assert_array_equal(column_scales(sp.csr_matrix(X), max_rows=100), np.abs(X[::3]).max(axis=0))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.warns(ConvergenceWarning, match="scales differ by orders of magnitude") as record:
+        LogisticRegression(solver="gd", max_iter=3).fit(sp.csr_matrix(X), y)
+    message = " ".join(str(w.message) for w in record)
+    assert f"to {expected.max():.3g}" in message
+
+
 @pytest.mark.parametrize("offset", [1.7e9, 3e7])
 @pytest.mark.parametrize("kwargs", [{}, {"tol": 1e-10}, {"solver": "gd"},
                                     {"solver": "gd", "learning_rate": "backtracking"},

@@ -541,13 +541,35 @@ def _fit_sgd_streamed(args, seed, classes, chunks, n, is_val, y_all, resume_stat
             if stalled and args.learning_rate != "adaptive":
                 break
     if args.tol is not None and not converged and not run.stopped_early:
-        print(f"fastlr train: warning: sgd failed to converge in {run.epoch} epochs: the epoch "
-              f"loss still improved by more than --tol {args.tol:g} within the last {patience} "
-              f"epochs; increase --epochs or loosen --tol", file=sys.stderr)
+        print(f"fastlr train: warning: {_not_converged(run.epoch_losses, args.tol, patience)}"
+              f"{_first_chunk_scale_hint(chunks, run.model.fit_intercept)}", file=sys.stderr)
     model = run.model
     model.random_state = args.random_state
     model.n_iter_ = np.array([run.epoch], dtype=np.int32)
     return model, run.epoch, run.elapsed, run.epoch_losses, run.val_losses, run, stream_metrics()
+
+
+def _not_converged(losses, tol, patience):
+    """The streamed SGD's convergence warning: what the epoch losses did, and what to change."""
+    losses = list(losses)
+    best = int(np.argmin(losses))
+    trend = (f"epoch loss {losses[0]:.4g} after epoch 1, {losses[-1]:.4g} after epoch {len(losses)}, "
+             f"lowest {losses[best]:.4g} after epoch {best + 1}")
+    advice = ("increase --epochs or loosen --tol" if losses[-1] <= losses[0]
+              else "the loss rose: lower --eta0")
+    return (f"sgd failed to converge in {len(losses)} epochs ({trend}; it stops once {patience} "
+            f"epochs in a row gain less than --tol {tol:g}); {advice}.")
+
+
+def _first_chunk_scale_hint(chunks, fit_intercept):
+    """:func:`fastlr._scale_hint.scale_hint` from the rows of the file's first chunk (one read)."""
+    from .._scale_hint import column_scales, scale_hint
+
+    for chunk in chunks():
+        if chunk.shape[0]:
+            return scale_hint(column_scales(chunk), fit_intercept, where=f" in the first {chunk.shape[0]} rows")
+        break
+    return scale_hint(None, fit_intercept)
 
 
 def _report_interrupt(run, args):
