@@ -444,6 +444,8 @@ def load_model(path):
 class TrainingData:
     """What a model file says of the data its model was trained on (``fastlr train``).
 
+    Attributes
+    ----------
     target_name : str or None
         The label column's name, for a model trained on a table.
     index_base : {0, 1} or None
@@ -460,9 +462,7 @@ def load_model_and_data(path):
     Raises
     ------
     ModelFileError
-        The file is missing, not a fastlr model file, truncated, corrupt,
-        written by a newer fastlr, or inconsistent. Never another exception
-        type for a bad file, and never runs code from the file.
+        As :func:`load_model`, for the same bad files.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
