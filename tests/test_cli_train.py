@@ -457,6 +457,59 @@ def test_option_choices_are_the_library_names():
 
 
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # in-process, on arrays
+def test_predict_labels_of_another_kind_than_the_classes_are_refused(tmp_path):
+    """Labels that are never one of the model's classes (numbers against string classes) would
+    score 0 whatever the model: a one-line error and nothing written. Labels some of which are
+    unknown (a typo) are scored, with a warning line counting them."""
+    from fastlr.model_file import load_model
+
+    X, codes = problem(n=200, classes=3, seed=4)
+    names = np.array(["setosa", "versicolor", "virginica"])
+    write_csv(tmp_path / "s.csv", X, names[codes])
+    ok(run_cli("train", tmp_path / "s.csv", "--out", tmp_path / "m.npz", "--progress", "none"))
+    np.save(tmp_path / "codes.npy", codes)
+    result = run_cli("predict", tmp_path / "m.npz", tmp_path / "s.csv", "--labels", tmp_path / "codes.npy",
+                     "--out", tmp_path / "p.csv")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"fastlr predict: error: {tmp_path / 'codes.npy'}: none of its labels "
+                                     f"(0, 1, 2; numbers) is one of {tmp_path / 'm.npz'}'s classes "
+                                     "(setosa, versicolor, virginica; strings)")
+    assert not os.path.exists(tmp_path / "p.csv")
+    typo = names[codes].astype(object)
+    typo[codes == 0] = "Setosa"
+    write_csv(tmp_path / "typo.csv", X, typo)
+    result = ok(run_cli("predict", tmp_path / "m.npz", tmp_path / "typo.csv"))
+    n_typo = int(np.sum(codes == 0))
+    assert (f"warning: {n_typo} of 200 labels in {tmp_path / 'typo.csv'} are not among "
+            f"{tmp_path / 'm.npz'}'s classes" in result.stderr), result.stderr
+    hits = int(np.sum(load_model(tmp_path / "m.npz").predict(X) == typo))
+    assert f"accuracy {hits / 200:.4f} ({hits} of 200 rows)" in result.stdout
+
+
+def test_train_says_a_model_file_is_npz_whatever_its_name(files, tmp_path):
+    from fastlr.model_file import load_model
+
+    result = ok(run_cli("train", files / "bin.csv", "--out", tmp_path / "model.txt", "--progress", "none"))
+    assert f"warning: --out {tmp_path / 'model.txt'}: the model is written as an .npz archive" in result.stderr
+    assert load_model(tmp_path / "model.txt").n_features_in_ == 5
+    assert "warning" not in ok(run_cli("train", files / "bin.csv", "--out", tmp_path / "m.NPZ",
+                                       "--progress", "none")).stderr
+
+
+def test_sgd_summary_gives_the_rate_without_a_slow_first_epoch():
+    """A first epoch over 3× the median of the others (it loaded or compiled the kernels) is
+    named in the summary with the others' rate; epochs alike, or one epoch, add nothing."""
+    from types import SimpleNamespace
+
+    from fastlr.cli.train import _first_epoch_note
+
+    note = _first_epoch_note(SimpleNamespace(epoch_seconds=[2.0, 0.01, 0.012, 0.011]), 1000)
+    assert note == "; the first epoch took 2 s, loading or compiling fastlr's kernels; 9.09e+04 samples/s in the others"
+    assert _first_epoch_note(SimpleNamespace(epoch_seconds=[0.02, 0.01, 0.01]), 1000) == ""
+    assert _first_epoch_note(SimpleNamespace(epoch_seconds=[2.0]), 1000) == ""
+    assert _first_epoch_note(SimpleNamespace(), 1000) == ""
+
+
 def test_predict_takes_a_tables_features_and_labels_by_name(tmp_path):
     """A model trained on a table keeps its column names (and its label column's): predict finds
     them by name in a table whose columns are in another order, that lacks the labels, or has

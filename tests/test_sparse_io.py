@@ -246,8 +246,9 @@ def test_cli_predict_reads_svmlight_with_the_base_the_model_was_trained_on(files
         result = cli("predict", model_path, tmp_path / "test.svm")
         assert result.returncode == 0, result.stderr
         assert f"accuracy {expected:.4f}" in result.stdout
-        shifted = cli("predict", model_path, tmp_path / "test.svm", "--index-base", "1")
-        assert shifted.returncode == 0 and f"accuracy {expected:.4f}" not in shifted.stdout
+        for given in ("1", "auto"):  # an explicit --index-base wins, auto included
+            shifted = cli("predict", model_path, tmp_path / "test.svm", "--index-base", given)
+            assert shifted.returncode == 0 and f"accuracy {expected:.4f}" not in shifted.stdout
 
 
 def test_cli_streamed_sgd_on_unscaled_data_says_to_scale_it(tmp_path):

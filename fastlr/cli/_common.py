@@ -116,7 +116,7 @@ def holds_x_only(path):
 
 def zero_based(args):
     """``--index-base`` as load_svmlight_file's ``zero_based``."""
-    return {"auto": "auto", "0": True, "1": False}[getattr(args, "index_base", "auto")]
+    return {"auto": "auto", "0": True, "1": False}[getattr(args, "index_base", None) or "auto"]
 
 
 def add_pixel_scale(parser):

@@ -23,10 +23,10 @@ def add_parser(sub):
                          help="label column to drop from a table (default: the last column when the "
                               "table has one column more than the model's features)")
     predict.add_argument("--proba", action="store_true", help="also write the class probabilities")
-    predict.add_argument("--index-base", choices=("auto", "0", "1"), default="auto",
-                         help="svmlight/libsvm DATA: feature indices start at 0 or 1 (default: the "
-                              "base of the svmlight file MODEL was trained on, else auto: 1 unless "
-                              "some index is 0)")
+    predict.add_argument("--index-base", choices=("auto", "0", "1"), default=None,
+                         help="svmlight/libsvm DATA: feature indices start at 0 or 1, or auto: 1 "
+                              "unless some index is 0 (default: the base of the svmlight file MODEL "
+                              "was trained on, else auto)")
     predict.add_argument("--labels", metavar="LABELS",
                          help="true labels of the rows (.npy or IDX): print the accuracy (without it, "
                               "the accuracy against the labels DATA carries, if any: svmlight, a "
@@ -56,9 +56,10 @@ def run(args, file=sys.stdout):
     target = args.target
     if target is None and names is not None and is_table(args.data):
         target = trained_on.target_name  # the model's label column, if this table has it
-    index_base = zero_based(args)
-    if index_base == "auto" and trained_on.index_base is not None:
+    if args.index_base is None and trained_on.index_base is not None:
         index_base = trained_on.index_base == 0  # the base of the file the model was trained on
+    else:
+        index_base = zero_based(args)
     # svmlight files are as wide as their largest index: widen them to the model's width
     dataset = read_data(args.data, target=target, pixel_scale=pixel_scale, n_features=n_features,
                         zero_based=index_base, target_optional=target is not None and args.target is None)
@@ -90,6 +91,8 @@ def run(args, file=sys.stdout):
     if args.out is None and labels is None:
         raise ValueError(f"nothing to do: {args.data} has no labels; give --out CSV (predictions) "
                          "and/or --labels LABELS (accuracy)")
+    if labels is not None:
+        _check_labels(labels, model.classes_, args.labels or args.data, args.model)
     with warnings.catch_warnings():
         # the columns were matched by name above (or the file has none, e.g. a .npy)
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
@@ -109,6 +112,31 @@ def run(args, file=sys.stdout):
         hits = int(np.sum(predictions == labels))
         print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {against}",
               file=file)
+
+
+def _kind(values):
+    return "strings" if np.asarray(values).dtype.kind in "OSU" else "numbers"
+
+
+def _preview(values, most=5):
+    unique = np.unique(np.asarray(values, dtype=object).astype(str))
+    shown = ", ".join(unique[:most]) + (", ..." if len(unique) > most else "")
+    return f"{shown}; {_kind(values)}"
+
+
+def _check_labels(labels, classes, where, model_path):
+    """ValueError when no label is one of the model's classes (e.g. numbers against string
+    classes: the accuracy would be 0 whatever the model); a warning line when some are not."""
+    known = np.isin(labels, classes)
+    if len(labels) and not known.any():
+        raise ValueError(f"{where}: none of its labels ({_preview(labels)}) is one of "
+                         f"{model_path}'s classes ({_preview(classes)})")
+    unknown = int(len(labels) - known.sum())
+    if unknown:
+        print(f"fastlr predict: warning: {unknown} of {len(labels)} labels in {where} are not "
+              f"among {model_path}'s classes ({_preview(classes)}): e.g. "
+              f"{_preview(np.asarray(labels)[~known], most=3)}; those rows count as errors",
+              file=sys.stderr)
 
 
 def _with_column(args, X, column):

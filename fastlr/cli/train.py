@@ -181,6 +181,7 @@ class _SgdRun:
         self.best_val = None
         self.bad_epochs = 0
         self.elapsed = 0.0
+        self.epoch_seconds = []     # seconds of each epoch of this process (not checkpointed)
         self.stopped_early = False
         self._snapshot = None
 
@@ -199,6 +200,7 @@ class _SgdRun:
     def after_epoch(self, train_obj, val_loss, seconds, state=None):
         self.epoch += 1
         self.elapsed += seconds
+        self.epoch_seconds.append(float(seconds))
         self.epoch_losses.append(float(train_obj))
         if val_loss is not None:
             self.val_losses.append(float(val_loss))
@@ -307,6 +309,9 @@ def _estimator_params(args, solver_seed):
 
 
 def _check_train_args(args):
+    if not str(args.out).lower().endswith(".npz"):
+        print(f"fastlr train: warning: --out {args.out}: the model is written as an .npz archive "
+              "(NumPy's zip format) whatever the name", file=sys.stderr)
     if args.penalty == "none" and args.C != 1.0:  # as the estimator warns for penalty=None
         print(f"fastlr train: warning: --penalty none ignores --C {args.C:g} (no L2 penalty)",
               file=sys.stderr)
@@ -714,6 +719,19 @@ def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, sp
     return model, n_iter, elapsed, curve, val_curve, run, metrics, what
 
 
+def _first_epoch_note(run, n_train):
+    """When the first SGD epoch took far longer than the others (it loads or compiles fastlr's
+    kernels on a first run), the rate of the others, so the summary's rate is not misread."""
+    seconds = getattr(run, "epoch_seconds", [])
+    if len(seconds) < 2:
+        return ""
+    rest = float(np.median(seconds[1:]))
+    if seconds[0] <= 3 * rest:
+        return ""
+    return (f"; the first epoch took {seconds[0]:.3g} s, loading or compiling fastlr's kernels; "
+            f"{n_train / max(rest, 1e-9):.3g} samples/s in the others")
+
+
 def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_train, n_val,
             train_ll, train_acc, val_ll, val_acc, target_name=None, index_base=None):
     """Save the model (and plot), then print the summary of ``fastlr train``."""
@@ -725,7 +743,8 @@ def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_t
     unit = "epochs" if args.solver == "sgd" else "iterations"
     note = " (early stopping)" if args.solver == "sgd" and run.stopped_early else ""
     print(f"solver {args.solver}, loss {args.loss}: {n_iter} {unit}{note} in {elapsed:.3f} s "
-          f"({n_train * max(n_iter, 1) / max(elapsed, 1e-9):.3g} samples/s)", file=file)
+          f"({n_train * max(n_iter, 1) / max(elapsed, 1e-9):.3g} samples/s{_first_epoch_note(run, n_train)})",
+          file=file)
     if curve:
         print(f"final training objective: {curve[-1]:.6g}", file=file)
     print(f"train:      {n_train} rows, log loss {train_ll:.6g}, accuracy {train_acc:.4f}", file=file)
