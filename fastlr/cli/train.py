@@ -309,9 +309,6 @@ def _estimator_params(args, solver_seed):
 
 
 def _check_train_args(args):
-    if not str(args.out).lower().endswith(".npz"):
-        print(f"fastlr train: warning: --out {args.out}: the model is written as an .npz archive "
-              "(NumPy's zip format) whatever the name", file=sys.stderr)
     if args.penalty == "none" and args.C != 1.0:  # as the estimator warns for penalty=None
         print(f"fastlr train: warning: --penalty none ignores --C {args.C:g} (no L2 penalty)",
               file=sys.stderr)
@@ -737,6 +734,9 @@ def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_t
     """Save the model (and plot), then print the summary of ``fastlr train``."""
     from ..model_file import save_model
 
+    if not str(args.out).lower().endswith(".npz"):
+        print(f"fastlr train: warning: --out {args.out}: the model is written as an .npz archive "
+              "(NumPy's zip format) whatever the name", file=sys.stderr)
     save_model(model, args.out, target_name=target_name, index_base=index_base)
     if args.plot:
         _write_plot(args.plot, curve, val_curve, what)
