@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from ._warm_up import warm_up
+
 #: Environment variable naming a directory with the four IDX files.
 ENV_VAR = "FASTLR_FASHION_MNIST"
 #: Where Debian's ``dataset-fashion-mnist`` package puts the files.
@@ -97,26 +99,6 @@ def _models():
     return rows
 
 
-def warm_up(models, X, y, rows=200):
-    """Fit a clone of each model for one iteration on a few rows; return the seconds it took.
-
-    The first fit in a process loads fastlr's compiled kernels from Numba's disk cache
-    (or, in a new environment, compiles them): done here, outside the timed fits, as the
-    benchmarks do, so that a demo's "fit s" is the fit's own time. The rows are the first
-    ``rows`` plus one of each class, so that every class count's kernels are loaded.
-    """
-    from sklearn.base import clone
-
-    first = np.unique(y, return_index=True)[1]
-    idx = np.union1d(np.arange(min(rows, len(y))), first)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for model in models:
-            clone(model).set_params(max_iter=1).fit(X[idx], y[idx])
-    return time.perf_counter() - start
-
-
 def run_image_demo(directory, plot=None, file=sys.stdout):
     """Fit every model on the training images, print the table, optionally write the figure.
 
@@ -177,7 +159,7 @@ def run_image_demo(directory, plot=None, file=sys.stdout):
     print("objective: training mean loss + ||W||^2 / (2 C n), C = 1, each model's own loss (the squared "
           "loss's is not comparable with the log ones); iters: lbfgs iterations (max_iter = 100) or "
           "sgd epochs.", file=file)
-    print(f"fit s: the fit alone; each model was first fitted for one iteration on a few rows, which "
+    print(f"fit s: the fit alone; each model was first fitted for three iterations on a few rows, which "
           f"loaded fastlr's compiled kernels (compiled them, on a first run): {warm_s:.1f} s.", file=file)
     print("Fashion-MNIST paper (Xiao et al. 2017, Table 3): scikit-learn LogisticRegression about 0.84.",
           file=file)

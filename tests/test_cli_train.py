@@ -510,6 +510,19 @@ def test_sgd_summary_gives_the_rate_without_a_slow_first_epoch():
     assert _first_epoch_note(SimpleNamespace(), 1000) == ""
 
 
+def test_summary_names_a_long_warm_up():
+    """lbfgs's warm-up fit (kernels loaded, about 0.7 s, or compiled on a first run) is named
+    in the summary from 2 s on."""
+    from types import SimpleNamespace
+
+    from fastlr.cli.train import _warm_up_note
+
+    assert _warm_up_note(SimpleNamespace(warm_up_seconds=12.25)) == (
+        "; loading or compiling fastlr's kernels took 12.2 s before it")
+    assert _warm_up_note(SimpleNamespace(warm_up_seconds=0.7)) == ""
+    assert _warm_up_note(None) == ""
+
+
 def test_predict_takes_a_tables_features_and_labels_by_name(tmp_path):
     """A model trained on a table keeps its column names (and its label column's): predict finds
     them by name in a table whose columns are in another order, that lacks the labels, or has

@@ -67,7 +67,7 @@ def run_demo(n_large=1_000_000, file=sys.stdout):
     from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
     from .. import LogisticRegression
-    from ..demo_images import warm_up
+    from .._warm_up import warm_up
 
     header = f"{'data':<28} {'model':<32} {'test acc':>8} {'objective':>11} {'fit s':>8} {'samples/s':>11}"
     print(header, file=file)
@@ -101,7 +101,7 @@ def run_demo(n_large=1_000_000, file=sys.stdout):
                   f"{elapsed:8.3f} {len(y_tr) * n_passes / elapsed:11.3g}", file=file)
     print("objective: training mean loss + ||w||^2 / (2 C n), the same formula for every model.",
           file=file)
-    print(f"fit s: the fit alone; each model was first fitted for one iteration on a few rows, "
+    print(f"fit s: the fit alone; each model was first fitted for three iterations on a few rows, "
           f"which loaded fastlr's compiled kernels (compiled them, on a first run): {warm_s:.1f} s "
           "in all.", file=file)
 

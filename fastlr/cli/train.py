@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -695,7 +696,14 @@ def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, sp
             args, seed, classes, chunks, n, is_val, y_all, resume_state, resume_model)
         what = "epoch"
     else:
+        from .._warm_up import warm_up
+
         model = LogisticRegression(**_estimator_params(args, solver_seed))
+        # the first fit in a process loads (or compiles) the kernels: outside the timed fit
+        try:
+            run = _FitRun(warm_up([model], X_train, y_train))
+        except KeyboardInterrupt:
+            raise _interrupted_without_checkpoint(args) from None
         progress = Progress(1, f"fastlr train ({args.solver})", mode=args.progress, unit="fit")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -704,9 +712,7 @@ def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, sp
                 model.fit(X_train, y_train)
             except KeyboardInterrupt:
                 progress.close()
-                print(f"fastlr train: interrupted; nothing saved (--solver {args.solver} "
-                      f"writes no checkpoints)", file=sys.stderr, flush=True)
-                raise Interrupted() from None
+                raise _interrupted_without_checkpoint(args) from None
             elapsed = time.perf_counter() - start
         n_iter = int(np.max(model.n_iter_))
         progress.update(iterations=n_iter, objective=model.loss_curve_[-1] if model.loss_curve_ else None)
@@ -714,6 +720,26 @@ def _fit(args, seed, solver_seed, classes, chunked, chunks, n, is_val, y_all, sp
         _warning_lines(caught)
         curve, what, val_curve = model.loss_curve_, "iteration", []
     return model, n_iter, elapsed, curve, val_curve, run, metrics, what
+
+
+def _interrupted_without_checkpoint(args):
+    """Say that nothing was saved (only SGD checkpoints); return the Interrupted to raise."""
+    print(f"fastlr train: interrupted; nothing saved (--solver {args.solver} writes no checkpoints)",
+          file=sys.stderr, flush=True)
+    return Interrupted()
+
+
+@dataclass(frozen=True)
+class _FitRun:
+    """A non-SGD fit's run: the seconds of its warm-up fit (kernels loaded or compiled)."""
+
+    warm_up_seconds: float
+
+
+def _warm_up_note(run):
+    """The warm-up's time, when it is more than a blink (a first run compiles the kernels)."""
+    seconds = getattr(run, "warm_up_seconds", 0.0)
+    return f"; loading or compiling fastlr's kernels took {seconds:.3g} s before it" if seconds >= 2.0 else ""
 
 
 def _first_epoch_note(run, n_train):
@@ -743,7 +769,8 @@ def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_t
     unit = "epochs" if args.solver == "sgd" else "iterations"
     note = " (early stopping)" if args.solver == "sgd" and run.stopped_early else ""
     print(f"solver {args.solver}, loss {args.loss}: {n_iter} {unit}{note} in {elapsed:.3f} s "
-          f"({n_train * max(n_iter, 1) / max(elapsed, 1e-9):.3g} samples/s{_first_epoch_note(run, n_train)})",
+          f"({n_train * max(n_iter, 1) / max(elapsed, 1e-9):.3g} samples/s{_first_epoch_note(run, n_train)}"
+          f"{_warm_up_note(run)})",
           file=file)
     if curve:
         print(f"final training objective: {curve[-1]:.6g}", file=file)
