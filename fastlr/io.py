@@ -511,8 +511,7 @@ def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
         raise _unreadable_svmlight(path, exc, n_features, zero_based) from None
     X = X.tocsr()
     if guess:
-        # scikit-learn's rule: one-based unless some index is 0 (an empty file: zero-based)
-        one_based = X.nnz > 0 and int(X.indices.min()) > 0
+        one_based = not _auto_zero_based(int(X.indices.min()) if X.nnz else None)
         width = X.shape[1] - 1 if one_based else X.shape[1]
         if one_based:
             X.indices -= 1
@@ -522,6 +521,15 @@ def _read_svmlight(path, dt, n_features=None, zero_based="auto"):
                           shape=(X.shape[0], width if n_features is None else n_features))
         zero_based = not one_based
     return Dataset(X, _svmlight_labels(y), None, index_base=0 if zero_based else 1)
+
+
+def _auto_zero_based(lowest):
+    """scikit-learn's ``zero_based="auto"``: one-based unless some index is 0.
+
+    ``lowest``: the smallest feature index in the file read as zero-based, or
+    None when it has no index at all (then zero-based).
+    """
+    return lowest is None or lowest == 0
 
 
 def _svmlight_labels(y):
@@ -716,7 +724,7 @@ def scan_svmlight(path, chunk_rows, n_features=None, zero_based="auto") -> Svmli
     if not labels:
         raise DataFileError(path, "empty file (no rows)")
     if zero_based == "auto":
-        zero_based = lowest == 0 if lowest is not None else True
+        zero_based = _auto_zero_based(lowest)
     elif not zero_based and lowest == 0:
         raise DataFileError(path, "has feature index 0, but the indices were said to be one-based")
     width = highest + (1 if zero_based else 0)
