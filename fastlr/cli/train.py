@@ -568,11 +568,10 @@ def _first_chunk_scale_hint(chunks, fit_intercept):
     """:func:`fastlr._scale_hint.scale_hint` from the rows of the file's first chunk (one read)."""
     from .._scale_hint import column_scales, scale_hint
 
-    for chunk in chunks():
-        if chunk.shape[0]:
-            return scale_hint(column_scales(chunk), fit_intercept, where=f" in the first {chunk.shape[0]} rows")
-        break
-    return scale_hint(None, fit_intercept)
+    first = next(iter(chunks()), None)
+    if first is None or not first.shape[0]:
+        return scale_hint(None, fit_intercept)
+    return scale_hint(column_scales(first), fit_intercept, where=f" in the first {first.shape[0]} rows")
 
 
 def _report_interrupt(run, args):
