@@ -15,6 +15,14 @@ same treatment: the 4 x 4 score tiles, the shift by the row maximum, the
 exponentials, the loss and derivative, the gradient tiles, and the flush of
 the block sums into the float64 partial.
 
+The block loops below are copies of the kernels' (unit weights, log loss,
+without the rare path for overflowing scores), with each piece behind a flag;
+keep them in step with ``fastlr/kernels/cpu.py``. The pieces are not shared
+with the kernels as inline helpers because that measured slower: moving the
+binary loss loop or the score loop, or the softmax shift, loss and flush
+loops, into ``inline="always"`` functions gave bitwise the same gradients but
+took 3-16% longer per row on the Intel Xeon (one thread, X in cache).
+
 Usage: ``python benchmarks/kernel_pieces.py`` (run with the machine idle).
 """
 
