@@ -65,7 +65,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     solver : {"lbfgs", "newton-cg", "gd", "sgd"}, default="lbfgs"
         ``"lbfgs"``: limited-memory BFGS on the full gradient
         (:mod:`fastlr._lbfgs`: scipy's L-BFGS-B method without bounds, its
-        vector work in parallel kernels), in centred, scaled coordinates
+        vector work in parallel kernels; 10 to 100 correction pairs, as many
+        as fit in 64 MiB, :func:`fastlr._memory.lbfgs_pairs`), in centred, scaled coordinates
         (:mod:`fastlr._reparam`). ``"newton-cg"``:
         line-search truncated Newton (Nocedal & Wright, *Numerical
         Optimization*, 2006, Algorithm 7.1, as scikit-learn's solver of that

@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 
 from ._lbfgs import CONVERGED, LINE_SEARCH_FAILED, MAX_ITER, minimize_lbfgs
 from ._math import LOG
-from ._memory import check_fit_memory
+from ._memory import check_fit_memory, lbfgs_pairs
 from ._penalty import as_penalty
 from ._reparam import AffineReparametrization
 from ._scale_hint import column_scales, scale_hint
@@ -333,8 +333,9 @@ def _reparametrization(objective):
 def train_lbfgs(objective, theta0, options):
     """Minimise by L-BFGS (:mod:`fastlr._lbfgs`; gradient tolerance ``tol``, as scikit-learn).
 
-    The method is scipy's L-BFGS-B on a problem without bounds (``m = 10``
-    pairs, scikit-learn's choice), written in fastlr so that its work on the
+    The method is scipy's L-BFGS-B on a problem without bounds, with up to
+    100 correction pairs where they fit in 64 MiB (:func:`fastlr._memory.lbfgs_pairs`;
+    scipy and scikit-learn keep 10), written in fastlr so that its work on the
     correction pairs runs in two parallel passes per iteration: at 2^20
     coefficients scipy's single-threaded routine took 38 ms per call, more
     than the sparse gradient (fit of the 200k-row CTR-like set, 2-core Zen 3:
@@ -403,7 +404,8 @@ def train_lbfgs(objective, theta0, options):
         return options.tol is not None and np.max(np.abs(grad)) <= tol  # converged
 
     ftol = 64 * np.finfo(float).eps if options.tol is None else 0.0
-    result = minimize_lbfgs(fun, u0, options.max_iter, ftol=ftol, maxls=50, callback=record)
+    result = minimize_lbfgs(fun, u0, options.max_iter, ftol=ftol, maxls=50,
+                            maxcor=lbfgs_pairs(u0.size), callback=record)
     # no iteration taken (max_iter=0): the starting model itself, not its round trip through u
     if result.nit == 0:
         theta = theta0

@@ -84,3 +84,22 @@ def test_cli_refuses_an_svmlight_file_with_a_stray_index(tmp_path, extra):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "2,000,000,000 features" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("n_params", [1, 31, 7_850, 41_943, 419_431, 2**22, 10**8])
+def test_lbfgs_pairs_fill_the_budget_between_10_and_100(n_params):
+    m = _memory.lbfgs_pairs(n_params)
+    assert _memory.MIN_PAIRS <= m <= _memory.MAX_PAIRS
+    pair_bytes = 16 * n_params
+    if m > _memory.MIN_PAIRS:  # more than the classic 10 only where they fit in the budget
+        assert m * pair_bytes <= _memory.PAIRS_BYTES
+    if m < _memory.MAX_PAIRS:  # fewer than 100 only where one more would not fit
+        assert (m + 1) * pair_bytes > _memory.PAIRS_BYTES
+
+
+def test_lbfgs_state_counts_its_pairs():
+    # narrow: 100 pairs (200 vectors) besides the 8 working vectors; very wide: 10 pairs
+    narrow = fit_state_bytes(63, 1, "lbfgs") / fit_state_bytes(63, 1, "newton-cg")
+    assert narrow == pytest.approx((8 + 200 + _memory.PARTIAL_SUM_BLOCKS) / (8 + _memory.PARTIAL_SUM_BLOCKS))
+    wide = fit_state_bytes(2**24, 1, "lbfgs") / fit_state_bytes(2**24, 1, "newton-cg")
+    assert wide == pytest.approx((8 + 20 + _memory.PARTIAL_SUM_BLOCKS) / (8 + _memory.PARTIAL_SUM_BLOCKS))
