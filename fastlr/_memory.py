@@ -12,7 +12,8 @@ not X itself, which the caller already holds:
 * the solver's state, in vectors of ``k · (d + 1)`` float64: L-BFGS keeps
   ``2 m`` correction pairs (``m`` from :func:`lbfgs_pairs`: 10 to 100) plus
   about eight working vectors (iterate, gradient, direction, trial point and
-  its gradient, the cached evaluation in both coordinates); Newton-CG about eight (iterate, gradient, CG's residual,
+  its gradient, the cached evaluation in both coordinates); Newton-Cholesky
+  about eight and its Hessians (:data:`NEWTON_CHOLESKY_HESSIANS`); Newton-CG about eight (iterate, gradient, CG's residual,
   direction, Hessian-vector product and the line search's trial point); gd and
   sgd about four;
 * the kernels' partial sums: at most :data:`fastlr.kernels.cpu_sparse.MAX_BLOCKS`
@@ -26,7 +27,11 @@ import os
 
 #: Vectors of k · (d + 1) float64 each solver holds besides L-BFGS's correction pairs
 #: (see the module docstring).
-SOLVER_STATE_VECTORS = {"lbfgs": 8, "newton-cg": 8, "gd": 4, "sgd": 4}
+SOLVER_STATE_VECTORS = {"lbfgs": 8, "newton-cholesky": 8, "newton-cg": 8, "gd": 4, "sgd": 4}
+
+#: Hessians of k (d + 1) squared float64 newton-cholesky holds: the kernels' partial sums
+#: (fastlr.kernels.cpu_hessian.MAX_GROUPS), their total, its reordered copy and the Cholesky factor.
+NEWTON_CHOLESKY_HESSIANS = 8 + 3
 
 #: Bytes L-BFGS's correction pairs may take before fewer than :data:`MAX_PAIRS` are kept.
 PAIRS_BYTES = 64 * 2**20
@@ -110,13 +115,17 @@ def fit_state_bytes(n_features, n_outputs, solver):
     -------
     int
         ``8 · k · (d + 2) · (solver vectors + partial-sum blocks)``, with
-        ``2 m`` more vectors for L-BFGS's pairs (:func:`lbfgs_pairs`); an
+        ``2 m`` more vectors for L-BFGS's pairs (:func:`lbfgs_pairs`) and
+        :data:`NEWTON_CHOLESKY_HESSIANS` ``(k (d + 1))²`` matrices for
+        newton-cholesky; an
         estimate (module docstring), not an exact accounting.
     """
     vectors = SOLVER_STATE_VECTORS.get(solver, max(SOLVER_STATE_VECTORS.values()))
+    n_params = int(n_outputs) * (int(n_features) + 1)
     if solver == "lbfgs" or solver not in SOLVER_STATE_VECTORS:
-        vectors += 2 * lbfgs_pairs(int(n_outputs) * (int(n_features) + 1))
-    return 8 * int(n_outputs) * (int(n_features) + 2) * (vectors + PARTIAL_SUM_BLOCKS)
+        vectors += 2 * lbfgs_pairs(n_params)
+    hessians = 8 * NEWTON_CHOLESKY_HESSIANS * n_params ** 2 if solver == "newton-cholesky" else 0
+    return 8 * int(n_outputs) * (int(n_features) + 2) * (vectors + PARTIAL_SUM_BLOCKS) + hessians
 
 
 def check_fit_memory(n_features, n_outputs, solver, available=None):

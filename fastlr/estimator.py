@@ -62,8 +62,21 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         than 1.0 warns that ``C`` is ignored.
     C : float, default=1.0
         Inverse regularisation strength, > 0; ``np.inf`` means no penalty.
-    solver : {"lbfgs", "newton-cg", "gd", "sgd"}, default="lbfgs"
-        ``"lbfgs"``: limited-memory BFGS on the full gradient
+    solver : {"auto", "lbfgs", "newton-cholesky", "newton-cg", "gd", "sgd"}, default="auto"
+        ``"auto"``: ``"newton-cholesky"`` where a Hessian pass is cheap (log
+        loss, dense X on the cpu or numpy backend, ``k (d + 1) <= 2048`` and
+        one Hessian pass at most 64 gradient passes in multiply-adds: binary
+        problems with up to ~60 features, or up to ~480 beyond 131,072 rows,
+        few classes with few features), else ``"lbfgs"``; the rule is
+        :func:`fastlr.trainer.resolve_solver`. ``"newton-cholesky"``: Newton's
+        method with the full Hessian (``k (d + 1)`` square) solved by Cholesky,
+        as scikit-learn's solver of that name; gradient and Hessian from one
+        pass over X (:mod:`fastlr.kernels.cpu_hessian`), the Hessian over at
+        most ~131,072 rows (evenly spaced blocks of at least 65,536 rows
+        beyond: a sub-sampled Newton method, same optimum and stopping rule;
+        see :func:`fastlr.trainer.train_newton_cholesky`). ``loss="log_loss"``
+        only; backends "cpu" and "numpy" (cuda and dask raise
+        NotImplementedError). ``"lbfgs"``: limited-memory BFGS on the full gradient
         (:mod:`fastlr._lbfgs`: scipy's L-BFGS-B method without bounds, its
         vector work in parallel kernels; 10 to 100 correction pairs, as many
         as fit in 64 MiB, :func:`fastlr._memory.lbfgs_pairs`), in centred, scaled coordinates
@@ -93,7 +106,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         on each partition (``"auto"`` and ``"dask"``: auto). See
         :mod:`fastlr.backends.dask_cluster`.
     max_iter : int, default=100
-        Iterations (lbfgs, gd) or epochs (sgd), >= 0. ``max_iter=0`` returns the
+        Iterations (lbfgs, newton-cholesky, newton-cg, gd) or epochs (sgd), >= 0. ``max_iter=0`` returns the
         starting model (zeros, or the previous solution with ``warm_start``)
         with ``n_iter_ == [0]``, as scikit-learn does, and a ConvergenceWarning
         unless that start already meets ``tol``.
@@ -177,7 +190,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         The backend that was used (what ``"auto"`` resolved to).
     """
 
-    def __init__(self, loss="log_loss", penalty="deprecated", C=1.0, solver="lbfgs", backend="auto",
+    def __init__(self, loss="log_loss", penalty="deprecated", C=1.0, solver="auto", backend="auto",
                  max_iter=100, tol=1e-4, learning_rate="constant", eta0=0.1, power_t=0.5,
                  batch_size=256, shuffle=True, n_iter_no_change=5, random_state=None,
                  fit_intercept=True, class_weight=None, warm_start=False, verbose=0,

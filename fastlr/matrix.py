@@ -114,7 +114,7 @@ SMALL_WORKLOADS = ("breast-cancer-std", "breast-cancer-raw", "iris", "digits-std
                    "1M-x-64-f32")
 
 #: Peers of the matrix, fastlr first.
-MATRIX_PEERS = ("fastlr-lbfgs", "fastlr-newton-cg", "sklearn-lbfgs", "sklearn-newton-cholesky",
+MATRIX_PEERS = ("fastlr-auto", "fastlr-lbfgs", "fastlr-newton-cholesky", "fastlr-newton-cg", "sklearn-lbfgs", "sklearn-newton-cholesky",
                 "sklearnex-lbfgs", "glum", "torch-lbfgs")
 
 
@@ -155,7 +155,8 @@ def run_matrix(workloads=SMALL_WORKLOADS, peers=MATRIX_PEERS, repeat=5, busy=Fal
     workloads : sequence of str
         Names from :data:`WORKLOADS`.
     peers : sequence of str
-        Names from :data:`fastlr.peers.PEER_NAMES`; uninstalled peers and
+        Names from :data:`fastlr.peers.PEER_NAMES`, the first the reference
+        of the ratios (by default fastlr-auto, fastlr's default solver); uninstalled peers and
         peers that cannot fit a workload (binary-only ones on several classes)
         are listed under ``skipped`` with the reason.
     repeat : int
@@ -200,7 +201,7 @@ def run_matrix(workloads=SMALL_WORKLOADS, peers=MATRIX_PEERS, repeat=5, busy=Fal
                         f"objective {result['objective']:.10g}  it {result['n_iter']}")
             if row["results"]:
                 best = min(r["objective"] for r in row["results"])
-                ref = next((r for r in row["results"] if r["peer"] == "fastlr-lbfgs"), None)
+                ref = next((r for r in row["results"] if r["peer"] == peers[0]), None)
                 for r in row["results"]:
                     r["gap"] = (r["objective"] - best) / abs(best) if best else 0.0
                     r["ratio"] = r["seconds"] / ref["seconds"] if ref else None
@@ -210,7 +211,7 @@ def run_matrix(workloads=SMALL_WORKLOADS, peers=MATRIX_PEERS, repeat=5, busy=Fal
 
 
 def format_matrix(result):
-    """The matrix as a Markdown table: time (ratio to fastlr) and objective gap per peer."""
+    """The matrix as a Markdown table: time (ratio to the first peer) and objective gap per peer."""
     peers = []
     for row in result["rows"]:
         for r in row["results"]:
@@ -232,7 +233,7 @@ def format_matrix(result):
             if r is None:
                 cells.append("n/a")
                 continue
-            ratio = "" if p == "fastlr-lbfgs" or r["ratio"] is None else f" ({r['ratio']:.2g}×)"
+            ratio = "" if p == peers[0] or r["ratio"] is None else f" ({r['ratio']:.2g}×)"
             cells.append(f"{_ms(r['seconds'])}{ratio}, gap {r['gap']:.0e}, {r['n_iter']} it")
         shape = "×".join(map(str, row["shape"]))
         lines.append(f"| {row['workload']} ({shape}, {row['classes']} cl.) | " + " | ".join(cells) + " |")

@@ -10,8 +10,9 @@ for like and :func:`objective` scores every solution by one yardstick.
 
 Peers
 -----
-fastlr-lbfgs, fastlr-newton-cg, fastlr-gd, fastlr-sgd
-    :class:`fastlr.LogisticRegression` with ``solver`` lbfgs, newton-cg, gd (Armijo
+fastlr-auto, fastlr-lbfgs, fastlr-newton-cholesky, fastlr-newton-cg, fastlr-gd, fastlr-sgd
+    :class:`fastlr.LogisticRegression` with ``solver`` auto (the default),
+    lbfgs, newton-cholesky, newton-cg, gd (Armijo
     backtracking from ``eta0=1``) and sgd (``epochs`` epochs of mini-batch SGD,
     ``batch_size`` rows per step, constant ``eta0=0.1``).
 sklearn-lbfgs, sklearn-newton-cholesky
@@ -55,7 +56,8 @@ from dataclasses import dataclass
 import numpy as np
 
 PEER_NAMES = (
-    "fastlr-lbfgs", "fastlr-newton-cg", "fastlr-gd", "fastlr-sgd",
+    "fastlr-auto", "fastlr-lbfgs", "fastlr-newton-cholesky", "fastlr-newton-cg", "fastlr-gd",
+    "fastlr-sgd",
     "sklearn-lbfgs", "sklearn-newton-cholesky", "sklearn-sgd",
     "sklearnex-lbfgs",
     "torch-lbfgs", "torch-sgd",
@@ -197,7 +199,7 @@ def _fastlr(solver):
     def fit(X, y, k, C, max_iter, tol, batch_size, epochs, random_state):
         from fastlr import LogisticRegression
 
-        if solver in ("lbfgs", "newton-cg"):
+        if solver in ("auto", "lbfgs", "newton-cholesky", "newton-cg"):
             model = LogisticRegression(C=C, solver=solver, max_iter=max_iter, tol=tol)
         elif solver == "gd":
             model = LogisticRegression(C=C, solver="gd", learning_rate="backtracking", eta0=1.0,
@@ -318,7 +320,9 @@ def _glum(X, y, k, C, max_iter, tol, batch_size, epochs, random_state):
 
 
 _ADAPTERS = {
+    "fastlr-auto": _fastlr("auto"),
     "fastlr-lbfgs": _fastlr("lbfgs"),
+    "fastlr-newton-cholesky": _fastlr("newton-cholesky"),
     "fastlr-newton-cg": _fastlr("newton-cg"),
     "fastlr-gd": _fastlr("gd"),
     "fastlr-sgd": _fastlr("sgd"),

@@ -83,9 +83,9 @@ def assert_same_fit(model, ref, X, y, tol, sample_weight=None):
 def test_lbfgs_equals_single_machine(client, k, weighted):
     X, y = make_data(k=k, seed=k)
     w = np.random.default_rng(1).uniform(0.2, 3.0, len(y)) if weighted else None
-    ref = LogisticRegression(C=0.5, tol=1e-8).fit(X, y, sample_weight=w)
+    ref = LogisticRegression(C=0.5, tol=1e-8, solver="lbfgs").fit(X, y, sample_weight=w)
     parts = chunked(X, y, w=w)
-    model = LogisticRegression(C=0.5, tol=1e-8).fit(*parts[:2], sample_weight=parts[2] if weighted else None)
+    model = LogisticRegression(C=0.5, tol=1e-8, solver="lbfgs").fit(*parts[:2], sample_weight=parts[2] if weighted else None)
     assert model.backend_ == "dask"
     # float64 partial sums in another order: both stop at max|grad F| <= 1e-8, F strongly
     # convex, so each is within ‖∇F‖ / μ of the optimum

@@ -17,6 +17,8 @@ AVAILABLE = set(available_peers())
 #: relative error (max |Δcoef| / max |coef|). torch's LBFGS also stops when the objective
 #: changes by less than 1e-9 (its default tolerance_change), which ends it a little earlier.
 COEF_RTOL = {
+    "fastlr-auto": 1e-4,
+    "fastlr-newton-cholesky": 1e-4,
     "fastlr-newton-cg": 1e-4,
     "fastlr-gd": 1e-4,
     "sklearn-lbfgs": 1e-4,
@@ -95,7 +97,7 @@ def test_peer_solves_the_same_objective(name, problem, torch_one_thread):
 
 def test_fastlr_lbfgs_reference_matches_the_estimator(problem):
     k, X, y, reference = problem
-    model = LogisticRegression(tol=1e-8, max_iter=1000).fit(X, y)
+    model = LogisticRegression(solver="lbfgs", tol=1e-8, max_iter=1000).fit(X, y)
     np.testing.assert_array_equal(reference.coef, model.coef_)
     np.testing.assert_array_equal(reference.intercept, model.intercept_)
     assert reference.n_iter == model.n_iter_
@@ -132,7 +134,8 @@ def test_objective_float32_and_chunks():
 
 
 def test_peer_names_and_availability():
-    assert PEER_NAMES == ("fastlr-lbfgs", "fastlr-newton-cg", "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
+    assert PEER_NAMES == ("fastlr-auto", "fastlr-lbfgs", "fastlr-newton-cholesky", "fastlr-newton-cg",
+                          "fastlr-gd", "fastlr-sgd", "sklearn-lbfgs",
                           "sklearn-newton-cholesky", "sklearn-sgd", "sklearnex-lbfgs",
                           "torch-lbfgs", "torch-sgd", "glum")
     peers = available_peers()

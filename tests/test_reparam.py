@@ -96,9 +96,9 @@ def test_lbfgs_reaches_the_same_optimum_in_far_fewer_iterations_on_raw_features(
     import fastlr.trainer as trainer
     monkeypatch.setattr(trainer, "lbfgs_pairs", lambda n_params: 10)
     X, y = load_breast_cancer(return_X_y=True)
-    model = LogisticRegression(tol=1e-6, max_iter=10_000).fit(X, y)
+    model = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=10_000).fit(X, y)
     # the coefficients themselves (no change of variables): the numpy backend without moments
-    plain = LogisticRegression(tol=1e-6, max_iter=10_000, backend="numpy")
+    plain = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=10_000, backend="numpy")
     original = NumpyBackend.column_moments
     try:
         del NumpyBackend.column_moments
@@ -116,8 +116,8 @@ def test_longer_lbfgs_memory_takes_fewer_iterations_to_the_same_optimum(monkeypa
     changing the path on other CPUs)."""
     import fastlr.trainer as trainer
     X, y = load_breast_cancer(return_X_y=True)
-    model = LogisticRegression(tol=1e-6, max_iter=10_000).fit(X, y)
+    model = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=10_000).fit(X, y)
     monkeypatch.setattr(trainer, "lbfgs_pairs", lambda n_params: 10)
-    short = LogisticRegression(tol=1e-6, max_iter=10_000).fit(X, y)
+    short = LogisticRegression(solver="lbfgs", tol=1e-6, max_iter=10_000).fit(X, y)
     assert_fits_agree(model, short, X, y, tol=1e-6, tol_b=1e-6)
     assert int(model.n_iter_[0]) * 2 < int(short.n_iter_[0])

@@ -27,6 +27,14 @@ and, where ``has_hess_vec`` is true (the Newton-CG solver needs it):
     preconditioner, once per Newton iteration; None where the backend's
     measurements favour plain CG for this data (dense X, for cpu and numpy).
 
+and, where a backend has it (solver="newton-cholesky"):
+
+``loss_grad_hess(data, W, b, loss_id, hessian_rows) -> (loss_sum, grad_sum, hess_sum, hess_weight)``
+    ``loss_grad``'s sums and, in the same pass, the weighted *sum* of the log
+    loss's Hessian, shape (k, d + 1, k, d + 1), over at least ``hessian_rows``
+    rows (all rows when None or when X has fewer than twice as many), in
+    blocks spread evenly over X; ``hess_weight`` is their ``Σ s``.
+
 and, optionally (without them L-BFGS runs on the coefficients themselves, and
 ``predict`` goes through ``decision_function``):
 

@@ -2,7 +2,8 @@
 
 Holds: :class:`CPUBackend`, the serial compilations of the dense kernels and
 :data:`PARALLEL_MIN_WORK` (below it the kernels run serially).
-May import: :mod:`fastlr.kernels` (cpu, cpu_sparse), :mod:`fastlr.backends._protocol`.
+May import: :mod:`fastlr.kernels` (cpu, cpu_hessian, cpu_sparse), :mod:`fastlr.backends._protocol`,
+:mod:`fastlr.backends._hessian_numpy`.
 """
 
 import types
@@ -10,7 +11,8 @@ import types
 import scipy.sparse as sp
 from numba import njit
 
-from ..kernels import cpu, cpu_sparse
+from ..kernels import cpu, cpu_hessian, cpu_sparse
+from ._hessian_numpy import hessian_stride, log_loss_hessian
 from ._protocol import EMPTY_I64 as _EMPTY_I64
 from ._protocol import check_hess_loss as _check_hess_loss
 from ._protocol import host_data as _host_data
@@ -41,6 +43,7 @@ _multinomial_loss_grad_serial = _serial(cpu.multinomial_loss_grad)
 _decision_function_serial = _serial(cpu.decision_function)
 _predict_codes_serial = _serial(cpu.predict_codes)
 _column_moments_serial = _serial(cpu.column_moments)
+_log_loss_grad_hess_serial = _serial(cpu_hessian.log_loss_grad_hess)
 
 #: Below this many multiply-adds per pass (rows × features × outputs) the CPU
 #: kernels run serially. Measured with benchmarks/parallel_threshold.py on the
@@ -144,6 +147,26 @@ class CPUBackend:
                                                     data.sample_weight, W, b, V, vb)
         with cpu.parallel_guard():
             return cpu.log_loss_hess_vec(data.X, data.sample_weight, W, b, V, vb)
+
+    def loss_grad_hess(self, data, W, b, loss_id, hessian_rows=None):
+        """Loss, gradient, and the Hessian over a row sub-sample, in one pass over X.
+
+        Dense X: :func:`fastlr.kernels.cpu_hessian.log_loss_grad_hess`, every
+        ``stride``-th chunk in the Hessian
+        (:func:`fastlr.backends._hessian_numpy.hessian_stride`). CSR X: the
+        sparse gradient kernel, then scipy's sparse products for the Hessian.
+        """
+        _check_hess_loss(loss_id)
+        X = data.X
+        stride = hessian_stride(data.n_samples, hessian_rows, cpu.CHUNK_ROWS)
+        if sp.issparse(X):
+            loss, grad = self._sparse_loss_grad(data, W, b, loss_id)
+            hess, hess_weight = log_loss_hessian(X, data.sample_weight, W, b, stride, cpu.CHUNK_ROWS)
+            return loss, grad, hess, hess_weight
+        if not _parallel(X, W.shape[0]):
+            return _log_loss_grad_hess_serial(X, data.y, data.sample_weight, W, b, stride)
+        with cpu.parallel_guard():
+            return cpu_hessian.log_loss_grad_hess(X, data.y, data.sample_weight, W, b, stride)
 
     def column_moments(self, data):
         X = data.X

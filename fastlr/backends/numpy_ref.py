@@ -2,7 +2,8 @@
 
 Holds: :class:`NumpyBackend`.
 May import: NumPy, scipy, :mod:`fastlr._math`, :mod:`fastlr._penalty` and
-:mod:`fastlr.backends._protocol` (no kernels, no other backend).
+:mod:`fastlr.backends._protocol`, :mod:`fastlr.backends._hessian_numpy` (no kernels, no
+other backend).
 """
 
 import numpy as np
@@ -11,6 +12,7 @@ from scipy.special import expit, logsumexp
 
 from .._math import LOG
 from .._penalty import L2_NUMPY
+from ._hessian_numpy import hessian_stride, log_loss_hessian
 from ._protocol import EMPTY_F64 as _EMPTY_F64
 from ._protocol import check_hess_loss as _check_hess_loss
 from ._protocol import host_data as _host_data
@@ -152,6 +154,17 @@ class NumpyBackend:
         D = X64 - X64[0] if n else X64
         mean = (s @ D) / s.sum()
         return mean + (X64[0] if n else 0.0), (s @ (D - mean) ** 2) / s.sum()
+
+    def loss_grad_hess(self, data, W, b, loss_id, hessian_rows=None):
+        """Loss and gradient sums (:meth:`loss_grad`) and the Hessian sum over a row sub-sample.
+
+        The rows are those of the cpu backend (:func:`fastlr.backends._hessian_numpy.hessian_stride`).
+        """
+        _check_hess_loss(loss_id)
+        loss, grad = self.loss_grad(data, W, b, loss_id)
+        stride = hessian_stride(data.n_samples, hessian_rows)
+        hess, hess_weight = log_loss_hessian(data.X, data.sample_weight, W, b, stride)
+        return loss, grad, hess, hess_weight
 
     def hess_diag(self, data, W, b, loss_id):
         """As :meth:`fastlr.backends.cpu.CPUBackend.hess_diag`: sparse X only, else None."""

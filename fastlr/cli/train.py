@@ -65,7 +65,8 @@ def add_parser(sub):
     train.add_argument("--out", metavar="MODEL", required=True, help="where to save the model (.npz)")
     train.add_argument("--loss", type=_loss_name, choices=tuple(LOSS_IDS), default="log_loss",
                        help="default log_loss (the earlier names log, squared still work)")
-    train.add_argument("--solver", choices=SOLVERS, default="lbfgs", help="default lbfgs")
+    train.add_argument("--solver", choices=SOLVERS, default="auto",
+                       help="default auto: newton-cholesky where a Hessian is cheap, else lbfgs")
     train.add_argument("--backend", choices=CLI_BACKENDS, default="auto",
                        help="default auto: the GPU when one is usable, else the CPU (see fastlr info)")
     train.add_argument("--C", type=positive_float, default=1.0, help="inverse L2 strength (default 1)")

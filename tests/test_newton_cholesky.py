@@ -1,0 +1,238 @@
+"""solver="newton-cholesky" and solver="auto": the fused loss/gradient/Hessian kernel against float64
+NumPy and finite differences, and the fits against scikit-learn's solver of that name."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression as SkLR
+
+import fastlr.trainer as trainer
+from fastlr import LogisticRegression
+from fastlr._memory import NEWTON_CHOLESKY_HESSIANS
+from fastlr.backends import CPUBackend, NumpyBackend
+from fastlr.backends._hessian_numpy import hessian_stride
+from fastlr.backends._protocol import host_data
+from fastlr.kernels import cpu_hessian
+from fastlr.kernels.cpu import CHUNK_ROWS
+from fastlr.trainer import Objective, resolve_solver
+from reference import assert_fits_agree, per_thread_count
+
+
+def _problem(n, d, k, dtype, weighted, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.integers(0, max(k, 2), n).astype(np.int32)
+    sw = rng.uniform(0.5, 2.0, n) if weighted else None
+    W = rng.standard_normal((k, d)) * 0.4
+    b = rng.standard_normal(k) * 0.2
+    return X, y, sw, W, b
+
+
+def _reference_hessian(X, sw, W, b, rows):
+    """Σ s ∇²_z loss ⊗ x̃ x̃ᵀ over ``rows``, float64, from the definition (loop over samples)."""
+    n, d = X.shape
+    k = W.shape[0]
+    H = np.zeros((k * (d + 1), k * (d + 1)))
+    for i in rows:
+        xt = np.append(X[i].astype(np.float64), 1.0)
+        z = W @ X[i].astype(np.float64) + b
+        if k == 1:
+            p = 1.0 / (1.0 + np.exp(-z[0]))
+            A = np.array([[p * (1.0 - p)]])
+        else:
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            A = np.diag(p) - np.outer(p, p)
+        H += (1.0 if sw is None else sw[i]) * np.kron(A, np.outer(xt, xt))
+    return H
+
+
+def _hessian_bound(H_ref, X):
+    """Rounding allowed for each entry: float32 X sums up to CHUNK_ROWS products in float32
+    (``m eps |terms|``, with Σ|terms| ≤ sqrt(H_jj H_ll) by Cauchy–Schwarz on PSD blocks), plus
+    the float32 rounding of the scaled rows; float64 X: the same in float64."""
+    eps = np.finfo(X.dtype).eps
+    diag = np.abs(np.diag(H_ref))
+    return (CHUNK_ROWS + 8) * eps * np.sqrt(np.outer(diag, diag)) + 1e-300
+
+
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "softmax"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("backend", [CPUBackend(), NumpyBackend()], ids=["cpu", "numpy"])
+def test_hessian_matches_the_per_sample_definition(k, dtype, weighted, backend):
+    X, y, sw, W, b = _problem(5000, 6, k, dtype, weighted)
+    data = host_data(X, y, sw)
+    loss, grad, hess, hess_weight = backend.loss_grad_hess(data, W, b, 0, None)
+    H_ref = _reference_hessian(X, sw, W, b, range(len(X)))
+    H = hess.reshape(H_ref.shape)
+    assert np.all(np.abs(H - H_ref) <= _hessian_bound(H_ref, X))
+    np.testing.assert_array_equal(H, H.T)
+    assert hess_weight == pytest.approx(len(X) if sw is None else sw.sum(), rel=1e-12)
+    # the backend's own gradient kernel, from the same row kernels (float32 X: the same
+    # float32 partial sums; summed in the same order, up to LLVM's choice of vector code)
+    loss_ref, grad_ref = backend.loss_grad(data, W, b, 0)
+    assert loss == pytest.approx(loss_ref, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12 * np.max(np.abs(grad_ref)))
+
+
+@pytest.mark.parametrize("k", [1, 4], ids=["binary", "softmax"])
+def test_hessian_over_a_row_subsample_takes_evenly_spaced_blocks(k):
+    X, y, sw, W, b = _problem(9 * CHUNK_ROWS + 100, 3, k, np.float64, True, seed=1)
+    data = host_data(X, y, sw)
+    stride = hessian_stride(len(X), 3 * CHUNK_ROWS, CHUNK_ROWS)
+    assert stride == 3  # 10 blocks, 3 wanted: blocks 0, 3, 6, 9
+    rows = np.concatenate([np.arange(s * CHUNK_ROWS, min((s + 1) * CHUNK_ROWS, len(X)))
+                           for s in range(0, 10, stride)])
+    H_ref = _reference_hessian(X, sw, W, b, rows)
+    for backend in (CPUBackend(), NumpyBackend()):
+        _, grad, hess, hess_weight = backend.loss_grad_hess(data, W, b, 0, 3 * CHUNK_ROWS)
+        assert np.all(np.abs(hess.reshape(H_ref.shape) - H_ref) <= _hessian_bound(H_ref, X))
+        assert hess_weight == pytest.approx(sw[rows].sum(), rel=1e-12)
+        # the gradient is still over every row
+        np.testing.assert_allclose(grad, backend.loss_grad(data, W, b, 0)[1], rtol=1e-12,
+                                   atol=1e-12 * np.max(np.abs(grad)))
+
+
+def test_hessian_is_the_derivative_of_the_gradient():
+    """Central differences of the mean objective's gradient (an independent check of the
+    Objective's ordering of θ, its scaling and the penalty's diagonal)."""
+    X, y, sw, W, b = _problem(300, 4, 3, np.float64, True, seed=2)
+    data = host_data(X, y, sw)
+    obj = Objective(NumpyBackend(), data, 0, 3, 0.05, True)
+    theta = obj.pack(W, b)
+    _, _, H = obj.loss_grad_hess(theta)
+    h = 1e-6
+    fd = np.empty_like(H)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = h
+        fd[:, i] = (obj.evaluate(theta + e)[1] - obj.evaluate(theta - e)[1]) / (2 * h)
+    np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("k", [1, 3], ids=["binary", "softmax"])
+def test_kernel_is_bitwise_identical_for_any_thread_count(k):
+    X, y, sw, W, b = _problem(20 * CHUNK_ROWS + 7, 9, k, np.float32, True, seed=3)
+    sw_arr = sw.astype(np.float64)
+
+    def run():
+        return cpu_hessian.log_loss_grad_hess(X, y, sw_arr, W, b, 1)
+
+    results = per_thread_count(run)
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+def test_binary_fit_matches_scikit_learn_newton_cholesky():
+    X, y = load_breast_cancer(return_X_y=True)
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    ours = LogisticRegression(solver="newton-cholesky", tol=1e-8, max_iter=100).fit(X, y, sample_weight=sw)
+    ref = SkLR(solver="newton-cholesky", tol=1e-10, max_iter=1000).fit(X, y, sample_weight=sw)
+    assert_fits_agree(ours, ref, X, y, sample_weight=sw, tol=1e-8)
+    assert ours.n_iter_[0] <= 20  # raw features: lbfgs with 10 pairs needs hundreds
+
+
+def test_multinomial_fit_matches_scikit_learn_and_float32_stays_close():
+    X, y = load_iris(return_X_y=True)
+    ours = LogisticRegression(solver="newton-cholesky", tol=1e-8).fit(X, y)
+    ref = SkLR(solver="lbfgs", tol=1e-10, max_iter=10_000).fit(X, y)
+    assert_fits_agree(ours, ref, X, y, tol=1e-8)
+    ours32 = LogisticRegression(solver="newton-cholesky", tol=1e-6).fit(X.astype(np.float32), y)
+    assert_fits_agree(ours32, ref, X.astype(np.float32), y, tol=1e-6)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_sparse_and_dense_x_give_the_same_model(fit_intercept):
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X / X.max(axis=0)
+    X[X < 0.3] = 0.0
+    dense = LogisticRegression(solver="newton-cholesky", tol=1e-8, fit_intercept=fit_intercept).fit(X, y)
+    sparse = LogisticRegression(solver="newton-cholesky", tol=1e-8,
+                                fit_intercept=fit_intercept).fit(sp.csr_matrix(X), y)
+    assert_fits_agree(dense, sparse, X, y, tol=1e-8, tol_b=1e-8, fit_intercept=fit_intercept)
+
+
+def test_unpenalised_separable_data_does_not_break_the_solve():
+    """C=inf on separable data: the Hessian becomes singular as |w| grows (no optimum); the
+    solver must keep lowering the objective until its gradient is below tol, never raising a
+    LinAlgError or producing NaN."""
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = LogisticRegression(solver="newton-cholesky", C=np.inf, max_iter=100).fit(X, y)
+    assert np.all(np.isfinite(model.coef_)) and model.coef_[0, 0] > 5
+    np.testing.assert_array_equal(model.predict(X), y)
+    # the mean log loss's gradient at the result, in float64 NumPy
+    p = 1.0 / (1.0 + np.exp(-(X @ model.coef_[0] + model.intercept_[0])))
+    assert np.max(np.abs(np.append(X.T @ (p - y), np.sum(p - y)) / len(y))) <= 1e-4
+
+
+def test_sub_sampled_hessian_reaches_the_same_optimum(monkeypatch):
+    """Beyond 2 HESSIAN_ROWS rows the Hessian comes from a row sub-sample; the gradient, and so
+    the stopping test and the optimum, stay exact (HESSIAN_ROWS lowered to keep the test small)."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40_000, 8)) * np.geomspace(0.1, 10, 8)
+    y = (X @ rng.standard_normal(8) + rng.logistic(size=len(X)) > 0).astype(int)
+    full = LogisticRegression(solver="newton-cholesky", tol=1e-9).fit(X, y)
+    monkeypatch.setattr(trainer, "HESSIAN_ROWS", 4 * CHUNK_ROWS)  # 4 of 20 blocks
+    sub = LogisticRegression(solver="newton-cholesky", tol=1e-9).fit(X, y)
+    assert_fits_agree(full, sub, X, y, tol=1e-9, tol_b=1e-9)
+    assert sub.n_iter_[0] <= 2 * full.n_iter_[0]
+
+
+def test_stops_short_with_a_warning_naming_the_solver():
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match="newton-cholesky failed to converge"):
+        model = LogisticRegression(solver="newton-cholesky", max_iter=1).fit(X, y)
+    assert model.n_iter_[0] == 1
+
+
+def test_prob_squared_is_refused_with_a_clear_error():
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(ValueError, match="newton-cholesky.*convex loss"):
+        LogisticRegression(solver="newton-cholesky", loss="prob_squared").fit(X, y)
+
+
+def test_auto_picks_newton_cholesky_only_where_a_hessian_is_cheap():
+    cpu = CPUBackend()
+
+    def pick(X, k, loss_id=0, backend=cpu):
+        y = np.zeros(X.shape[0], dtype=np.int32)
+        return resolve_solver("auto", backend, host_data(X, y, None), loss_id, k)
+
+    Xb, _ = load_breast_cancer(return_X_y=True)
+    Xd, _ = load_digits(return_X_y=True)
+    Xi, _ = load_iris(return_X_y=True)
+    assert pick(Xb, 1) == "newton-cholesky"  # 31 coefficients
+    assert pick(Xi, 3) == "newton-cholesky"  # 3 x 5
+    assert pick(Xd, 10) == "lbfgs"  # 10 x 65: a Hessian pass costs 357 gradient passes
+    assert pick(np.zeros((1000, 200)), 1) == "lbfgs"  # all rows in the Hessian, 201 columns
+    assert pick(Xb, 1, loss_id=1) == "lbfgs"  # prob_squared: not convex
+    assert pick(sp.csr_matrix(Xb), 1) == "lbfgs"
+
+    class NoHessian:
+        name = "gpu-like"
+
+    assert pick(Xb, 1, backend=NoHessian()) == "lbfgs"
+    assert resolve_solver("sgd", cpu, None, 0, 1) == "sgd"  # explicit choices pass through
+
+
+def test_default_fit_is_newton_cholesky_on_a_small_binary_problem():
+    X, y = load_breast_cancer(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = LogisticRegression(tol=1e-8).fit(X, y)
+    explicit = LogisticRegression(solver="newton-cholesky", tol=1e-8).fit(X, y)
+    np.testing.assert_array_equal(default.coef_, explicit.coef_)
+    assert default.n_iter_[0] == explicit.n_iter_[0]
+
+
+def test_memory_estimate_counts_the_kernel_partials():
+    assert NEWTON_CHOLESKY_HESSIANS == cpu_hessian.MAX_GROUPS + 3
