@@ -4,6 +4,9 @@ On a 1M × 64 float32 binary problem (``--n``, ``--d``, ``--classes``):
 
 * lbfgs: median ``fit`` time against (number of ``loss_grad`` calls the fit
   made) × (median time of one ``loss_grad`` kernel call, back to back);
+* newton-cholesky (``solver="auto"``'s choice there): ``fit`` against its
+  ``loss_grad_hess`` calls (and any ``loss_grad`` calls of its line search)
+  × their median kernel times;
 * sgd: ``fit(solver="sgd", max_iter=1)`` against one ``backend.sgd_epoch``;
 * predict: ``predict`` against one ``decision_function`` kernel call.
 
@@ -61,7 +64,7 @@ def main():
 
     CPUBackend.loss_grad = counting
     try:
-        model = LogisticRegression()
+        model = LogisticRegression(solver="lbfgs")
         t_fit = _median(lambda: model.fit(X, y), args.repeat)
         calls[0] = 0
         model.fit(X, y)
@@ -71,6 +74,36 @@ def main():
     work = n_eval * t_grad
     print(f"lbfgs    fit {t_fit * 1e3:8.1f} ms  = {n_eval} loss_grad calls x {t_grad * 1e3:.2f} ms "
           f"({work * 1e3:.1f} ms) + overhead {t_fit / work - 1:+.1%}  ({model.n_iter_} iterations)")
+
+    from fastlr.trainer import HESSIAN_ROWS
+
+    def grad_hess():
+        with fastlr_threads():
+            backend.loss_grad_hess(data, W, b, LOG, HESSIAN_ROWS)
+
+    t_hess = _median(grad_hess, args.repeat * 3)
+    hess_calls = [0]
+    original_hess = CPUBackend.loss_grad_hess
+
+    def counting_hess(self, *a):
+        hess_calls[0] += 1
+        return original_hess(self, *a)
+
+    CPUBackend.loss_grad = counting
+    CPUBackend.loss_grad_hess = counting_hess
+    try:
+        newton = LogisticRegression(solver="newton-cholesky")
+        t_newton = _median(lambda: newton.fit(X, y), args.repeat)
+        calls[0] = hess_calls[0] = 0
+        newton.fit(X, y)
+        n_grad, n_hess = calls[0], hess_calls[0]
+    finally:
+        CPUBackend.loss_grad = original
+        CPUBackend.loss_grad_hess = original_hess
+    work = n_grad * t_grad + n_hess * t_hess
+    print(f"newton-cholesky fit {t_newton * 1e3:8.1f} ms  = {n_hess} loss_grad_hess calls x "
+          f"{t_hess * 1e3:.2f} ms + {n_grad} loss_grad calls ({work * 1e3:.1f} ms) + overhead "
+          f"{t_newton / work - 1:+.1%}  ({newton.n_iter_} iterations)")
 
     order = np.random.default_rng(0).permutation(-(-args.n // 256))
     schedule = SGDSchedule(1.0 / args.n, True, 0.1, 0.0, 0, 256)

@@ -7,7 +7,7 @@ Matrix
     :data:`fastlr.matrix.WORKLOADS`, the peers of
     :data:`fastlr.matrix.MATRIX_PEERS`, each with the workload's own ``C``,
     ``max_iter`` and ``tol``). ``track_objective_gap``: ``(F - F_fastlr) /
-    |F_fastlr|``, the peer's objective against fastlr-lbfgs's on the same
+    |F_fastlr|``, the peer's objective against fastlr-auto's (the default solver) on the same
     workload, both scored by :func:`fastlr.peers.objective` (negative: the
     peer went lower). Peers that are not installed or cannot fit a workload
     (glum with several classes) are skipped ("n/a").
@@ -32,7 +32,8 @@ from fastlr.peers import PeerUnavailable, fit_peer, objective
 from .common import pick
 
 WORKLOAD_NAMES = pick(list(WORKLOADS), ["iris", "20k-x-20"])
-PEERS = pick(list(MATRIX_PEERS), ["fastlr-lbfgs", "sklearn-lbfgs"])
+PEERS = pick(list(MATRIX_PEERS), ["fastlr-auto", "sklearn-lbfgs"])
+REFERENCE = MATRIX_PEERS[0]  # fastlr-auto: fastlr's default solver
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,7 +73,7 @@ class Matrix:
     def track_objective_gap(self, workload, peer):
         X, y = _data(workload)
         C = WORKLOADS[workload].C
-        ref = self.result if peer == "fastlr-lbfgs" else _fit("fastlr-lbfgs", workload)
+        ref = self.result if peer == REFERENCE else _fit(REFERENCE, workload)
         F = objective(X, y, self.result.coef, self.result.intercept, C=C)
         F_ref = objective(X, y, ref.coef, ref.intercept, C=C)
         return (F - F_ref) / abs(F_ref)
@@ -83,7 +84,7 @@ class Matrix:
 class MatrixBusy:
     params = (pick(["breast-cancer-std", "iris", "digits-std", "20k-x-20", "1M-x-64-f32"],
                    ["iris"]),
-              ["fastlr-lbfgs", "sklearn-lbfgs"])
+              ["fastlr-auto", "fastlr-lbfgs", "sklearn-lbfgs"])
     param_names = ["workload", "peer"]
     timeout = 1800
     number = 1

@@ -18,7 +18,8 @@ def add_parser(sub):
                        help="loss_grad backends, comma-separated (default cpu,numpy)")
     bench.add_argument("--peers", default="all",
                        help="comma-separated peers, or 'all' (every installed one; default). "
-                            "fastlr-lbfgs always runs: speed-ups are against it")
+                            "fastlr-lbfgs always runs: speed-ups are against it (with --matrix: "
+                            "fastlr-auto, the default solver)")
     bench.add_argument("--repeat", type=int, default=3,
                        help="timed runs per measurement, the median is reported (default 3)")
     bench.add_argument("--json", metavar="PATH", help="write all results as JSON")
@@ -83,9 +84,11 @@ def _run_matrix(args, progress, file):
         workloads = tuple(matrix.WORKLOADS)
     else:
         workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
+    # the reference of the ratios (fastlr's default solver) always runs, first
+    reference = matrix.MATRIX_PEERS[0]
     peers = matrix.MATRIX_PEERS if args.peers == "all" else tuple(
-        ["fastlr-lbfgs"] + [p.strip() for p in args.peers.split(",")
-                            if p.strip() and p.strip() != "fastlr-lbfgs"])
+        [reference] + [p.strip() for p in args.peers.split(",")
+                       if p.strip() and p.strip() != reference])
     result = matrix.run_matrix(workloads, peers, repeat=args.repeat, busy=args.busy, log=progress)
     print(matrix.format_matrix(result), file=file)
     if args.json:
