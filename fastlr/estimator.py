@@ -188,6 +188,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Mean penalised objective after each iteration or epoch.
     backend_ : str
         The backend that was used (what ``"auto"`` resolved to).
+    solver_ : str
+        The solver the last ``fit`` ran (what ``solver="auto"`` resolved to;
+        ``"sgd"`` after ``partial_fit``).
     """
 
     def __init__(self, loss="log_loss", penalty="deprecated", C=1.0, solver="auto", backend="auto",
@@ -359,6 +362,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise
         self._store(classes, result.coef, result.intercept, backend, [result.n_iter], result.loss_curve,
                     result.steps)
+        self.solver_ = result.solver
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -413,6 +417,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             source.validate(self, X, reset=False)  # names the NaN or inf in X
             raise
         self._store(classes, W, b, backend, [1], curve + new, t)
+        self.solver_ = "sgd"
         return self
 
     def _store(self, classes, W, b, backend, n_iter, loss_curve, steps):

@@ -136,6 +136,8 @@ class TrainResult:
     converged : bool
     steps : int
         SGD updates taken in total (for the invscaling schedule of a next call).
+    solver : str
+        The solver that ran (``"auto"`` resolved by :func:`resolve_solver`).
     """
 
     coef: np.ndarray
@@ -145,6 +147,7 @@ class TrainResult:
     converged: bool = False
     steps: int = 0
     stopped: bool = False
+    solver: str = ""
 
 
 def _same_vector(a, b):
@@ -1032,7 +1035,7 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
         elif converged and curve and options.tol is not None:
             converged = _check_sgd_progress(backend, data, loss_id, W0, b0, alpha, fit_intercept,
                                             curve, options)
-        return TrainResult(W, b, n_epochs, curve, converged, steps, stopped)
+        return TrainResult(W, b, n_epochs, curve, converged, steps, stopped, options.solver)
     if options.solver in ("newton-cg", "newton-cholesky") and loss_id != LOG:
         raise ValueError(f"solver={options.solver!r} needs a convex loss: use loss='log_loss', or "
                          "solver='lbfgs' for loss='prob_squared'")
@@ -1050,10 +1053,10 @@ def train(backend, data, loss_id, n_outputs, alpha, fit_intercept, options, coef
         converged = options.tol is not None and np.max(np.abs(grad), initial=0.0) <= options.tol
         if not converged:
             _warn_max_iter(options.solver, 0)
-        return TrainResult(W, b, 0, [], converged)
+        return TrainResult(W, b, 0, [], converged, solver=options.solver)
     solve = {"lbfgs": train_lbfgs, "newton-cg": train_newton_cg,
              "newton-cholesky": train_newton_cholesky}.get(options.solver, train_gd)
     theta, n_iter, curve, converged, stopped = solve(objective, theta0, options)
     W, b = objective.unpack(np.array(theta))
     return TrainResult(W.copy(), np.array(b, dtype=np.float64), n_iter, curve, converged,
-                       stopped=stopped)
+                       stopped=stopped, solver=options.solver)

@@ -236,3 +236,22 @@ def test_default_fit_is_newton_cholesky_on_a_small_binary_problem():
 
 def test_memory_estimate_counts_the_kernel_partials():
     assert NEWTON_CHOLESKY_HESSIANS == cpu_hessian.MAX_GROUPS + 3
+
+
+def test_solver_attribute_says_what_auto_ran():
+    X, y = load_breast_cancer(return_X_y=True)
+    assert LogisticRegression().fit(X, y).solver_ == "newton-cholesky"
+    Xd, yd = load_digits(return_X_y=True)
+    assert LogisticRegression(max_iter=5).fit(Xd / 16, yd).solver_ == "lbfgs"
+    assert LogisticRegression(solver="gd", max_iter=2).fit(X / X.max(0), y).solver_ == "gd"
+    assert LogisticRegression().partial_fit(X, y, classes=[0, 1]).solver_ == "sgd"
+
+
+def test_a_backend_without_hessians_says_so():
+    class GradientOnly:
+        name = "gradient-only"
+
+    X, y = load_breast_cancer(return_X_y=True)
+    obj = Objective(GradientOnly(), host_data(X, y.astype(np.int32), None), 0, 1, 0.1, True)
+    with pytest.raises(NotImplementedError, match="newton-cholesky.*'gradient-only' backend"):
+        obj.loss_grad_hess(np.zeros(31))

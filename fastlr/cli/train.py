@@ -768,7 +768,9 @@ def _report(args, file, model, n_iter, elapsed, curve, val_curve, run, what, n_t
         _write_plot(args.plot, curve, val_curve, what)
     unit = "epochs" if args.solver == "sgd" else "iterations"
     note = " (early stopping)" if args.solver == "sgd" and run.stopped_early else ""
-    print(f"solver {args.solver}, loss {args.loss}: {n_iter} {unit}{note} in {elapsed:.3f} s "
+    ran = getattr(model, "solver_", args.solver)  # what --solver auto resolved to
+    solver = args.solver if ran == args.solver else f"{args.solver} ({ran})"
+    print(f"solver {solver}, loss {args.loss}: {n_iter} {unit}{note} in {elapsed:.3f} s "
           f"({n_train * max(n_iter, 1) / max(elapsed, 1e-9):.3g} samples/s{_first_epoch_note(run, n_train)}"
           f"{_warm_up_note(run)})",
           file=file)
