@@ -83,8 +83,9 @@ def lbfgs_pairs(n_params):
     iterations with 10 pairs, 90 with 30 and 67 with 100 (no fewer with
     200); on raw breast cancer (31 variables) it converged in 384, 151 and 87.
     The pairs cost ``4 m n_params`` flops per iteration, small next to a
-    gradient's pass over X; beyond 2**22 variables (ctr, text with many
-    classes) the memory stays at 10 pairs.
+    gradient's pass over X. Beyond 41,943 variables fewer than 100 pairs fit;
+    from 419,431 on (the sparse ctr and 20-class text problems) the memory
+    stays at 10 pairs, as before.
 
     Parameters
     ----------
