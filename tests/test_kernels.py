@@ -235,7 +235,7 @@ def test_float32_input_is_not_copied(monkeypatch):
     assert seen["X"].dtype == np.float32
 
 
-@pytest.mark.parametrize("k", [1, 5], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("k", [1, 5, 10], ids=["binary", "multinomial", "multinomial-blas"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_bitwise_identical_for_one_and_two_threads(dtype, k):
     X, y, coef, intercept, sw = make_problem(5 * CHUNK_ROWS + 11, 9, k, dtype, True, seed=5)
@@ -378,6 +378,11 @@ def test_softmax_scores_beyond_the_float_range(backend, dtype):
     W2 = np.array([[8.0, 0.0], [-8.0, 0.0]])
     assert loss(0, W2) == 0.0
     assert loss(1, W2) == pytest.approx(16.0 * x0, rel=1e-12)
+    # k >= 8 (the BLAS path of the cpu kernel): the same exact losses with 6 more classes
+    W9 = np.vstack([W, np.zeros((6, 2))])
+    assert loss(1, W9) == 0.0
+    assert loss(3, W9) == pytest.approx(8.0 * x0, rel=1e-12)
+    assert loss(2, W9) == pytest.approx(8.0 * x0 - 1.0, rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(4))
