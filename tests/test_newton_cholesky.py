@@ -64,8 +64,11 @@ def _hessian_bound(H_ref, X):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("backend", [CPUBackend(), NumpyBackend()], ids=["cpu", "numpy"])
-def test_hessian_matches_the_per_sample_definition(k, dtype, weighted, backend):
-    X, y, sw, W, b = _problem(5000, 6, k, dtype, weighted)
+@pytest.mark.parametrize("n", [300, 20_000], ids=["small", "parallel"])
+def test_hessian_matches_the_per_sample_definition(k, dtype, weighted, backend, n):
+    # the cpu backend: n = 20,000 (160k multiply-adds per pass) runs the parallel fused kernel,
+    # n = 300 the serial gradient kernel with a NumPy Hessian
+    X, y, sw, W, b = _problem(n, 8, k, dtype, weighted)
     data = host_data(X, y, sw)
     loss, grad, hess, hess_weight = backend.loss_grad_hess(data, W, b, 0, None)
     H_ref = _reference_hessian(X, sw, W, b, range(len(X)))
@@ -82,7 +85,7 @@ def test_hessian_matches_the_per_sample_definition(k, dtype, weighted, backend):
 
 @pytest.mark.parametrize("k", [1, 4], ids=["binary", "softmax"])
 def test_hessian_over_a_row_subsample_takes_evenly_spaced_blocks(k):
-    X, y, sw, W, b = _problem(9 * CHUNK_ROWS + 100, 3, k, np.float64, True, seed=1)
+    X, y, sw, W, b = _problem(9 * CHUNK_ROWS + 100, 10, k, np.float64, True, seed=1)  # parallel
     data = host_data(X, y, sw)
     stride = hessian_stride(len(X), 3 * CHUNK_ROWS, CHUNK_ROWS)
     assert stride == 3  # 10 blocks, 3 wanted: blocks 0, 3, 6, 9
@@ -120,8 +123,10 @@ def test_kernel_is_bitwise_identical_for_any_thread_count(k):
     X, y, sw, W, b = _problem(20 * CHUNK_ROWS + 7, 9, k, np.float32, True, seed=3)
     sw_arr = sw.astype(np.float64)
 
+    kernel = cpu_hessian.binary_loss_grad_hess if k == 1 else cpu_hessian.multinomial_loss_grad_hess
+
     def run():
-        return cpu_hessian.log_loss_grad_hess(X, y, sw_arr, W, b, 1)
+        return kernel(X, y, sw_arr, W, b, 1)
 
     results = per_thread_count(run)
     for other in results[1:]:

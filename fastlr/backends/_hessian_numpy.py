@@ -61,12 +61,15 @@ def log_loss_hessian(X, sample_weight, W, b, stride=1, block_rows=BLOCK_ROWS):
     n, d = X.shape
     k = W.shape[0]
     starts = np.arange(0, n, block_rows)[::max(1, int(stride))]
-    rows = np.concatenate([np.arange(s, min(s + block_rows, n)) for s in starts]) if n else np.arange(0)
-    Xr = X[rows]
-    Xt = (sp.hstack([Xr, np.ones((len(rows), 1))], format="csr").astype(np.float64) if sp.issparse(Xr)
-          else np.hstack([np.asarray(Xr, dtype=np.float64), np.ones((len(rows), 1))]))
-    s = sample_weight[rows] if sample_weight.shape[0] else np.ones(len(rows))
-    Z = np.asarray(Xt[:, :d] @ W.T) + b
+    if len(starts) * block_rows >= n:  # every row: no copy of X
+        Xr = X
+        s = sample_weight if sample_weight.shape[0] else np.ones(n)
+    else:
+        rows = np.concatenate([np.arange(t, min(t + block_rows, n)) for t in starts])
+        Xr = X[rows]
+        s = sample_weight[rows] if sample_weight.shape[0] else np.ones(len(rows))
+    X64 = Xr.astype(np.float64) if sp.issparse(Xr) else np.asarray(Xr, dtype=np.float64)
+    Z = np.asarray(X64 @ W.T) + b
     hess = np.zeros((k, d + 1, k, d + 1))
     if k == 1:
         p = 1.0 / (1.0 + np.exp(-np.clip(Z[:, 0], -745.0, 745.0)))
@@ -75,10 +78,18 @@ def log_loss_hessian(X, sample_weight, W, b, stride=1, block_rows=BLOCK_ROWS):
         P = softmax(Z, axis=1)
         blocks = {(c, c2): s * P[:, c] * ((c == c2) - P[:, c2]) for c in range(k) for c2 in range(c, k)}
     for (c, c2), v in blocks.items():
-        if sp.issparse(Xt):
-            block = (Xt.multiply(v[:, None]).T @ Xt).toarray()
+        block = np.empty((d + 1, d + 1))
+        if sp.issparse(X64):
+            Xv = X64.multiply(v[:, None]).tocsr()
+            block[:d, :d] = (Xv.T @ X64).toarray()
+            col = np.asarray(Xv.sum(axis=0)).ravel()
         else:
-            block = (Xt * v[:, None]).T @ Xt
+            Xv = X64 * v[:, None]
+            block[:d, :d] = Xv.T @ X64
+            col = Xv.sum(axis=0)
+        block[:d, d] = col
+        block[d, :d] = col
+        block[d, d] = v.sum()
         hess[c, :, c2, :] = block
         hess[c2, :, c, :] = block.T
     flat = hess.reshape(k * (d + 1), k * (d + 1))

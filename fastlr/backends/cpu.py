@@ -40,10 +40,10 @@ def _serial(kernel):
 
 _binary_loss_grad_serial = _serial(cpu.binary_loss_grad)
 _multinomial_loss_grad_serial = _serial(cpu.multinomial_loss_grad)
+_multinomial_loss_grad_blas_serial = _serial(cpu.multinomial_loss_grad_blas)
 _decision_function_serial = _serial(cpu.decision_function)
 _predict_codes_serial = _serial(cpu.predict_codes)
 _column_moments_serial = _serial(cpu.column_moments)
-_log_loss_grad_hess_serial = _serial(cpu_hessian.log_loss_grad_hess)
 
 #: Below this many multiply-adds per pass (rows × features × outputs) the CPU
 #: kernels run serially. Measured with benchmarks/parallel_threshold.py on the
@@ -76,12 +76,13 @@ class CPUBackend:
     def loss_grad(self, data, W, b, loss_id):
         if sp.issparse(data.X):
             return self._sparse_loss_grad(data, W, b, loss_id)
+        blas = W.shape[0] >= cpu.SOFTMAX_BLAS_MIN_CLASSES
         if not _parallel(data.X, W.shape[0]):
             return self._loss_grad(data, W, b, loss_id, _binary_loss_grad_serial,
-                                   _multinomial_loss_grad_serial)
+                                   _multinomial_loss_grad_blas_serial if blas else _multinomial_loss_grad_serial)
         with cpu.parallel_guard():
             return self._loss_grad(data, W, b, loss_id, cpu.binary_loss_grad,
-                                   cpu.multinomial_loss_grad)
+                                   cpu.multinomial_loss_grad_blas if blas else cpu.multinomial_loss_grad)
 
     @staticmethod
     def _loss_grad(data, W, b, loss_id, binary, multinomial):
@@ -151,22 +152,27 @@ class CPUBackend:
     def loss_grad_hess(self, data, W, b, loss_id, hessian_rows=None):
         """Loss, gradient, and the Hessian over a row sub-sample, in one pass over X.
 
-        Dense X: :func:`fastlr.kernels.cpu_hessian.log_loss_grad_hess`, every
+        Dense X: :func:`fastlr.kernels.cpu_hessian.binary_loss_grad_hess` or
+        ``multinomial_loss_grad_hess``, every
         ``stride``-th chunk in the Hessian
-        (:func:`fastlr.backends._hessian_numpy.hessian_stride`). CSR X: the
-        sparse gradient kernel, then scipy's sparse products for the Hessian.
+        (:func:`fastlr.backends._hessian_numpy.hessian_stride`). CSR X, and
+        dense X below :data:`PARALLEL_MIN_WORK`: the gradient kernel, then
+        NumPy's / scipy's products for the Hessian (float64).
         """
         _check_hess_loss(loss_id)
         X = data.X
         stride = hessian_stride(data.n_samples, hessian_rows, cpu.CHUNK_ROWS)
-        if sp.issparse(X):
-            loss, grad = self._sparse_loss_grad(data, W, b, loss_id)
+        if sp.issparse(X) or not _parallel(X, W.shape[0]):
+            # small dense X (below PARALLEL_MIN_WORK) too: the serial gradient kernel and a
+            # float64 NumPy Hessian (microseconds at breast-cancer size) instead of a serial
+            # compilation of the fused kernel, which took a new user's first fit from 11 to 24 s
+            loss, grad = self.loss_grad(data, W, b, loss_id)
             hess, hess_weight = log_loss_hessian(X, data.sample_weight, W, b, stride, cpu.CHUNK_ROWS)
             return loss, grad, hess, hess_weight
-        if not _parallel(X, W.shape[0]):
-            return _log_loss_grad_hess_serial(X, data.y, data.sample_weight, W, b, stride)
+        binary = W.shape[0] == 1
         with cpu.parallel_guard():
-            return cpu_hessian.log_loss_grad_hess(X, data.y, data.sample_weight, W, b, stride)
+            kernel = cpu_hessian.binary_loss_grad_hess if binary else cpu_hessian.multinomial_loss_grad_hess
+            return kernel(X, data.y, data.sample_weight, W, b, stride)
 
     def column_moments(self, data):
         X = data.X

@@ -466,8 +466,8 @@ def _softmax_scratch(k, d, dtype):
 
 
 @njit(**_JIT)
-def _softmax_rows_tiles(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew):
-    """:func:`_softmax_rows` for k < :data:`SOFTMAX_BLAS_MIN_CLASSES`: register tiles.
+def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew):
+    """Add the weighted sums of rows ``start:stop`` of a softmax model into ``acc``.
 
     The same blocking as :func:`_binary_rows`: scores of ``BLOCK_ROWS`` rows
     for all classes in 4-row x 4-class register tiles (:func:`_block_scores`),
@@ -548,7 +548,7 @@ def _softmax_rows_tiles(X, y, sample_weight, start, stop, W, b, loss_id, acc, sc
 
 @njit(**_JIT)
 def _softmax_rows_blas(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew):
-    """:func:`_softmax_rows` for k >= :data:`SOFTMAX_BLAS_MIN_CLASSES`: two BLAS products per block.
+    """:func:`_softmax_rows` with two BLAS products per block (:func:`multinomial_loss_grad_blas`).
 
     Rows go in blocks of :data:`SOFTMAX_BLOCK_ROWS`: the block's scores
     ``X_b Wᵀ`` are one BLAS product (Numba's ``np.dot``, in X's dtype; the
@@ -630,26 +630,6 @@ def _softmax_rows_blas(X, y, sample_weight, start, stop, W, b, loss_id, acc, scr
                 acc[cls, j] += Gb[cls, j]
 
 
-#: Classes from which the softmax gradient's block products go through BLAS (:func:`_softmax_rows_blas`).
-SOFTMAX_BLAS_MIN_CLASSES = 8
-
-
-@njit(**_JIT)
-def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew):
-    """Add the weighted sums of rows ``start:stop`` of a softmax model into ``acc``.
-
-    :func:`_softmax_rows_blas` for k >= :data:`SOFTMAX_BLAS_MIN_CLASSES`, else
-    :func:`_softmax_rows_tiles` (measured on the Xeon: BLAS 23% faster at
-    d = 784, k = 10 and 16% at d = 64, k = 10; 39% slower at d = 64, k = 3).
-    Same arguments as both; the summation order depends only on k, d and the
-    rows, never on the thread count.
-    """
-    if W.shape[0] >= SOFTMAX_BLAS_MIN_CLASSES:
-        _softmax_rows_blas(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew)
-    else:
-        _softmax_rows_tiles(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch, W64, ew)
-
-
 @njit(parallel=True, **_JIT)
 def binary_loss_grad(X, y, sample_weight, w, b, loss_id):
     """Weighted loss sum and gradient sum of a binary model, one pass over X.
@@ -709,6 +689,47 @@ def multinomial_loss_grad(X, y, sample_weight, W, b, loss_id):
     partial = np.zeros((n_chunks, k, d + 2))
     for c in prange(n_chunks):
         _softmax_rows(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
+                      W_x, b, loss_id, partial[c], _softmax_scratch(k, d, X.dtype), W, ew)
+    total = np.zeros((k, d + 2))
+    for c in range(n_chunks):
+        total += partial[c]
+    return total
+
+
+#: Classes from which the cpu backend takes :func:`multinomial_loss_grad_blas` (measured on the
+#: Xeon: BLAS 23% faster at d = 784, k = 10 and 16% at d = 64, k = 10; 39% slower at d = 64, k = 3).
+SOFTMAX_BLAS_MIN_CLASSES = 8
+
+
+@njit(parallel=True, **_JIT)
+def multinomial_loss_grad_blas(X, y, sample_weight, W, b, loss_id):
+    """:func:`multinomial_loss_grad` with BLAS block products (:func:`_softmax_rows_blas`).
+
+    For k >= :data:`SOFTMAX_BLAS_MIN_CLASSES` (the cpu backend chooses).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+    y : ndarray of shape (n,), int32 in 0..k-1
+    sample_weight : ndarray of shape (n,) or (0,), float64
+    W : ndarray of shape (k, d), float64
+    b : ndarray of shape (k,), float64
+    loss_id : int
+
+    Returns
+    -------
+    ndarray of shape (k, d + 2), float64
+        Column ``j < d`` holds Σ s dz_c x_j, column ``d`` Σ s dz_c, and
+        element ``[0, d + 1]`` the weighted loss sum.
+    """
+    n, d = X.shape
+    k = W.shape[0]
+    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    W_x = W.astype(X.dtype)
+    ew = _max_abs_exponent(W)
+    partial = np.zeros((n_chunks, k, d + 2))
+    for c in prange(n_chunks):
+        _softmax_rows_blas(X, y, sample_weight, c * CHUNK_ROWS, min((c + 1) * CHUNK_ROWS, n),
                       W_x, b, loss_id, partial[c], _softmax_scratch(k, d, X.dtype), W, ew)
     total = np.zeros((k, d + 2))
     for c in range(n_chunks):

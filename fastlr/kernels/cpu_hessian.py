@@ -119,9 +119,41 @@ def _softmax_chunk_hessian(X, sample_weight, lo, hi, W, b, H):
             H[c, :, c2, :] += np.dot(Xw.T, Xt)
 
 
+@njit(**_JIT)
+def _finish(partial_g, partial_h, partial_s, k, d):
+    """Sum the chunk and group partials in order, mirror the blocks, average the triangles."""
+    total = np.zeros((k, d + 2))
+    for c in range(partial_g.shape[0]):
+        total += partial_g[c]
+    hess = np.zeros((k, d + 1, k, d + 1))
+    for g in range(partial_h.shape[0]):
+        hess += partial_h[g]
+    for c in range(k):  # the softmax kernel wrote the blocks c <= c2: mirror them
+        for c2 in range(c + 1, k):
+            hess[c2, :, c, :] = hess[c, :, c2, :].T
+    # a product X̃ᵀ(v X̃) may round its two triangles differently: average them
+    p = k * (d + 1)
+    flat = hess.reshape(p, p)
+    for i in range(p):
+        for j in range(i + 1, p):
+            mean = 0.5 * (flat[i, j] + flat[j, i])
+            flat[i, j] = mean
+            flat[j, i] = mean
+    hess_weight = 0.0
+    for c in range(partial_s.shape[0]):
+        hess_weight += partial_s[c]
+    grad = np.empty((k, d + 1))
+    grad[:, :d] = total[:, :d]
+    grad[:, d] = total[:, d]
+    return total[0, d + 1], grad, hess, hess_weight
+
+
 @njit(parallel=True, **_JIT)
-def log_loss_grad_hess(X, y, sample_weight, W, b, stride):
-    """Log-loss sum, gradient sum and Hessian sum of a binary or softmax model, one pass over X.
+def binary_loss_grad_hess(X, y, sample_weight, W, b, stride):
+    """Log-loss sum, gradient sum and Hessian sum of a binary model (k = 1), one pass over X.
+
+    :func:`multinomial_loss_grad_hess` is the softmax model's (a kernel of its own, so that a
+    binary fit compiles only the binary path).
 
     Parameters
     ----------
@@ -142,59 +174,51 @@ def log_loss_grad_hess(X, y, sample_weight, W, b, stride):
     loss : float
         ``Σ s loss``.
     grad : ndarray of shape (k, d + 1), float64
-        ``Σ s dz_c x̃`` (intercept last): bitwise that of ``binary_loss_grad``
-        / ``multinomial_loss_grad``.
+        ``Σ s dz_c x̃`` (intercept last): the sums of ``binary_loss_grad``
+        / ``multinomial_loss_grad``, from the same row kernels.
     hess : ndarray of shape (k, d + 1, k, d + 1), float64
         ``Σ s ∇²_z loss ⊗ x̃ x̃ᵀ`` over the Hessian's rows, symmetric.
     hess_weight : float
         ``Σ s`` over the Hessian's rows (their count for unit weights).
     """
     n, d = X.shape
-    k = W.shape[0]
     n_chunks, per_group, n_groups = _groups(n)
-    partial_g = np.zeros((n_chunks, k, d + 2))
-    partial_h = np.zeros((n_groups, k, d + 1, k, d + 1))
-    ew = _max_abs_exponent(W)
-    W_x = W.astype(X.dtype)
-    weighted = sample_weight.shape[0] > 0
+    partial_g = np.zeros((n_chunks, 1, d + 2))
+    partial_h = np.zeros((n_groups, 1, d + 1, 1, d + 1))
     partial_s = np.zeros(n_chunks)
+    ew = _max_abs_exponent(W)
+    weighted = sample_weight.shape[0] > 0
     for g in prange(n_groups):
         for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
             lo = c * CHUNK_ROWS
             hi = min(lo + CHUNK_ROWS, n)
+            _binary_rows(X, y, sample_weight, lo, hi, W[0], b[0], 0, partial_g[c, 0],
+                         _block_scratch(d, X.dtype), ew)
             if c % stride == 0:
                 partial_s[c] = sample_weight[lo:hi].sum() if weighted else hi - lo
-            if k == 1:
-                _binary_rows(X, y, sample_weight, lo, hi, W[0], b[0], 0, partial_g[c, 0],
-                             _block_scratch(d, X.dtype), ew)
-                if c % stride == 0:
-                    _binary_chunk_hessian(X, sample_weight, lo, hi, W[0], b[0], partial_h[g, 0, :, 0, :])
-            else:
-                _softmax_rows(X, y, sample_weight, lo, hi, W_x, b, 0, partial_g[c],
-                              _softmax_scratch(k, d, X.dtype), W, ew)
-                if c % stride == 0:
-                    _softmax_chunk_hessian(X, sample_weight, lo, hi, W, b, partial_h[g])
-    total = np.zeros((k, d + 2))
-    for c in range(n_chunks):
-        total += partial_g[c]
-    hess = np.zeros((k, d + 1, k, d + 1))
-    for g in range(n_groups):
-        hess += partial_h[g]
-    for c in range(k):  # the softmax kernel wrote the blocks c <= c2: mirror them
-        for c2 in range(c + 1, k):
-            hess[c2, :, c, :] = hess[c, :, c2, :].T
-    # a product X̃ᵀ(v X̃) may round its two triangles differently: average them
-    p = k * (d + 1)
-    flat = hess.reshape(p, p)
-    for i in range(p):
-        for j in range(i + 1, p):
-            mean = 0.5 * (flat[i, j] + flat[j, i])
-            flat[i, j] = mean
-            flat[j, i] = mean
-    hess_weight = 0.0
-    for c in range(n_chunks):
-        hess_weight += partial_s[c]
-    grad = np.empty((k, d + 1))
-    grad[:, :d] = total[:, :d]
-    grad[:, d] = total[:, d]
-    return total[0, d + 1], grad, hess, hess_weight
+                _binary_chunk_hessian(X, sample_weight, lo, hi, W[0], b[0], partial_h[g, 0, :, 0, :])
+    return _finish(partial_g, partial_h, partial_s, 1, d)
+
+
+@njit(parallel=True, **_JIT)
+def multinomial_loss_grad_hess(X, y, sample_weight, W, b, stride):
+    """:func:`binary_loss_grad_hess` for a softmax model (k >= 2 classes, ``y`` in 0..k-1)."""
+    n, d = X.shape
+    k = W.shape[0]
+    n_chunks, per_group, n_groups = _groups(n)
+    partial_g = np.zeros((n_chunks, k, d + 2))
+    partial_h = np.zeros((n_groups, k, d + 1, k, d + 1))
+    partial_s = np.zeros(n_chunks)
+    ew = _max_abs_exponent(W)
+    W_x = W.astype(X.dtype)
+    weighted = sample_weight.shape[0] > 0
+    for g in prange(n_groups):
+        for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
+            lo = c * CHUNK_ROWS
+            hi = min(lo + CHUNK_ROWS, n)
+            _softmax_rows(X, y, sample_weight, lo, hi, W_x, b, 0, partial_g[c],
+                          _softmax_scratch(k, d, X.dtype), W, ew)
+            if c % stride == 0:
+                partial_s[c] = sample_weight[lo:hi].sum() if weighted else hi - lo
+                _softmax_chunk_hessian(X, sample_weight, lo, hi, W, b, partial_h[g])
+    return _finish(partial_g, partial_h, partial_s, k, d)
