@@ -209,6 +209,16 @@ class Objective:
         self._last = (np.array(theta, copy=True), value, grad.copy())
         return value, grad
 
+    def _primitive(self, name, solver, what):
+        """The backend's optional primitive ``name``; NotImplementedError naming ``solver`` without it."""
+        primitive = getattr(self.backend, name, None)
+        if primitive is None:
+            raise NotImplementedError(
+                f"solver={solver!r} needs {what}, which the "
+                f"{getattr(self.backend, 'name', type(self.backend).__name__)!r} backend does "
+                "not implement yet; use solver='lbfgs' there, or backend='cpu'")
+        return primitive
+
     def hess_vec(self, theta, v):
         """∇²F(θ) v: one ``backend.hess_vec`` pass over the data (log loss only).
 
@@ -217,12 +227,7 @@ class Objective:
         NotImplementedError
             If the backend has no ``hess_vec`` primitive.
         """
-        hess_vec = getattr(self.backend, "hess_vec", None)
-        if hess_vec is None:
-            raise NotImplementedError(
-                f"solver='newton-cg' needs Hessian-vector products, which the "
-                f"{getattr(self.backend, 'name', type(self.backend).__name__)!r} backend does "
-                "not implement yet; use solver='lbfgs' there, or backend='cpu'")
+        hess_vec = self._primitive("hess_vec", "newton-cg", "Hessian-vector products")
         W, b = self.unpack(theta)
         V, vb = self.unpack(v)
         hv = hess_vec(self.data, W, b, self.loss_id, V, vb)
@@ -245,12 +250,7 @@ class Objective:
         NotImplementedError
             If the backend has no ``loss_grad_hess`` primitive.
         """
-        primitive = getattr(self.backend, "loss_grad_hess", None)
-        if primitive is None:
-            raise NotImplementedError(
-                f"solver='newton-cholesky' needs the Hessian, which the "
-                f"{getattr(self.backend, 'name', type(self.backend).__name__)!r} backend does "
-                "not implement yet; use solver='lbfgs' there, or backend='cpu'")
+        primitive = self._primitive("loss_grad_hess", "newton-cholesky", "the Hessian")
         if self._last_hess is not None and _same_vector(theta, self._last_hess[0]):
             _, value, grad, H = self._last_hess
             return value, grad.copy(), H
