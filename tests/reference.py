@@ -119,6 +119,64 @@ def float32_sum_bound(abs_sum, n_terms):
     return sum_bound(abs_sum, n_terms, np.float32)
 
 
+def tolerance(dtype):
+    """rtol of :func:`assert_cpu_matches_reference` for float64 X.
+
+    Both backends compute in float64 and sum in different orders; the float64 gap is a small
+    multiple of eps64 times the problem's sums (see :func:`float32_kernel_bound` for float32).
+    """
+    return 1e-5 if dtype == np.float32 else 1e-12
+
+
+def float32_kernel_bound(X, coef, intercept, sw):
+    """|CPU float32 result − float64 result| bounds for (loss, grad coef, grad intercept), means.
+
+    The dense CPU kernels form the scores in float32 (w rounded to float32) and sum ``dz · x``
+    in float32 over a block of rows, the rest in float64 (fastlr/kernels/cpu.py): the binary
+    kernel over ``BLOCK_ROWS`` = 16 rows, the softmax kernels (register tiles or BLAS block
+    products) over ``FLUSH_ROWS`` = 64 rows, with ``dz`` itself rounded to float32 on the BLAS
+    path (one more rounding per term). ``|Δz_i| ≤ 2 γ_{d+2} (Σ_j |x_ij w_j| + |b|)``
+    (:func:`float32_sum_bound`); both losses have |∂loss/∂z|₁ ≤ 2 and residuals that move by at
+    most |Δz|, and every residual is at most 1 in size, so the gradient moves by
+    ``(1/S) Σ s_i |Δz_i| |x_ij|`` plus the block partials' ``γ_{block+1} (1/S) Σ s_i |x_ij|``;
+    the float64 sums add ``γ_n`` of the same.
+    """
+    from fastlr.kernels.cpu import BLOCK_ROWS, FLUSH_ROWS
+
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    W = np.abs(np.atleast_2d(coef))
+    block = BLOCK_ROWS + 1 if W.shape[0] == 1 else FLUSH_ROWS + 2
+    b = np.abs(np.broadcast_to(np.asarray(intercept, dtype=np.float64), (W.shape[0],)))
+    s = np.ones(n) if sw is None else np.asarray(sw, dtype=np.float64)
+    S = s.sum()
+    dz = 2 * float32_sum_bound(np.abs(X) @ W.T + b, d + 2).max(axis=1)
+    abs_x = (s @ np.abs(X)) / S
+    grad = (s * dz) @ np.abs(X) / S + float32_sum_bound(abs_x, block) + sum_bound(abs_x, n + d)
+    grad_b = (s @ dz) / S + float32_sum_bound(1.0, block) + sum_bound(1.0, n)
+    loss = 2 * (s @ dz) / S
+    return loss, np.broadcast_to(grad, np.shape(coef)), grad_b
+
+
+def assert_cpu_matches_reference(cpu, ref, X, coef, intercept, sw):
+    """(loss, grad coef, grad intercept) means of the CPU kernel against the float64 numpy backend.
+
+    float32 X: within :func:`float32_kernel_bound`; float64 X: within :func:`tolerance`,
+    relative to the largest gradient component.
+    """
+    if X.dtype == np.float32:
+        loss_tol, grad_tol, grad_b_tol = float32_kernel_bound(X, coef, intercept, sw)
+        assert abs(cpu[0] - ref[0]) <= loss_tol + 1e-12 * abs(ref[0])
+        assert np.all(np.abs(cpu[1] - ref[1]) <= grad_tol)
+        assert np.all(np.abs(np.asarray(cpu[2]) - ref[2]) <= grad_b_tol)
+    else:
+        rtol = tolerance(X.dtype)
+        np.testing.assert_allclose(cpu[0], ref[0], rtol=rtol)
+        scale = np.max(np.abs(ref[1]))
+        np.testing.assert_allclose(cpu[1], ref[1], rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(cpu[2], ref[2], rtol=rtol, atol=rtol * scale)
+
+
 def _design(X):
     """X as float64 (dense ndarray or scipy.sparse CSR), the exact values of the data given."""
     if hasattr(X, "tocsr"):

@@ -11,7 +11,7 @@ import fastlr
 import fastlr._math
 from fastlr.kernels import cpu
 from fastlr.kernels.cpu import CHUNK_ROWS
-from reference import float32_sum_bound, per_thread_count, seed_loss_grad, sum_bound
+from reference import assert_cpu_matches_reference, per_thread_count, seed_loss_grad
 
 LOSSES = ["log_loss", "prob_squared"]
 DTYPES = [np.float32, np.float64]
@@ -32,55 +32,6 @@ def make_problem(n, d, k, dtype, weighted, seed=0):
         intercept = rng.standard_normal(k) * 0.1
     sw = rng.uniform(0.1, 3.0, n) if weighted else None
     return X, y, coef, intercept, sw
-
-
-def tolerance(dtype):
-    # float64: both backends compute in float64, the sums in different orders (a documented
-    # small multiple of eps64 · the problem's sums; see float32_kernel_bound for float32)
-    return 1e-5 if dtype == np.float32 else 1e-12
-
-
-def float32_kernel_bound(X, coef, intercept, sw):
-    """|CPU float32 result − float64 result| bounds for (loss, grad coef, grad intercept).
-
-    The dense CPU kernel forms the scores in float32 (w rounded to float32) and sums
-    ``dz · x`` over 16-row blocks in float32, the rest in float64 (fastlr/kernels/cpu.py).
-    ``|Δz_i| ≤ 2 γ_{d+2} (Σ_j |x_ij w_j| + |b|)`` (tests/reference.py float32_sum_bound); both
-    losses have |∂loss/∂z|₁ ≤ 2 and residuals that move by at most |Δz|, and every residual
-    is at most 1 in size, so the gradient moves by ``(1/S) Σ s_i |Δz_i| |x_ij|`` plus the
-    block partials' ``γ_17 (1/S) Σ s_i |x_ij|``; the float64 sums add ``γ_n`` of the same.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    n, d = X.shape
-    W = np.abs(np.atleast_2d(coef))
-    b = np.abs(np.broadcast_to(np.asarray(intercept, dtype=np.float64), (W.shape[0],)))
-    s = np.ones(n) if sw is None else np.asarray(sw, dtype=np.float64)
-    S = s.sum()
-    dz = 2 * float32_sum_bound(np.abs(X) @ W.T + b, d + 2).max(axis=1)
-    abs_x = (s @ np.abs(X)) / S
-    grad = (s * dz) @ np.abs(X) / S + float32_sum_bound(abs_x, 17) + sum_bound(abs_x, n + d)
-    grad_b = (s @ dz) / S + float32_sum_bound(1.0, 17) + sum_bound(1.0, n)
-    loss = 2 * (s @ dz) / S
-    return loss, np.broadcast_to(grad, np.shape(coef)), grad_b
-
-
-def assert_cpu_matches_reference(cpu, ref, X, coef, intercept, sw):
-    """(loss, grad coef, grad intercept) of the CPU kernel against the float64 numpy backend.
-
-    float32 X: within :func:`float32_kernel_bound`; float64 X: within :func:`tolerance`,
-    relative to the largest gradient component.
-    """
-    if X.dtype == np.float32:
-        loss_tol, grad_tol, grad_b_tol = float32_kernel_bound(X, coef, intercept, sw)
-        assert abs(cpu[0] - ref[0]) <= loss_tol + 1e-12 * abs(ref[0])
-        assert np.all(np.abs(cpu[1] - ref[1]) <= grad_tol)
-        assert np.all(np.abs(np.asarray(cpu[2]) - ref[2]) <= grad_b_tol)
-    else:
-        rtol = tolerance(X.dtype)
-        np.testing.assert_allclose(cpu[0], ref[0], rtol=rtol)
-        scale = np.max(np.abs(ref[1]))
-        np.testing.assert_allclose(cpu[1], ref[1], rtol=rtol, atol=rtol * scale)
-        np.testing.assert_allclose(cpu[2], ref[2], rtol=rtol, atol=rtol * scale)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
