@@ -40,7 +40,7 @@ import sys
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._labels import chunk_labels, fit_labels, labels_from_codes, sample_class_weights
+from ._labels import chunk_labels, fit_labels, label_table, labels_from_output, sample_class_weights
 from ._sparse import check_csr, issparse
 from ._threads import fastlr_threads
 from ._validation import FLOAT_DTYPES, check_device_features, check_sample_weight, to_host
@@ -101,7 +101,7 @@ class HostInput:
     def predict(self, est, X, method):
         """What ``method`` returns for X, from one validation of X.
 
-        ``predict`` runs the backend's one-pass ``predict_codes`` where it has
+        ``predict`` runs the backend's one-pass ``predict_labels`` where it has
         one and every score was finite; otherwise (and for the other methods)
         the raw scores (n, k) come from ``decision_function``, and non-finite
         ones send X through the full check, which names NaN/inf in it.
@@ -110,12 +110,12 @@ class HostInput:
         X = self.validate(est, X, reset=False, ensure_all_finite=False)
         # Sparse or GPU X on a model fitted by a backend without the capability: another backend.
         backend = for_input(get_backend(est.backend_), X, "auto")
-        predict_codes = getattr(backend, "predict_codes", None) if method == "predict" else None
+        predict_labels = getattr(backend, "predict_labels", None) if method == "predict" else None
         with fastlr_threads():
-            if predict_codes is not None:
-                out = predict_codes(X, est.coef_, est.intercept_)
+            if predict_labels is not None:
+                out = predict_labels(X, est.coef_, est.intercept_, label_table(est.classes_))
                 if out is not None and out[1]:
-                    return labels_from_codes(est.classes_, out[0])
+                    return labels_from_output(est.classes_, out[0])
             scores = backend.decision_function(X, est.coef_, est.intercept_)
         self.check_scores(est, X, scores)
         return est._output(method, scores)

@@ -137,26 +137,43 @@ def _raise_unknown(y, unknown, classes):
     )
 
 
-def labels_from_codes(classes, codes):
-    """``classes.take(codes)``: the labels of class codes (``predict``).
+def label_table(classes):
+    """What ``predict``'s one-pass kernel writes for each class code, and what is left to do.
 
-    When ``classes`` is ``0..k-1`` in the codes' own dtype (integer labels
-    0..k-1, the usual case) the labels *are* the codes, and ``codes`` is
-    returned as it is instead of being copied by a gather over n values.
+    Integer labels (int32 or int64, the usual case) are written by the kernel
+    itself: the table is ``classes``. Other labels (strings, floats, bools,
+    other widths: each table dtype is one more compilation of the kernel) get
+    the codes ``arange(n_classes)`` (int64), which :func:`labels_from_output`
+    turns into labels by one gather.
 
     Parameters
     ----------
     classes : ndarray of shape (n_classes,), sorted distinct labels
-    codes : ndarray of shape (n_samples,), integer in 0..n_classes-1 (a new array the caller owns)
+
+    Returns
+    -------
+    ndarray of shape (n_classes,), int32 or int64
+    """
+    if classes.dtype in (np.int64, np.int32) and classes.dtype.isnative:
+        return np.ascontiguousarray(classes)
+    return np.arange(classes.shape[0], dtype=np.int64)
+
+
+def labels_from_output(classes, out):
+    """The labels of the kernel's output for the table :func:`label_table` gave.
+
+    Parameters
+    ----------
+    classes : ndarray of shape (n_classes,)
+    out : ndarray of shape (n_samples,), labels (integer ``classes``) or codes (the others)
 
     Returns
     -------
     ndarray of shape (n_samples,), classes' dtype
     """
-    k = classes.shape[0]
-    if k and classes.dtype == codes.dtype and classes[0] == 0 and classes[k - 1] == k - 1:
-        return codes  # sorted, distinct integers from 0 to k - 1: exactly arange(k)
-    return classes.take(codes)
+    if out.dtype == classes.dtype:
+        return out
+    return classes.take(out)
 
 
 def n_outputs(n_classes):

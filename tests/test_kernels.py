@@ -375,24 +375,28 @@ def test_finite_x_never_reports_nan_in_x():
         assert not np.isnan(loss) and not np.any(np.isnan(grad))
 
 
+@pytest.mark.parametrize("labels", [np.int64, np.int32], ids=["int64", "int32"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("k", [1, 2, 7], ids=["binary", "k=2", "k=7"])
 @pytest.mark.parametrize("n", [5, 3 * cpu.CHUNK_ROWS + 1], ids=["serial", "parallel"])
-def test_predict_codes_are_the_argmax_of_the_decision_function(n, k, dtype):
-    """predict's one-pass kernel against np.argmax / (z > 0) of the scores kernel, ties included."""
+def test_predict_labels_are_the_argmax_of_the_decision_function(n, k, dtype, labels):
+    """predict's one-pass kernel against np.argmax / (z > 0) of the scores kernel, ties included,
+    each code mapped through the label table."""
     from fastlr.backends import CPUBackend
     rng = np.random.default_rng(k)
     X = rng.standard_normal((n, 6)).astype(dtype)
     X[0] = 0.0  # every class scores its intercept: ties broken towards the first, as np.argmax
     W = rng.standard_normal((k, 6))
     b = np.zeros(k)
-    codes, finite = CPUBackend().predict_codes(X, W, b)
+    table = (np.arange(max(k, 2)) * 3 - 4).astype(labels)  # sorted labels that are not the codes
+    out, finite = CPUBackend().predict_labels(X, W, b, table)
     scores = cpu.decision_function(X, W, b)
     want = (scores[:, 0] > 0).astype(np.int64) if k == 1 else np.argmax(scores, axis=1)
     assert finite
-    np.testing.assert_array_equal(codes, want)
+    assert out.dtype == labels
+    np.testing.assert_array_equal(out, table[want])
     X[-1, 2] = np.nan
-    assert not CPUBackend().predict_codes(X, W, b)[1]
+    assert not CPUBackend().predict_labels(X, W, b, table)[1]
 
 
 def test_prefetch_hints_compile_for_every_layout_and_change_nothing():

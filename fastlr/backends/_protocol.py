@@ -41,10 +41,12 @@ and, optionally (without them L-BFGS runs on the coefficients themselves, and
 ``column_moments(data) -> (mean, var)``
     Weighted column means and population variances of X, float64 (d,) each,
     one pass.
-``predict_codes(X, W, b) -> (codes, finite) or None``
-    ``predict``'s class codes (int64 (n,): ``z > 0`` for k = 1, else the
-    argmax) in one pass without the (n, k) scores, and whether every score
-    was finite (if not, or on None, the estimator takes the scores path).
+``predict_labels(X, W, b, labels) -> (out, finite) or None``
+    ``predict``'s ``labels[code]`` for each row (class code ``z > 0`` for
+    k = 1, else the argmax; ``labels`` int32 or int64 of shape (max(k, 2),),
+    :func:`fastlr._labels.label_table`) in one pass without the (n, k)
+    scores, and whether every score was finite (if not, or on None, the
+    estimator takes the scores path).
 
 Throughout, ``W`` has shape (k, d) and ``b`` shape (k,), float64: ``k == 1``
 is the binary (sigmoid) model, ``k >= 2`` the multinomial (softmax) one.

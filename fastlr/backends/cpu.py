@@ -42,7 +42,7 @@ _binary_loss_grad_serial = _serial(cpu.binary_loss_grad)
 _multinomial_loss_grad_serial = _serial(cpu.multinomial_loss_grad)
 _multinomial_loss_grad_blas_serial = _serial(cpu.multinomial_loss_grad_blas)
 _decision_function_serial = _serial(cpu.decision_function)
-_predict_codes_serial = _serial(cpu.predict_codes)
+_predict_labels_serial = _serial(cpu.predict_labels)
 _column_moments_serial = _serial(cpu.column_moments)
 
 #: Below this many multiply-adds per pass (rows × features × outputs) the CPU
@@ -130,14 +130,14 @@ class CPUBackend:
         with cpu.parallel_guard():
             return cpu.decision_function(X, W, b)
 
-    def predict_codes(self, X, W, b):
-        """``(codes (n,) int64, all scores finite)`` for dense X in one pass; None for sparse X."""
+    def predict_labels(self, X, W, b, labels):
+        """``(labels[code] (n,), all scores finite)`` for dense X in one pass; None for sparse X."""
         if sp.issparse(X):
             return None
         if not _parallel(X, W.shape[0]):
-            return _predict_codes_serial(X, W, b)
+            return _predict_labels_serial(X, W, b, labels)
         with cpu.parallel_guard():
-            return cpu.predict_codes(X, W, b)
+            return cpu.predict_labels(X, W, b, labels)
 
     def hess_vec(self, data, W, b, loss_id, V, vb):
         _check_hess_loss(loss_id)

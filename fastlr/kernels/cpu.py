@@ -1041,7 +1041,7 @@ def sgd_epoch(X, y, sample_weight, rows, batch_order, batch_size, W, b, loss_id,
 @njit(inline="always")
 def _row_score(X, i, w, b_c):
     """``b_c + X[i] · w`` in float64, summed from the first column on (the scores of
-    :func:`decision_function` and :func:`predict_codes`)."""
+    :func:`decision_function` and :func:`predict_labels`)."""
     s = b_c
     for j in range(X.shape[1]):
         s += X[i, j] * w[j]
@@ -1072,30 +1072,34 @@ def decision_function(X, W, b):
 
 
 @njit(parallel=True, **_JIT)
-def predict_codes(X, W, b):
-    """Class codes of the rows of X without keeping their scores: ``predict`` in one pass.
+def predict_labels(X, W, b, labels):
+    """Class labels of the rows of X without keeping their scores: ``predict`` in one pass.
 
     The scores are those of :func:`decision_function` (float64, the same
-    order of operations); a row's code is ``z > 0`` for a binary model
+    order of operations); a row's class code is ``z > 0`` for a binary model
     (``k == 1``) and the first index of the largest score otherwise (as
-    ``np.argmax``). Returns ``(codes, finite)``: ``codes`` int64 (n,), and
-    whether every score was finite; when it is False the caller recomputes
-    the scores to treat NaN/inf as ``decision_function`` does.
+    ``np.argmax``), and the row's output is ``labels[code]``: the class labels
+    themselves when they are numbers (written by this pass instead of a gather
+    over n values afterwards), or ``arange(n_classes)`` for the codes. Returns
+    ``(out, finite)``: whether every score was finite; when it is False the
+    caller recomputes the scores to treat NaN/inf as ``decision_function`` does.
 
     Parameters
     ----------
     X : ndarray of shape (n, d), float32 or float64
     W : ndarray of shape (k, d), float64
     b : ndarray of shape (k,), float64
+    labels : ndarray of shape (max(k, 2),), int32 or int64
+        The output of each class code.
 
     Returns
     -------
-    codes : ndarray of shape (n,), int64
+    out : ndarray of shape (n,), labels' dtype
     finite : bool
     """
     n = X.shape[0]
     k = W.shape[0]
-    codes = np.empty(n, np.int64)
+    out = np.empty(n, labels.dtype)
     n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     bad = np.zeros(n_chunks, np.bool_)
     for c in prange(n_chunks):
@@ -1109,8 +1113,8 @@ def predict_codes(X, W, b):
                 if cls == 0 or s > best_s:
                     best = cls
                     best_s = s
-            codes[i] = (1 if best_s > 0.0 else 0) if k == 1 else best
-    return codes, not bad.any()
+            out[i] = labels[(1 if best_s > 0.0 else 0) if k == 1 else best]
+    return out, not bad.any()
 
 
 @njit(parallel=True, fastmath=True, cache=True)
