@@ -51,9 +51,7 @@ def _small_int_range(y):
     """``(lo, hi)`` when y holds integers (or bools) whose range is small enough to count; else None."""
     if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "biu" or y.size == 0:
         return None
-    if y.dtype.kind == "b":
-        return 0, 1
-    lo, hi = int(y.min()), int(y.max())
+    lo, hi = int(y.min()), int(y.max())  # bools too: False/True when only one occurs
     # A table of one entry per value in the range: at most max(n, 2**16) entries.
     if hi - lo >= max(y.size, 1 << 16):
         return None
@@ -74,7 +72,9 @@ def classes_and_codes(y):
     Returns
     -------
     classes : ndarray of shape (n_classes,), y's dtype
-    codes : ndarray of shape (n_samples,), int32
+    codes : ndarray of shape (n_samples,), int32, C-contiguous
+        y itself when y is a contiguous int32 array of 0..k-1 with every value present (the
+        caller only reads it).
     """
     span = _small_int_range(y)
     if span is None:
@@ -87,13 +87,21 @@ def classes_and_codes(y):
         view = y.view(np.uint8)
     else:
         view = y if shift == 0 else y - shift  # negative labels: shifted copy of the labels only
-    counts = np.bincount(view, minlength=hi - shift + 1)
-    present = np.flatnonzero(counts)
+    if hi - lo <= 1:
+        # The minimum and the maximum occur by definition: a range of at most two values (binary
+        # labels) is all present, without the counting pass (np.bincount: 2.4-2.9 ms at 1M labels).
+        present = np.arange(lo - shift, hi - shift + 1)
+        n_values = hi - shift + 1  # the table covers shift..hi
+    else:
+        counts = np.bincount(view, minlength=hi - shift + 1)
+        present = np.flatnonzero(counts)
+        n_values = counts.shape[0]
     classes = (present + shift).astype(y.dtype)
-    if present.shape[0] == counts.shape[0]:
-        # Every value of the (shifted) range occurs, the usual 0..k-1: the codes are the values.
-        return classes, view.astype(np.int32)
-    table = np.full(counts.shape[0], -1, dtype=np.int32)
+    if present.shape[0] == n_values:
+        # Every value of the (shifted) range occurs, the usual 0..k-1: the codes are the values
+        # (int32 labels from 0: y itself, read-only to every kernel and solver, not a copy).
+        return classes, np.ascontiguousarray(view, dtype=np.int32)
+    table = np.full(n_values, -1, dtype=np.int32)
     table[present] = np.arange(present.shape[0], dtype=np.int32)
     return classes, table[view]
 

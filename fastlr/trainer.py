@@ -37,6 +37,9 @@ SOLVERS = ("auto", "lbfgs", "newton-cholesky", "newton-cg", "gd", "sgd")
 #: from evenly spaced blocks of rows only (a sub-sampled Newton method, see train_newton_cholesky).
 HESSIAN_ROWS = 65_536
 
+#: Fewest rows whose column moments set L-BFGS's centred, scaled coordinates (:func:`_reparametrization`).
+PRECONDITIONER_ROWS = 65_536
+
 #: solver="auto" takes newton-cholesky when one Hessian pass costs at most this many
 #: gradient passes in multiply-adds (:func:`resolve_solver`).
 AUTO_HESSIAN_COST = 64
@@ -376,13 +379,18 @@ def _report(verbose, what, i, value):
 def _reparametrization(objective):
     """The centred, scaled coordinates of :mod:`fastlr._reparam` for this objective, or None.
 
-    One ``backend.column_moments`` pass over X; None on a backend without that
-    primitive (L-BFGS then runs on the coefficients themselves).
+    One ``backend.column_moments`` pass over a sample of at least
+    :data:`PRECONDITIONER_ROWS` rows of X (evenly spaced blocks; all rows up to twice
+    that); None on a backend without that primitive (L-BFGS then runs on the
+    coefficients themselves). Any centre and positive scales leave the objective
+    and its minimiser unchanged, so the sample's moments serve as well as all
+    rows' and save most of a pass over X (26 ms of a 1M x 64 float32 fit's 11
+    gradients of 29 ms each on the Xeon).
     """
     moments = getattr(objective.backend, "column_moments", None)
     if moments is None:
         return None
-    mean, var = moments(objective.data)
+    mean, var = moments(objective.data, PRECONDITIONER_ROWS)
     return AffineReparametrization.from_moments(
         mean, var, objective.alpha, objective.shape[0], objective.fit_intercept)
 

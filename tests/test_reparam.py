@@ -8,9 +8,10 @@ from sklearn.datasets import load_breast_cancer
 from fastlr import LogisticRegression
 from fastlr._reparam import AffineReparametrization
 from fastlr.backends import CPUBackend, NumpyBackend
+from fastlr.backends._hessian_numpy import hessian_stride
 from fastlr.kernels.cpu import CHUNK_ROWS
 from fastlr.trainer import Objective
-from reference import assert_fits_agree, per_thread_count
+from reference import assert_fits_agree, per_thread_count, sum_bound
 
 
 def _weighted_moments(X, w):
@@ -40,6 +41,30 @@ def test_cpu_column_moments_match_the_two_pass_formula(n, dtype, weighted):
         # the variance of column 1 is (1e-3 / 1.7e9)² relative to its mean²: the shifted
         # sums keep ~1e-16 · 1.7e9 / 1e-3 of it, i.e. about 1e-6 relative error at worst
         np.testing.assert_allclose(var, want_var, rtol=1e-6, atol=1e-20)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_column_moments_over_a_row_sample_are_those_of_the_sampled_blocks(weighted):
+    """sample_rows: every stride-th block of CHUNK_ROWS rows (hessian_stride), the same rows on
+    both backends, against the two-pass formula over exactly those rows."""
+    rng = np.random.default_rng(3)
+    n = 9 * CHUNK_ROWS + 100  # 10 blocks
+    X = rng.standard_normal((n, 5)) * [1.0, 2.0, 0.1, 5.0, 1.0] + np.arange(n)[:, None] / n
+    w = rng.uniform(0.1, 3.0, n) if weighted else None
+    stride = hessian_stride(n, 3 * CHUNK_ROWS, CHUNK_ROWS)
+    assert stride == 3  # blocks 0, 3, 6, 9: the row trend makes a wrong block visible
+    rows = (np.arange(n) // CHUNK_ROWS) % stride == 0
+    want_mean, want_var = _weighted_moments(X[rows], None if w is None else w[rows])
+    for backend in (CPUBackend(), NumpyBackend()):
+        data = backend.put(X, np.zeros(n, np.int32), w)
+        mean, var = backend.column_moments(data, 3 * CHUNK_ROWS)
+        # two float64 means of the same rows, summed in different orders (Higham's gamma_n)
+        assert np.all(np.abs(mean - want_mean) <= 2 * sum_bound(np.abs(X).max(axis=0), n))
+        np.testing.assert_allclose(var, want_var, rtol=1e-10)
+        # fewer than twice the blocks wanted: every row
+        full = _weighted_moments(X, w)
+        assert np.all(np.abs(backend.column_moments(data, 6 * CHUNK_ROWS)[0] - full[0])
+                      <= 2 * sum_bound(np.abs(X).max(axis=0), n))
 
 
 def test_cpu_column_moments_bitwise_identical_for_one_and_two_threads():

@@ -183,6 +183,11 @@ LABELS = [
     np.array([3, 7, 3, 5], dtype=np.uint16),
     np.array([-4, 2, 2, -4, 0], dtype=np.int8),
     np.array([True, False, True]),
+    np.array([True, True]),                    # bools of one value: no False class
+    np.array([False, False, False]),
+    np.array([-1, 1, 1, -1], dtype=np.int64),  # two values two apart: 0 is not a class
+    np.array([6, 5, 6], dtype=np.int32),       # two adjacent values: no counting pass
+    np.array([4, 4]),                          # one value
     np.array([2 ** 40, 5, 5]),                 # wide range: the sorting path
     np.array([1.0, 2.0, 1.0]),                 # floats: scikit-learn's path
     np.array(["b", "a", "b"]),

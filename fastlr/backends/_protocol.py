@@ -38,9 +38,11 @@ and, where a backend has it (solver="newton-cholesky"):
 and, optionally (without them L-BFGS runs on the coefficients themselves, and
 ``predict`` goes through ``decision_function``):
 
-``column_moments(data) -> (mean, var)``
+``column_moments(data, sample_rows=None) -> (mean, var)``
     Weighted column means and population variances of X, float64 (d,) each,
-    one pass.
+    one pass; over a sample of at least ``sample_rows`` rows where the
+    backend can take one (evenly spaced blocks, as ``loss_grad_hess``'s
+    Hessian), else over all rows.
 ``predict_labels(X, W, b, labels) -> (out, finite) or None``
     ``predict``'s ``labels[code]`` for each row (class code ``z > 0`` for
     k = 1, else the argmax; ``labels`` int32 or int64 of shape (max(k, 2),),

@@ -174,16 +174,19 @@ class CPUBackend:
             kernel = cpu_hessian.binary_loss_grad_hess if binary else cpu_hessian.multinomial_loss_grad_hess
             return kernel(X, data.y, data.sample_weight, W, b, stride)
 
-    def column_moments(self, data):
+    def column_moments(self, data, sample_rows=None):
+        """Weighted column means and variances; dense X over every ``stride``-th chunk of rows
+        (:func:`fastlr.backends._hessian_numpy.hessian_stride` for ``sample_rows``), CSR X over all."""
         X = data.X
         if sp.issparse(X):
             with cpu.parallel_guard():
                 return cpu_sparse.column_moments(X.data, X.indices, X.indptr, X.shape[1],
                                                  data.sample_weight)
+        stride = hessian_stride(data.n_samples, sample_rows, cpu.CHUNK_ROWS)
         if not _parallel(X, 1):
-            return _column_moments_serial(X, data.sample_weight)
+            return _column_moments_serial(X, data.sample_weight, stride)
         with cpu.parallel_guard():
-            return cpu.column_moments(X, data.sample_weight)
+            return cpu.column_moments(X, data.sample_weight, stride)
 
     def hess_diag(self, data, W, b, loss_id):
         """The Hessian's diagonal for sparse X (Jacobi preconditioner); None for dense X.

@@ -361,8 +361,10 @@ class DaskBackend:
                      for group in (level[i:i + TREE_FAN_IN] for i in range(0, len(level), TREE_FAN_IN))]
         return _add_partials(*_result(level, client))  # the root: on the client, in order
 
-    def column_moments(self, data):
+    def column_moments(self, data, sample_rows=None):
         """Weighted column means and variances over all partitions (one task per partition).
+
+        ``sample_rows`` is ignored: the partitions are read whole, in one round of tasks.
 
         The partitions' (weight, mean, squared deviations) are merged on the
         client in partition order by the pairwise update of Chan, Golub &

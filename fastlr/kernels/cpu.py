@@ -870,10 +870,11 @@ def log_loss_hess_vec(X, sample_weight, W, b, V, vb):
 
 
 @njit(parallel=True, **_JIT)
-def column_moments(X, sample_weight):
+def column_moments(X, sample_weight, stride):
     """Weighted column means and variances of X, one pass, float64.
 
-    Each chunk of :data:`CHUNK_ROWS` rows sums ``x - K`` and ``(x - K)²``
+    Over every ``stride``-th chunk of :data:`CHUNK_ROWS` rows (``stride`` 1:
+    all rows). Each chunk sums ``x - K`` and ``(x - K)²``
     shifted by its first row ``K`` (so that large offsets such as timestamps
     do not cancel), and the chunks are merged in chunk order by the pairwise
     update of Chan, Golub & LeVeque (1979, "Updating formulae and a pairwise
@@ -884,22 +885,24 @@ def column_moments(X, sample_weight):
     ----------
     X : ndarray of shape (n, d), float32 or float64
     sample_weight : ndarray of shape (n,) or (0,), float64; empty = unit weights
+    stride : int, >= 1
+        Chunks 0, stride, 2 stride, ... are read.
 
     Returns
     -------
     mean, var : ndarray of shape (d,), float64
-        ``Σ s x / S`` and ``Σ s (x - mean)² / S`` per column (the population
-        variance; ``S = Σ s``).
+        ``Σ s x / S`` and ``Σ s (x - mean)² / S`` per column over the rows
+        read (the population variance; ``S = Σ s``).
     """
     n, d = X.shape
-    n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    n_chunks = (n + CHUNK_ROWS * stride - 1) // (CHUNK_ROWS * stride)
     weighted = sample_weight.shape[0] > 0
     w_c = np.zeros(n_chunks)
     shift = np.zeros((n_chunks, d))  # K: the chunk's first row
     mean_c = np.zeros((n_chunks, d))  # the chunk's mean minus K
     m2_c = np.zeros((n_chunks, d))
     for c in prange(n_chunks):
-        lo = c * CHUNK_ROWS
+        lo = c * stride * CHUNK_ROWS
         hi = min(lo + CHUNK_ROWS, n)
         K = shift[c]
         s1 = mean_c[c]
