@@ -7,7 +7,8 @@ On a 1M × 64 float32 binary problem (``--n``, ``--d``, ``--classes``):
 * newton-cholesky (``solver="auto"``'s choice there): ``fit`` against its
   ``loss_grad_hess`` calls (and any ``loss_grad`` calls of its line search)
   × their median kernel times;
-* sgd: ``fit(solver="sgd", max_iter=1)`` against one ``backend.sgd_epoch``;
+* sgd: ``fit(solver="sgd", max_iter=1)`` against one ``backend.sgd_epoch`` call with the
+  arguments that fit passed it (recorded from one fit);
 * predict: ``predict`` against one ``decision_function`` kernel call.
 
 ``overhead`` = fit / kernel work - 1 (target: ≤ 0.10 for lbfgs).
@@ -33,7 +34,7 @@ from fastlr._math import LOG  # noqa: E402
 def main():
     from fastlr import LogisticRegression
     from fastlr._threads import fastlr_threads
-    from fastlr.backends import CPUBackend, SGDSchedule
+    from fastlr.backends import CPUBackend
     from fastlr.bench import make_problem
 
     parser = argparse.ArgumentParser()
@@ -105,17 +106,39 @@ def main():
           f"{t_hess * 1e3:.2f} ms + {n_grad} loss_grad calls ({work * 1e3:.1f} ms) + overhead "
           f"{t_newton / work - 1:+.1%}  ({newton.n_iter_} iterations)")
 
-    order = np.random.default_rng(0).permutation(-(-args.n // 256))
-    schedule = SGDSchedule(1.0 / args.n, True, 0.1, 0.0, 0, 256)
+    # The bare epoch gets exactly the arguments the fit passes (its schedule, batch order and
+    # starting point, recorded from one fit): the same work, not a look-alike with another
+    # learning rate or order.
+    sgd = LogisticRegression(solver="sgd", max_iter=1, random_state=0)
+    recorded = []
+    original_epoch = CPUBackend.sgd_epoch
+
+    def recording(self, data_, W_, b_, *rest, **kw):
+        recorded.append((data_, W_.copy(), b_.copy(), rest, kw))
+        return original_epoch(self, data_, W_, b_, *rest, **kw)
+
+    CPUBackend.sgd_epoch = recording
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sgd.fit(X, y)
+    finally:
+        CPUBackend.sgd_epoch = original_epoch
+    (data_e, W0, b0, rest, kw), = recorded
 
     def epoch():
-        Ws, bs = np.zeros((k, args.d)), np.zeros(k)
+        Ws, bs = W0.copy(), b0.copy()
         with fastlr_threads():
-            backend.sgd_epoch(data, Ws, bs, LOG, schedule, order)
+            backend.sgd_epoch(data_e, Ws, bs, *rest, **kw)
 
     t_epoch = _median(epoch, args.repeat)
-    sgd = LogisticRegression(solver="sgd", max_iter=1, random_state=0)
-    t_sgd = _median(lambda: sgd.fit(X, y), args.repeat)
+
+    def fit_sgd():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter=1 stops short by design
+            sgd.fit(X, y)
+
+    t_sgd = _median(fit_sgd, args.repeat)
     print(f"sgd      fit(max_iter=1) {t_sgd * 1e3:8.1f} ms, one epoch {t_epoch * 1e3:8.1f} ms, "
           f"overhead {t_sgd / t_epoch - 1:+.1%}")
 
