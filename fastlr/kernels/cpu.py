@@ -225,9 +225,9 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
         # Each row pair asks for the matching pair of the next block: the hints for the next
         # block are spread over this one's score loop instead of issued at once after it
         # (a burst of up to 16 x 784 x 4 / 64 = 784 line requests, more than the core's miss
-        # queues hold, so most were dropped). Xeon, 2 threads, kernel/read in one run:
-        # 1M x 64 f64 64% -> 77%, 250k x 256 f32 64% -> 92%, 60k x 784 f32 69% -> 85%,
-        # 1M x 64 f32 70% -> 71% (benchmarks/kernel_roofline.py).
+        # queues hold). Xeon, 2 threads, kernel/read, old -> new in back-to-back runs:
+        # 1M x 64 f64 64-67% -> 76-77%, 250k x 256 f32 64-77% -> 92-93%, 60k x 784 f32
+        # 69-74% -> 83-85%, 1M x 64 f32 70-80% -> 70-71% (README, Performance).
         r = 0
         while r + 2 <= m:
             prefetch_rows(X, min(s0 + m + r, stop), min(s0 + m + r + 2, stop))
