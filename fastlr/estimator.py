@@ -347,7 +347,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         backend = source.backend(self.backend, X)
         data = backend.put(X, codes, weights)
         k = n_outputs(len(classes))
-        warm = self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape == (k, X.shape[1])
+        warm = self.warm_start and getattr(self, "coef_", None) is not None
+        if warm and self.coef_.shape != (k, X.shape[1]):
+            # as scikit-learn: a warm start from coefficients of another shape is an error, not
+            # a silent start from zeros
+            raise ValueError(
+                f"warm_start=True: the previous coef_ has shape {self.coef_.shape}, but X has "
+                f"{X.shape[1]} features and {len(classes)} classes, which need shape "
+                f"{(k, X.shape[1])}; set warm_start=False to start from zeros")
         coef_init, intercept_init = (self.coef_, self.intercept_) if warm else (None, None)
         if sgd_resume is not None:
             coef_init, intercept_init = sgd_resume[0], sgd_resume[1]

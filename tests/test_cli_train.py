@@ -596,3 +596,26 @@ def test_out_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
     assert {p: p.read_bytes() for p in (data, model)} == before
     assert not (tmp_path / "n.npz").exists()
+
+
+def test_learning_rate_options_match_the_estimator(tmp_path, files):
+    """sgd takes --learning-rate adaptive as LogisticRegression(solver="sgd") does, in memory and
+    streamed; a solver without a learning rate warns that it ignores one instead of dropping it."""
+    X, y = problem(seed=5)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    for extra in ([], ["--chunk-rows", "100"]):  # streaming reads .npy (or svmlight)
+        out = tmp_path / f"sgd{len(extra)}.npz"
+        result = ok(run_cli("train", tmp_path / "X.npy", "--labels", tmp_path / "y.npy", "--solver", "sgd",
+                            "--learning-rate", "adaptive", "--random-state", "0", "--progress", "none",
+                            "--out", out, *extra))
+        assert "ignores" not in result.stderr
+        assert load_model(out).coef_.shape == (1, 5)
+    result = ok(run_cli("train", files / "bin.csv", "--solver", "lbfgs", "--learning-rate", "adaptive",
+                        "--out", tmp_path / "l.npz"))
+    assert "warning: --solver lbfgs ignores --learning-rate" in result.stderr
+    result = ok(run_cli("train", files / "bin.csv", "--eta0", "0.5", "--out", tmp_path / "a.npz"))
+    assert "warning: --solver auto ignores --eta0" in result.stderr
+    result = run_cli("train", files / "bin.csv", "--solver", "sgd", "--learning-rate", "backtracking",
+                     "--out", tmp_path / "b.npz")
+    assert result.returncode == 2 and "gd only" in result.stderr

@@ -172,3 +172,21 @@ def test_predict_labels_are_classes_of_the_largest_score(labels):
     np.testing.assert_array_equal(got, expected)
     got[0] = got[1]  # the returned array is the caller's own: writing it leaves the model intact
     np.testing.assert_array_equal(model.classes_, np.unique(y))
+
+
+@pytest.mark.parametrize("d2, k2", [(3, 2), (5, 3)], ids=["fewer-features", "more-classes"])
+def test_warm_start_from_another_shape_is_an_error_as_in_sklearn(d2, k2):
+    """scikit-learn raises ValueError when warm_start's previous coef_ does not fit the new X/y;
+    fastlr did the same fit from zeros without a word."""
+    from sklearn.linear_model import LogisticRegression as SkLR
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)), np.arange(60) % 2
+    X2, y2 = rng.standard_normal((60, d2)), np.arange(60) % k2
+    for Est in (LogisticRegression, SkLR):
+        model = Est(warm_start=True).fit(X, y)
+        with pytest.raises(ValueError):
+            model.fit(X2, y2)
+    model = LogisticRegression(warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match=r"warm_start=True: the previous coef_ has shape \(1, 5\)"):
+        model.fit(X2, y2)

@@ -93,9 +93,9 @@ def run_demo(n_large=1_000_000, file=sys.stdout):
             print(f"{name:<28} {label:<32} {model.score(X_te, y_te):8.4f} {objective:11.6g} "
                   f"{elapsed:8.3f} {len(y_tr) * n_passes / elapsed:11.3g}"
                   f"{'  * stopped at max_iter' if stopped else ''}", file=file)
-    print("objective: training mean loss + ||w||^2 / (2 C n), the same formula for every model; "
-          "* stopped at max_iter: the solver stopped before reaching tol (a ConvergenceWarning).",
-          file=file)
+    print("objective: training mean loss + ||w||^2 / (2 C n), each model's own loss (the "
+          "prob_squared rows' is not comparable with the log ones); * stopped at max_iter: the "
+          "solver stopped before reaching tol (a ConvergenceWarning).", file=file)
     print(f"fit s: the fit alone; each model was first fitted for three iterations on a few rows, "
           f"which loaded fastlr's compiled kernels (compiled them, on a first run): {warm_s:.1f} s "
           "in all.", file=file)

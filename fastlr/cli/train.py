@@ -77,7 +77,9 @@ def add_parser(sub):
     train.add_argument("--eta0", type=positive_float, default=0.1, help="learning rate (default 0.1)")
     train.add_argument("--learning-rate", choices=LEARNING_RATES,
                        default="constant",
-                       help="gd: any; sgd: constant or invscaling (default constant)")
+                       help="gd and sgd (backtracking: gd only); with sgd and --chunk-rows, "
+                            "adaptive never lowers eta0, it only keeps the run from stopping on "
+                            "--tol (default constant)")
     train.add_argument("--tol", type=tolerance, default=1e-4,
                        help="stopping tolerance, as LogisticRegression(tol=...): lbfgs/gd stop at "
                             "max|gradient| <= tol, sgd when the epoch loss has not improved by tol for "
@@ -314,9 +316,12 @@ def _check_train_args(args):
     if args.penalty == "none" and args.C != 1.0:  # as the estimator warns for penalty=None
         print(f"fastlr train: warning: --penalty none ignores --C {args.C:g} (no L2 penalty)",
               file=sys.stderr)
-    if args.solver == "sgd" and args.learning_rate in ("adaptive", "backtracking"):
-        raise ValueError(f"--learning-rate {args.learning_rate} needs --solver gd "
-                         f"(sgd: constant or invscaling)")
+    if args.solver not in ("gd", "sgd") and (args.learning_rate in ("invscaling", "adaptive")
+                                             or args.eta0 != 0.1):
+        # as --penalty none --C warns: the option would otherwise be dropped without a word
+        given = "--learning-rate" if args.learning_rate != "constant" else "--eta0"
+        print(f"fastlr train: warning: --solver {args.solver} ignores {given} (learning rates are "
+              f"for --solver gd and sgd)", file=sys.stderr)
     if args.learning_rate == "backtracking" and args.solver != "gd":
         raise ValueError("--learning-rate backtracking is a line search for --solver gd only")
     if args.early_stopping and args.solver != "sgd":
