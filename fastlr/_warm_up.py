@@ -27,13 +27,13 @@ def warm_up(models, X, y, rows=200):
     """
     from sklearn.base import clone
 
-    from .backends.cpu import PARALLEL_MIN_WORK
+    from ._labels import n_outputs
+    from .backends.cpu import PARALLEL_MIN_WORK, _parallel
 
     classes, first = np.unique(y, return_index=True)
-    outputs = 1 if len(classes) <= 2 else len(classes)
-    per_row = max(1, X.shape[1] * outputs)
-    if X.shape[0] * per_row >= PARALLEL_MIN_WORK:
-        rows = max(rows, -(-PARALLEL_MIN_WORK // per_row))
+    outputs = n_outputs(len(classes))
+    if _parallel(X, outputs):
+        rows = max(rows, -(-PARALLEL_MIN_WORK // max(1, X.shape[1] * outputs)))
     idx = np.union1d(np.arange(min(rows, len(y))), first)
     start = time.perf_counter()
     with warnings.catch_warnings():

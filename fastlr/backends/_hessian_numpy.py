@@ -1,6 +1,6 @@
 """The log loss's full Hessian in float64 NumPy/scipy, for dense or CSR X.
 
-Holds: :func:`hessian_stride`, :func:`log_loss_hessian`.
+Holds: :func:`hessian_stride`, :func:`block_sample`, :func:`log_loss_hessian`.
 May import: NumPy, scipy (no kernels, no backend): the ``numpy`` backend's
 Hessian, and the ``cpu`` backend's for CSR X.
 """
@@ -38,6 +38,22 @@ def hessian_stride(n, hessian_rows, block_rows=BLOCK_ROWS):
     return max(1, n_blocks // wanted)
 
 
+def block_sample(n, stride, block_rows=BLOCK_ROWS):
+    """Row indices of every ``stride``-th block of ``block_rows`` rows, or None for all ``n`` rows.
+
+    The rows :func:`hessian_stride` chooses, as the cpu kernels read them (blocks 0, stride,
+    2 stride, ...): the numpy backend's Hessian and column moments take the same ones.
+
+    Returns
+    -------
+    ndarray of shape (n_sampled,), int, or None when the blocks cover every row
+    """
+    starts = np.arange(0, n, block_rows)[::max(1, int(stride))]
+    if len(starts) * block_rows >= n:
+        return None
+    return np.concatenate([np.arange(t, min(t + block_rows, n)) for t in starts])
+
+
 def log_loss_hessian(X, sample_weight, W, b, stride=1, block_rows=BLOCK_ROWS):
     """``Σ s ∇²_z loss ⊗ x̃ x̃ᵀ`` (``x̃ = [x, 1]``) over every ``stride``-th block of rows, float64.
 
@@ -60,12 +76,11 @@ def log_loss_hessian(X, sample_weight, W, b, stride=1, block_rows=BLOCK_ROWS):
     """
     n, d = X.shape
     k = W.shape[0]
-    starts = np.arange(0, n, block_rows)[::max(1, int(stride))]
-    if len(starts) * block_rows >= n:  # every row: no copy of X
+    rows = block_sample(n, stride, block_rows)
+    if rows is None:  # every row: no copy of X
         Xr = X
         s = sample_weight if sample_weight.shape[0] else np.ones(n)
     else:
-        rows = np.concatenate([np.arange(t, min(t + block_rows, n)) for t in starts])
         Xr = X[rows]
         s = sample_weight[rows] if sample_weight.shape[0] else np.ones(len(rows))
     X64 = Xr.astype(np.float64) if sp.issparse(Xr) else np.asarray(Xr, dtype=np.float64)

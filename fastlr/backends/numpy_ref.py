@@ -12,7 +12,7 @@ from scipy.special import expit, logsumexp
 
 from .._math import LOG
 from .._penalty import L2_NUMPY
-from ._hessian_numpy import BLOCK_ROWS, hessian_stride, log_loss_hessian
+from ._hessian_numpy import block_sample, hessian_stride, log_loss_hessian
 from ._protocol import EMPTY_F64 as _EMPTY_F64
 from ._protocol import check_hess_loss as _check_hess_loss
 from ._protocol import host_data as _host_data
@@ -144,16 +144,15 @@ class NumpyBackend:
     def column_moments(self, data, sample_rows=None):
         """Weighted column means and (population) variances, float64 (d,) each.
 
-        Dense X: over the rows of the cpu backend's sample (every ``stride``-th chunk of
-        ``BLOCK_ROWS`` rows, :func:`fastlr.backends._hessian_numpy.hessian_stride`); CSR X: all rows.
+        Dense X: over the rows of the cpu backend's sample (every ``stride``-th block of rows,
+        :func:`fastlr.backends._hessian_numpy.block_sample`); CSR X: all rows.
         """
         X64 = self._float64(data.X)
         n = X64.shape[0]
         s = data.sample_weight if data.sample_weight.shape[0] else np.ones(n)
-        stride = hessian_stride(n, sample_rows)
-        if stride > 1 and not sp.issparse(X64):
-            rows = (np.arange(n) // BLOCK_ROWS) % stride == 0
-            X64, s, n = X64[rows], s[rows], int(rows.sum())
+        rows = None if sp.issparse(X64) else block_sample(n, hessian_stride(n, sample_rows))
+        if rows is not None:
+            X64, s, n = X64[rows], s[rows], rows.shape[0]
         if sp.issparse(X64):  # E[x²] - E[x]²: sparse columns rarely sit far from 0
             mean = np.asarray(X64.T @ s).ravel() / s.sum()
             sq = X64.multiply(X64)

@@ -33,6 +33,8 @@ from ._common import (
 )
 
 _EARLY_STOPPING_PATIENCE = 5
+#: --eta0's default; any other value with a solver that has no learning rate gets a warning.
+DEFAULT_ETA0 = 0.1
 _CHECKPOINT_FORMAT = "fastlr-train-checkpoint"
 
 #: ``--backend`` choices: the estimator's backends that read data from files (not "dask").
@@ -74,7 +76,8 @@ def add_parser(sub):
     train.add_argument("--epochs", type=positive_int, default=100,
                        help="max_iter: epochs (sgd) or iterations (lbfgs, gd); default 100")
     train.add_argument("--batch-size", type=positive_int, default=256, help="sgd batch rows (default 256)")
-    train.add_argument("--eta0", type=positive_float, default=0.1, help="learning rate (default 0.1)")
+    train.add_argument("--eta0", type=positive_float, default=DEFAULT_ETA0,
+                       help=f"learning rate (default {DEFAULT_ETA0:g})")
     train.add_argument("--learning-rate", choices=LEARNING_RATES,
                        default="constant",
                        help="gd and sgd (backtracking: gd only); with sgd and --chunk-rows, "
@@ -317,7 +320,7 @@ def _check_train_args(args):
         print(f"fastlr train: warning: --penalty none ignores --C {args.C:g} (no L2 penalty)",
               file=sys.stderr)
     if args.solver not in ("gd", "sgd") and (args.learning_rate in ("invscaling", "adaptive")
-                                             or args.eta0 != 0.1):
+                                             or args.eta0 != DEFAULT_ETA0):
         # as --penalty none --C warns: the option would otherwise be dropped without a word
         given = "--learning-rate" if args.learning_rate != "constant" else "--eta0"
         print(f"fastlr train: warning: --solver {args.solver} ignores {given} (learning rates are "
