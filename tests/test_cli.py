@@ -81,3 +81,17 @@ def test_warm_up_loads_the_kernels_the_timed_fit_runs(monkeypatch, n, parallel):
     assert original(X, 1) == parallel  # the timed fit's path
     warm_up([LogisticRegression(solver="lbfgs")], X, y)
     assert seen and all(s == parallel for s in seen)
+
+
+def test_help_is_plain_text_with_every_command(capsys):
+    """``fastlr --help`` prints a plain-text description (no reST markup such as ``x``)
+    and lists every subcommand."""
+    from fastlr.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":mod:" not in out
+    for name in COMMANDS:
+        assert name in out

@@ -619,3 +619,24 @@ def test_learning_rate_options_match_the_estimator(tmp_path, files):
     result = run_cli("train", files / "bin.csv", "--solver", "sgd", "--learning-rate", "backtracking",
                      "--out", tmp_path / "b.npz")
     assert result.returncode == 2 and "gd only" in result.stderr
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+def test_predict_with_labels_in_data_and_labels_option_says_which_it_scores(tmp_path):
+    """DATA with a label column and --labels too: the accuracy is against --labels (as its help
+    says), and a note on standard error says so and whether the two agree."""
+    from fastlr.model_file import load_model
+
+    X, y = problem(n=120, d=3, seed=5)
+    write_csv(tmp_path / "d.csv", X, y)
+    ok(run_cli("train", tmp_path / "d.csv", "--out", tmp_path / "m.npz", "--progress", "none"))
+    np.save(tmp_path / "same.npy", y)
+    flipped = 1 - y
+    np.save(tmp_path / "flipped.npy", flipped)
+    pred = load_model(tmp_path / "m.npz").predict(X)
+    result = ok(run_cli("predict", tmp_path / "m.npz", tmp_path / "d.csv", "--labels", tmp_path / "same.npy"))
+    assert "scoring against --labels" in result.stderr and "(they agree)" in result.stderr
+    result = ok(run_cli("predict", tmp_path / "m.npz", tmp_path / "d.csv", "--labels", tmp_path / "flipped.npy"))
+    assert "(they differ in 120 of 120 rows)" in result.stderr, result.stderr
+    hits = int(np.sum(pred == flipped))
+    assert f"accuracy {hits / 120:.4f} ({hits} of 120 rows) against {tmp_path / 'flipped.npy'}" in result.stdout

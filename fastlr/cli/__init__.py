@@ -12,6 +12,10 @@ import sys
 from . import bench, demo, info, predict, train
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, OneLineParser
 
+#: What ``fastlr --help`` says above the commands (plain text: argparse prints it as it is).
+DESCRIPTION = ("Train logistic regression on the CPU (Numba) or a GPU (numba-cuda): "
+               "fastlr demo, bench, train, predict and info.")
+
 #: The subcommands, in the order ``fastlr --help`` lists them.
 COMMANDS = {"demo": demo, "bench": bench, "train": train, "predict": predict, "info": info}
 
@@ -23,7 +27,7 @@ run_train, run_predict, run_info = train.run_train, predict.run, info.run
 
 def build_parser():
     """The ``fastlr`` argument parser with every subcommand."""
-    parser = OneLineParser(prog="fastlr", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="fastlr", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS.values():
         command.add_parser(sub)

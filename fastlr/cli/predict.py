@@ -86,6 +86,8 @@ def run(args, file=sys.stdout):
                          f"expects {n_features}")
     if args.labels is not None:
         labels, against = load_labels(args.labels, X.shape[0], args.data), args.labels
+        if file_labels is not None:
+            _note_two_label_sources(labels, file_labels, args.labels, args.data)
     else:
         labels, against = file_labels, f"the labels in {args.data}"
     if args.out is None and labels is None:
@@ -112,6 +114,18 @@ def run(args, file=sys.stdout):
         hits = int(np.sum(predictions == labels))
         print(f"accuracy {hits / len(labels):.4f} ({hits} of {len(labels)} rows) against {against}",
               file=file)
+
+
+def _note_two_label_sources(labels, file_labels, labels_path, data_path):
+    """A line on standard error when DATA carries labels and --labels is given too: the
+    accuracy is against --labels, and the user learns whether the two sets agree."""
+    same = len(labels) == len(file_labels) and bool(
+        np.all(np.asarray(labels).astype(str) == np.asarray(file_labels).astype(str)))
+    agreement = ("they agree" if same else
+                 f"they differ in {int(np.sum(np.asarray(labels).astype(str) != np.asarray(file_labels).astype(str)))} "
+                 f"of {len(labels)} rows")
+    print(f"fastlr predict: note: {data_path} carries labels too; scoring against --labels "
+          f"{labels_path} ({agreement})", file=sys.stderr)
 
 
 def _kind(values):
