@@ -158,6 +158,28 @@ def float32_kernel_bound(X, coef, intercept, sw):
     return loss, np.broadcast_to(grad, np.shape(coef)), grad_b
 
 
+def float64_gradient_bound(X, coef, intercept):
+    """Bound on |gradient of the mean log loss by one float64 evaluation − the exact one|.
+
+    Per component (shape of ``coef``, and the intercept's). Any float64 evaluation (the CPU
+    kernels, the NumPy backend) forms ``z_i = x_i·w + b`` with ``|Δz_i| ≤ γ_{d+1} (Σ_j |x_ij
+    w_j| + |b|)`` (:func:`sum_bound`); the residual ``σ(z) − y`` moves by at most ``|Δz_i|/4``
+    (bounded here by ``|Δz_i|``), and the mean ``(1/n) Σ dz_i x_ij`` adds ``γ_n (1/n) Σ |x_ij|``
+    (every residual is at most 1). Two evaluations differ by at most twice this. It grows with
+    ``|x_ij| · |w_j x_ij|``: a column of Unix timestamps (|x| ≈ 1.7e9) makes it far larger
+    than eps.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    W = np.abs(np.atleast_2d(coef))
+    b = np.abs(np.broadcast_to(np.asarray(intercept, dtype=np.float64), (W.shape[0],)))
+    dz = sum_bound(np.abs(X) @ W.T + b, d + 2).max(axis=1)
+    abs_x = np.abs(X).mean(axis=0)
+    grad = dz @ np.abs(X) / n + sum_bound(abs_x, n + 1)
+    grad_b = dz.mean() + sum_bound(1.0, n + 1)
+    return np.broadcast_to(grad, np.shape(coef)), grad_b
+
+
 def assert_cpu_matches_reference(cpu, ref, X, coef, intercept, sw):
     """(loss, grad coef, grad intercept) means of the CPU kernel against the float64 numpy backend.
 

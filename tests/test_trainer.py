@@ -184,14 +184,19 @@ def _timestamp_like(n=2000, seed=0, offset=1.7e9):
     return X, y
 
 
-def _max_gradient(model, X, y, C=1.0):
-    """max |∇F| of the mean objective at the fitted model, from the NumPy reference backend."""
-    backend = NumpyBackend()
+def _gradient(model, X, y, C=1.0, backend=None):
+    """∇F of the mean objective at the fitted model (packed), by ``backend`` (the NumPy reference)."""
+    backend = NumpyBackend() if backend is None else backend
     codes = np.searchsorted(model.classes_, y).astype(np.int32)
     k = model.coef_.shape[0]
     objective = Objective(backend, backend.put(np.asarray(X, dtype=np.float64), codes), LOG, k,
                           1 / (C * len(y)), True)
-    return np.max(np.abs(objective(objective.pack(model.coef_, model.intercept_))[1]))
+    return objective(objective.pack(model.coef_, model.intercept_))[1]
+
+
+def _max_gradient(model, X, y, C=1.0):
+    """max |∇F| of the mean objective at the fitted model, from the NumPy reference backend."""
+    return np.max(np.abs(_gradient(model, X, y, C)))
 
 
 @pytest.mark.parametrize("X, y", [
@@ -245,9 +250,19 @@ def test_badly_scaled_column_never_stops_silently(kwargs, offset):
     if kwargs.get("solver", "lbfgs") == "lbfgs" and not messages:
         # Whether L-BFGS gets through such a column at tol depends on the rounding of its
         # sums, i.e. on the CPU's vector width (it does with NUMBA_CPU_NAME=generic at 3e7, not
-        # with AVX-512): silence is right only if it really converged, on the float64 reference
-        # gradient (the kernel's and the reference's sums differ by float64 rounding)
-        assert _max_gradient(model, X, y) <= tol * (1 + 1e-6) + 1e-12
+        # with AVX-512; on a Zen 3 it did at 1.7e9). Silence is right only if the solver's own
+        # gradient (the cpu kernel's, deterministic on this machine) met tol, and that gradient
+        # is a float64 evaluation of the true one: it agrees with the NumPy reference within
+        # their rounding bounds. Those are large here: the score's rounding (~eps · |w_j x_ij|)
+        # is multiplied by x_ij ≈ 1.7e9 in the gradient (1e-4 at 1.7e9 on the Zen 3, for a
+        # converged model), so the reference's own max |∇F| may exceed tol.
+        from reference import float64_gradient_bound
+
+        own = _gradient(model, X, y, backend=CPUBackend())
+        assert np.max(np.abs(own)) <= tol * (1 + 1e-12)
+        bound_w, bound_b = float64_gradient_bound(X, model.coef_, model.intercept_)
+        bound = 2 * np.append(np.ravel(bound_w), bound_b)
+        np.testing.assert_array_less(np.abs(own - _gradient(model, X, y)), bound)
         return
     assert any("scales differ by orders of magnitude" in m for m in messages), messages
     if kwargs.get("solver", "lbfgs") != "sgd":

@@ -86,8 +86,6 @@ def run(args, file=sys.stdout):
                          f"expects {n_features}")
     if args.labels is not None:
         labels, against = load_labels(args.labels, X.shape[0], args.data), args.labels
-        if file_labels is not None:
-            _note_two_label_sources(labels, file_labels, args.labels, args.data)
     else:
         labels, against = file_labels, f"the labels in {args.data}"
     if args.out is None and labels is None:
@@ -95,6 +93,8 @@ def run(args, file=sys.stdout):
                          "and/or --labels LABELS (accuracy)")
     if labels is not None:
         _check_labels(labels, model.classes_, args.labels or args.data, args.model)
+    if args.labels is not None and file_labels is not None:  # after the checks: errors stay one line
+        _note_two_label_sources(labels, file_labels, args.labels, args.data)
     with warnings.catch_warnings():
         # the columns were matched by name above (or the file has none, e.g. a .npy)
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
