@@ -43,7 +43,15 @@ def main():
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--solvers", default="newton-cg,lbfgs")
     ap.add_argument("--max-iter", type=int, default=300)
+    ap.add_argument("--softmax-kernel", choices=("default", "tiles", "blas", "both"), default="default",
+                    help="the cpu backend's softmax gradient: this CPU's default "
+                         "(fastlr.backends.cpu.SOFTMAX_BLAS), the register tiles, BLAS block "
+                         "products, or both, their runs interleaved")
     args = ap.parse_args()
+    import fastlr.backends.cpu as cpu_backend
+    default_path = "blas" if cpu_backend.SOFTMAX_BLAS else "tiles"
+    paths = {"default": [default_path], "both": ["tiles", "blas"]}.get(args.softmax_kernel,
+                                                                       [args.softmax_kernel])
     dtype = np.dtype(args.dtype).type
     X, y = load(dtype)
     C = 1.0
@@ -61,26 +69,31 @@ def main():
     print(f"sklearnex max_iter=100: {t_ex:.2f} s (median of {args.repeat}), objective {target:,.1f}", flush=True)
     for solver in args.solvers.split(","):
         LogisticRegression(C=C, solver=solver, max_iter=2).fit(X[:2000], y[:2000])  # JIT warm-up
-        runs = []
+        runs = {path: [] for path in paths}
         for _ in range(args.repeat):
-            hist = []
+            for path in paths:  # interleaved: every path sees the same machine state
+                cpu_backend.SOFTMAX_BLAS = path == "blas"
+                hist = []
 
-            def stop(info):
-                hist.append((time.perf_counter(), info.loss * C * n))  # mean objective -> sklearn's
-                return info.loss * C * n <= target
+                def stop(info):
+                    hist.append((time.perf_counter(), info.loss * C * n))  # mean objective -> sklearn's
+                    return info.loss * C * n <= target
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                t0 = time.perf_counter()
-                m = LogisticRegression(C=C, solver=solver, max_iter=args.max_iter, tol=1e-12,
-                                       callback=stop).fit(X, y)
-                t = time.perf_counter() - t0
-            f = objective(m.coef_, m.intercept_, X, y, C)
-            runs.append((t, f, len(hist)))
-        t, f, it = sorted(runs)[len(runs) // 2]
-        reached = "reached" if f <= target * (1 + 1e-9) else "NOT reached"
-        print(f"fastlr {solver:9}: {t:.2f} s to objective {f:,.1f} ({reached}) in {it} iterations;"
-              f" {t / t_ex:.2f} x sklearnex's time", flush=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    t0 = time.perf_counter()
+                    m = LogisticRegression(C=C, solver=solver, max_iter=args.max_iter, tol=1e-12,
+                                           callback=stop).fit(X, y)
+                    t = time.perf_counter() - t0
+                f = objective(m.coef_, m.intercept_, X, y, C)
+                runs[path].append((t, f, len(hist)))
+        for path in paths:
+            t, f, it = sorted(runs[path])[len(runs[path]) // 2]
+            reached = "reached" if f <= target * (1 + 1e-9) else "NOT reached"
+            label = f"{path}{' (this CPU default)' if path == default_path else ''}"
+            print(f"fastlr {solver:9} softmax {label}: {t:.2f} s to objective {f:,.1f} ({reached}) in "
+                  f"{it} iterations; {t / t_ex:.2f} x sklearnex's time", flush=True)
+        cpu_backend.SOFTMAX_BLAS = default_path == "blas"
 
 
 if __name__ == "__main__":

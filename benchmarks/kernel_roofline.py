@@ -5,7 +5,8 @@ the CPU gradient kernel, and of a compute-bound FMA loop that gives the flop
 floor (``fma_peak``). Prints the kernel's fraction of the read, the bytes
 floor and the flop floor (``4·k·d`` flops per row: scores and gradient), and
 which of the two bounds the shape. The softmax kernel is the one the cpu backend
-runs for that ``k`` (BLAS block products from ``SOFTMAX_BLAS_MIN_CLASSES``).
+runs for that ``k`` on this CPU (``fastlr.backends.cpu.SOFTMAX_BLAS``: BLAS block
+products from ``SOFTMAX_BLAS_MIN_CLASSES`` classes, or the register tiles).
 Each row also gives issue 13's target (90% of the read for the binary kernel,
 70% for the softmax kernel) in milliseconds, and whether the flop floor leaves
 it reachable at all on this CPU.
@@ -20,6 +21,7 @@ import platform
 import time
 
 import numpy as np
+from fastlr.backends.cpu import SOFTMAX_BLAS
 from fastlr.kernels import cpu
 from fastlr._math import LOG
 
@@ -64,6 +66,7 @@ def main():
     args = ap.parse_args()
     rows = []
     peaks = {}
+    print(f"softmax kernel for k >= {cpu.SOFTMAX_BLAS_MIN_CLASSES}: {'BLAS' if SOFTMAX_BLAS else 'tiles'}")
     for dt in ("float32", "float64"):
         peaks[dt] = gemm_peak(dt)
         print(f"flop ceiling {dt}: {peaks[dt] / 1e9:.0f} GFLOP/s (BLAS 512 x 512 matrix product)")
@@ -78,8 +81,9 @@ def main():
         b = np.zeros(k)
         if k == 1:
             kern = lambda: cpu.binary_loss_grad(X, y, sw, W[0], 0.0, LOG)
-        else:  # the kernel the cpu backend runs for this k (BLAS block products from k = 8)
-            softmax = (cpu.multinomial_loss_grad_blas if k >= cpu.SOFTMAX_BLAS_MIN_CLASSES
+        else:  # the kernel the cpu backend runs for this k on this CPU
+            softmax = (cpu.multinomial_loss_grad_blas
+                       if SOFTMAX_BLAS and k >= cpu.SOFTMAX_BLAS_MIN_CLASSES
                        else cpu.multinomial_loss_grad)
             kern = lambda: softmax(X, y, sw, W, b, LOG)
         kern()

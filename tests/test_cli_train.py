@@ -189,6 +189,9 @@ def test_info():
         assert word in out
     threading_line = next(line for line in out.splitlines() if line.startswith("threading"))
     assert "threads" in threading_line
+    from fastlr.backends.cpu import SOFTMAX_BLAS
+    cpu_line = next(line for line in out.splitlines() if line.startswith("cpu"))
+    assert ("BLAS block products" if SOFTMAX_BLAS else "register tiles") in cpu_line
 
 
 # -- user errors ---------------------------------------------------------------------------------

@@ -54,6 +54,64 @@ _column_moments_serial = _serial(cpu.column_moments)
 PARALLEL_MIN_WORK = 150_000
 
 
+def softmax_blas_pays(features):
+    """Whether the softmax gradient should take BLAS block products on a CPU with ``features``.
+
+    The two dense softmax kernels compute the same gradient (to rounding):
+    :func:`~fastlr.kernels.cpu.multinomial_loss_grad` with 4 x 4 register tiles that LLVM
+    vectorises, and :func:`~fastlr.kernels.cpu.multinomial_loss_grad_blas` with two BLAS
+    products per block of rows. Which is faster depends on the CPU. Measured side by side in one
+    process, with the BLAS pools at one thread as in a fit (``benchmarks/softmax_kernels.py``):
+
+    * Intel Xeon (Emerald Rapids, AVX-512): BLAS 23% faster at d = 784, k = 10 and 16% at
+      d = 64, k = 10. OpenBLAS runs 512-bit kernels there, LLVM's code for the tiles 256-bit.
+    * AMD EPYC (Zen 3, AVX2): the tiles faster at every shape tried, by 1.17-1.60x (60k x 784,
+      k = 10: 43.8 against 69.9 ms; 1M x 64, k = 10: 143 against 167 ms).
+
+    So: the tiles where Numba compiles AVX2 with FMA and no AVX-512, BLAS elsewhere (AVX-512,
+    and targets without AVX2, where OpenBLAS's own run-time dispatch does better than the
+    tiles' SSE2 code). The choice is fixed per machine, so results stay bitwise reproducible
+    run to run there.
+
+    Parameters
+    ----------
+    features : set of str
+        LLVM feature names, e.g. ``{"avx2", "fma", "avx512f"}``
+        (:func:`numba_target_features`).
+
+    Returns
+    -------
+    bool
+    """
+    return not ({"avx2", "fma"} <= features and "avx512f" not in features)
+
+
+def numba_target_features():
+    """The CPU features Numba compiles for (a set of LLVM feature names).
+
+    ``NUMBA_CPU_FEATURES`` when set (its ``+feature`` entries); an empty set when
+    ``NUMBA_CPU_NAME`` names a CPU other than the host (e.g. ``generic``: no feature is
+    assumed); otherwise the host's, from LLVM (``llvmlite.binding.get_host_cpu_features``).
+    """
+    from numba.core import config
+
+    if config.CPU_FEATURES:
+        return {f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+")}
+    if config.CPU_NAME not in (None, "", "host"):
+        return set()
+    from llvmlite import binding
+
+    try:
+        return {name for name, on in binding.get_host_cpu_features().items() if on}
+    except RuntimeError:  # LLVM could not read them on this host
+        return set()
+
+
+#: The cpu backend's softmax gradient for k >= ``SOFTMAX_BLAS_MIN_CLASSES``: BLAS block
+#: products (True) or register tiles (False) on this machine (:func:`softmax_blas_pays`).
+SOFTMAX_BLAS = softmax_blas_pays(numba_target_features())
+
+
 def _parallel(X, k):
     return X.shape[0] * X.shape[1] * k >= PARALLEL_MIN_WORK
 
@@ -76,7 +134,7 @@ class CPUBackend:
     def loss_grad(self, data, W, b, loss_id):
         if sp.issparse(data.X):
             return self._sparse_loss_grad(data, W, b, loss_id)
-        blas = W.shape[0] >= cpu.SOFTMAX_BLAS_MIN_CLASSES
+        blas = SOFTMAX_BLAS and W.shape[0] >= cpu.SOFTMAX_BLAS_MIN_CLASSES
         if not _parallel(data.X, W.shape[0]):
             return self._loss_grad(data, W, b, loss_id, _binary_loss_grad_serial,
                                    _multinomial_loss_grad_blas_serial if blas else _multinomial_loss_grad_serial)

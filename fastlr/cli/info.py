@@ -49,6 +49,13 @@ def run(args=None, file=sys.stdout):
             print(f"thread pool  {name}: {pool['num_threads']} threads ({pool['filepath']}); "
                   "limited to 1 while fastlr runs unless it is Numba's own OpenMP", file=file)
     from ..backends import auto_backend
+    from ..backends.cpu import SOFTMAX_BLAS, numba_target_features
+    from ..kernels.cpu import SOFTMAX_BLAS_MIN_CLASSES
+    vector = sorted(numba_target_features() & {"avx2", "fma", "avx512f"}) or ["none of avx2, fma, avx512f"]
+    from llvmlite import binding
+    print(f"cpu          {platform.machine()} ({binding.get_host_cpu_name()}); Numba compiles for "
+          f"{', '.join(vector)}; softmax gradient from {SOFTMAX_BLAS_MIN_CLASSES} classes: "
+          f"{'BLAS block products' if SOFTMAX_BLAS else 'register tiles'}", file=file)
     name, reason = auto_backend()
     print(f"backend      auto -> {name} ({reason})", file=file)
     try:

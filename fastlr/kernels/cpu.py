@@ -702,8 +702,9 @@ def multinomial_loss_grad(X, y, sample_weight, W, b, loss_id):
     return total
 
 
-#: Classes from which the cpu backend takes :func:`multinomial_loss_grad_blas` (measured on the
-#: Xeon: BLAS 23% faster at d = 784, k = 10 and 16% at d = 64, k = 10; 39% slower at d = 64, k = 3).
+#: Classes from which the cpu backend takes :func:`multinomial_loss_grad_blas` on CPUs where
+#: BLAS pays (``fastlr.backends.cpu.SOFTMAX_BLAS``; measured on the AVX-512 Xeon: BLAS 23% faster
+#: at d = 784, k = 10 and 16% at d = 64, k = 10; 39% slower at d = 64, k = 3).
 SOFTMAX_BLAS_MIN_CLASSES = 8
 
 
