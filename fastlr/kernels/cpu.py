@@ -15,8 +15,9 @@ Design notes:
   resolved to float64 rounding: see :func:`_binary_rows`); the softmax
   model's scores (flop-bound at large k·d) and the partial sums over a block
   of rows are formed in X's dtype (the coefficients rounded to it), so
-  float32 X keeps float32's vector width there (with k >= 8 classes both are
-  BLAS products per block of rows, :func:`_softmax_rows_blas`); the loss,
+  float32 X keeps float32's vector width there (with k >= 8 classes on CPUs
+  where BLAS pays, both are BLAS products per block of rows,
+  :func:`_softmax_rows_blas`; ``fastlr.backends.cpu.SOFTMAX_BLAS``); the loss,
   ``dz`` and every sum across blocks and chunks are float64. A row whose
   score overflowed its precision is formed again in float64 with
   power-of-two rescaling (exact losses for finite input).
