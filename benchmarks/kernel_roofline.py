@@ -21,7 +21,7 @@ import platform
 import time
 
 import numpy as np
-from fastlr.backends.cpu import SOFTMAX_BLAS
+from fastlr.backends.cpu import SOFTMAX_BLAS, softmax_uses_blas
 from fastlr.kernels import cpu
 from fastlr._math import LOG
 
@@ -85,9 +85,7 @@ def main():
         if k == 1:
             kern = lambda: cpu.binary_loss_grad(X, y, sw, W[0], 0.0, LOG)
         else:  # the kernel the cpu backend runs for this k on this CPU
-            softmax = (cpu.multinomial_loss_grad_blas
-                       if SOFTMAX_BLAS and k >= cpu.SOFTMAX_BLAS_MIN_CLASSES
-                       else cpu.multinomial_loss_grad)
+            softmax = cpu.multinomial_loss_grad_blas if softmax_uses_blas(k) else cpu.multinomial_loss_grad
             kern = lambda: softmax(X, y, sw, W, b, LOG)
         kern()
         cpu.read_sum(X)

@@ -258,6 +258,9 @@ def test_badly_scaled_column_never_stops_silently(kwargs, offset):
         # converged model), so the reference's own max |∇F| may exceed tol.
         from reference import float64_gradient_bound
 
+        # n x d = 2000 x 2 is below PARALLEL_MIN_WORK: newton-cholesky's gradient, lbfgs's and
+        # this evaluation all come from the same serial gradient kernel, so this is bitwise
+        # the gradient the solver tested against tol
         own = _gradient(model, X, y, backend=CPUBackend())
         assert np.max(np.abs(own)) <= tol * (1 + 1e-12)
         bound_w, bound_b = float64_gradient_bound(X, model.coef_, model.intercept_)

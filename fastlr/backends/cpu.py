@@ -112,6 +112,12 @@ def numba_target_features():
 SOFTMAX_BLAS = softmax_blas_pays(numba_target_features())
 
 
+def softmax_uses_blas(k):
+    """Whether the cpu backend's dense softmax gradient for ``k`` classes takes BLAS block
+    products (:data:`SOFTMAX_BLAS` and ``k >= SOFTMAX_BLAS_MIN_CLASSES``) or the register tiles."""
+    return SOFTMAX_BLAS and k >= cpu.SOFTMAX_BLAS_MIN_CLASSES
+
+
 def _parallel(X, k):
     return X.shape[0] * X.shape[1] * k >= PARALLEL_MIN_WORK
 
@@ -134,7 +140,7 @@ class CPUBackend:
     def loss_grad(self, data, W, b, loss_id):
         if sp.issparse(data.X):
             return self._sparse_loss_grad(data, W, b, loss_id)
-        blas = SOFTMAX_BLAS and W.shape[0] >= cpu.SOFTMAX_BLAS_MIN_CLASSES
+        blas = softmax_uses_blas(W.shape[0])
         if not _parallel(data.X, W.shape[0]):
             return self._loss_grad(data, W, b, loss_id, _binary_loss_grad_serial,
                                    _multinomial_loss_grad_blas_serial if blas else _multinomial_loss_grad_serial)

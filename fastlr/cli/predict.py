@@ -119,11 +119,8 @@ def run(args, file=sys.stdout):
 def _note_two_label_sources(labels, file_labels, labels_path, data_path):
     """A line on standard error when DATA carries labels and --labels is given too: the
     accuracy is against --labels, and the user learns whether the two sets agree."""
-    same = len(labels) == len(file_labels) and bool(
-        np.all(np.asarray(labels).astype(str) == np.asarray(file_labels).astype(str)))
-    agreement = ("they agree" if same else
-                 f"they differ in {int(np.sum(np.asarray(labels).astype(str) != np.asarray(file_labels).astype(str)))} "
-                 f"of {len(labels)} rows")
+    differ = int(np.sum(np.asarray(labels).astype(str) != np.asarray(file_labels).astype(str)))
+    agreement = "they agree" if differ == 0 else f"they differ in {differ} of {len(labels)} rows"
     print(f"fastlr predict: note: {data_path} carries labels too; scoring against --labels "
           f"{labels_path} ({agreement})", file=sys.stderr)
 
