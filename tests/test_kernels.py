@@ -196,6 +196,36 @@ def test_float32_input_is_not_copied(monkeypatch):
     assert seen["X"].dtype == np.float32
 
 
+def test_writable_and_read_only_x_reach_the_kernels_as_one_type(tmp_path, monkeypatch):
+    """A fit on an array and a fit on its read-only memory map (what ``fastlr train`` reads a
+    .npy through) run the same compiled kernels: the backend hands the kernels read-only views
+    (no copy), so Numba compiles each kernel once for both, and the fits agree bit for bit."""
+    import numba
+
+    from fastlr.backends import cpu as cpu_backend
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 4))
+    y = (X[:, 0] + 0.5 * rng.standard_normal(300) > 0).astype(int)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    assert X.flags.writeable and not mapped.flags.writeable
+    seen = []
+    kernel = cpu_backend._binary_loss_grad_serial  # 300 x 4 is below PARALLEL_MIN_WORK
+
+    def spy(X, *args):
+        seen.append((numba.typeof(X), X.ctypes.data))
+        return kernel(X, *args)
+
+    monkeypatch.setattr(cpu_backend, "_binary_loss_grad_serial", spy)
+    fits = [fastlr.LogisticRegression(solver="lbfgs").fit(data, y) for data in (X, mapped)]
+    np.testing.assert_array_equal(fits[0].coef_, fits[1].coef_)
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(mapped))
+    assert {t for t, _ in seen} == {numba.typeof(mapped)}, seen
+    assert {address for _, address in seen} == {X.ctypes.data, mapped.ctypes.data}  # views, no copies
+    assert X.flags.writeable  # the caller's array is untouched
+
+
 @pytest.mark.parametrize("k", [1, 5], ids=["binary", "multinomial"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_bitwise_identical_for_one_and_two_threads(dtype, k):

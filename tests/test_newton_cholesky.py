@@ -91,6 +91,25 @@ def test_hessian_matches_the_per_sample_definition(k, dtype, weighted, backend, 
     _assert_sums_match_float64(loss, grad, data, X, sw, W, b)
 
 
+def test_fused_kernels_call_the_row_kernels_with_the_gradients_types():
+    """The fused kernels pass the loss id as an int64, as the gradient kernels do, so that the
+    row kernels' compilation for the gradient serves them; a literal ``0`` had Numba compile
+    each row kernel again for the type ``Literal[int](0)`` (8-11 s per dtype, every new
+    environment)."""
+    from numba import types
+
+    from fastlr.kernels import cpu
+
+    for k in (1, 3):
+        X, y, sw, W, b = _problem(300, 5, k, np.float64, False)
+        kernel = cpu_hessian.binary_loss_grad_hess if k == 1 else cpu_hessian.multinomial_loss_grad_hess
+        kernel(X, y, np.zeros(0), W, b, 1)
+    for rows in (cpu._binary_rows, cpu._softmax_rows):
+        assert rows.signatures
+        for signature in rows.signatures:
+            assert not any(isinstance(t, types.Literal) for t in signature), (rows, signature)
+
+
 @pytest.mark.parametrize("k", [1, 4], ids=["binary", "softmax"])
 def test_hessian_over_a_row_subsample_takes_evenly_spaced_blocks(k):
     X, y, sw, W, b = _problem(9 * CHUNK_ROWS + 100, 10, k, np.float64, True, seed=1)  # parallel

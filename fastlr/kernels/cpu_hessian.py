@@ -40,10 +40,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .._math import LOG
 from .cpu import (
     _JIT, CHUNK_ROWS, _binary_rows, _block_scratch, _max_abs_exponent, _softmax_rows,
     _softmax_scratch,
 )
+
+# The log loss's id as an int64, not a literal: a literal 0 in the call made Numba compile
+# _binary_rows / _softmax_rows once more for the type Literal[int](0) (8-11 s per dtype),
+# where the gradient kernels' compilation for int64 serves (a global NumPy integer is typed int64).
+_LOG_ID = np.int64(LOG)
 
 #: Most partial Hessians (each ``(k (d + 1))²`` float64) of one pass; chunks per group follow from n.
 MAX_GROUPS = 8
@@ -192,12 +198,12 @@ def binary_loss_grad_hess(X, y, sample_weight, W, b, stride):
         for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
             lo = c * CHUNK_ROWS
             hi = min(lo + CHUNK_ROWS, n)
-            _binary_rows(X, y, sample_weight, lo, hi, W[0], b[0], 0, partial_g[c, 0],
+            _binary_rows(X, y, sample_weight, lo, hi, W[0], b[0], _LOG_ID, partial_g[c, 0],
                          _block_scratch(d, X.dtype), ew)
             if c % stride == 0:
                 partial_s[c] = sample_weight[lo:hi].sum() if weighted else hi - lo
                 _binary_chunk_hessian(X, sample_weight, lo, hi, W[0], b[0], partial_h[g, 0, :, 0, :])
-    return _finish(partial_g, partial_h, partial_s, 1, d)
+    return _finish(partial_g, partial_h, partial_s, W.shape[0], d)
 
 
 @njit(parallel=True, **_JIT)
@@ -216,7 +222,7 @@ def multinomial_loss_grad_hess(X, y, sample_weight, W, b, stride):
         for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
             lo = c * CHUNK_ROWS
             hi = min(lo + CHUNK_ROWS, n)
-            _softmax_rows(X, y, sample_weight, lo, hi, W_x, b, 0, partial_g[c],
+            _softmax_rows(X, y, sample_weight, lo, hi, W_x, b, _LOG_ID, partial_g[c],
                           _softmax_scratch(k, d, X.dtype), W, ew)
             if c % stride == 0:
                 partial_s[c] = sample_weight[lo:hi].sum() if weighted else hi - lo
