@@ -11,12 +11,14 @@ import pytest
 from fastlr import bench
 from fastlr.kernels.cpu import read_sum
 
+import _cli_runner
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fastlr.cli", "bench", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    """``python -m fastlr.cli bench ARGS``, forked from a warm server (tests/_cli_runner.py)."""
+    return _cli_runner.run_cli("bench", *args, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,14 @@
 """The command line, run as a subprocess."""
 
-import subprocess
-import sys
 
 import pytest
 
+import _cli_runner
+
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "fastlr.cli", *args], capture_output=True, text=True,
-                          timeout=600)
+    """``python -m fastlr.cli ARGS``, forked from a warm server (tests/_cli_runner.py)."""
+    return _cli_runner.run_cli(*args, timeout=600)
 
 
 def test_demo_prints_a_row_per_model_and_dataset():

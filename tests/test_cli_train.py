@@ -16,12 +16,14 @@ from fastlr import LogisticRegression
 from fastlr.io import read_data
 from fastlr.model_file import load_model
 
+import _cli_runner
+
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def run_cli(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "fastlr.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd, env=ENV)
+    """``python -m fastlr.cli ARGS`` with PYTHONUNBUFFERED=1, forked from a warm server (tests/_cli_runner.py)."""
+    return _cli_runner.run_cli(*args, cwd=cwd, timeout=timeout, unbuffered=True)
 
 
 def ok(result):

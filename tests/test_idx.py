@@ -8,8 +8,6 @@ data), independently of fastlr's own writer.
 import gzip
 import os
 import struct
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -17,8 +15,9 @@ import pytest
 
 from fastlr.io import DataFileError, load_mnist, read_data, read_idx, read_idx_labels, write_idx
 
+import _cli_runner
+
 CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def idx_bytes(array, code=None):
@@ -37,8 +36,8 @@ def put(path, data, compress=None):
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "fastlr.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=ENV)
+    """``python -m fastlr.cli ARGS`` with PYTHONUNBUFFERED=1, forked from a warm server (tests/_cli_runner.py)."""
+    return _cli_runner.run_cli(*args, timeout=timeout, unbuffered=True)
 
 
 def one_line_error(result, *fragments):

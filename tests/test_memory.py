@@ -1,8 +1,6 @@
 """A model too wide for memory is refused up front with an error naming the width (issue 14:
 a stray svmlight index must not end in an allocation failure deep in NumPy, or the OOM killer)."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,8 @@ import fastlr
 from fastlr import _memory
 from fastlr._memory import ModelTooLarge, check_fit_memory, fit_state_bytes
 from fastlr.kernels import cpu_sparse
+
+import _cli_runner
 
 
 def test_partial_sum_blocks_match_the_sparse_kernels():
@@ -78,8 +78,7 @@ def test_cli_refuses_an_svmlight_file_with_a_stray_index(tmp_path, extra):
     path = tmp_path / "stray.svm"
     path.write_text("1 2000000000:1\n0 3:1\n")
     out = tmp_path / "model.npz"
-    r = subprocess.run([sys.executable, "-m", "fastlr.cli", "train", str(path), "--out", str(out), *extra],
-                       capture_output=True, text=True, timeout=600)
+    r = _cli_runner.run_cli("train", path, "--out", out, *extra, timeout=600)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "2,000,000,000 features" in lines[0]

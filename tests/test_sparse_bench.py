@@ -69,10 +69,8 @@ def test_tiny_run_reports_every_peer_with_gaps_and_skips():
 
 
 def _cli(*args):
-    import subprocess
-    import sys
-    return subprocess.run([sys.executable, "-m", "fastlr.cli", "bench", "--sparse", *args],
-                          capture_output=True, text=True, timeout=600)
+    import _cli_runner
+    return _cli_runner.run_cli("bench", "--sparse", *args, timeout=600)
 
 
 def test_cli_bench_sparse(tmp_path):

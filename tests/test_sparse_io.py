@@ -2,8 +2,6 @@
 them (whole and streamed with --chunk-rows) against the same data trained dense."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,8 @@ from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 from fastlr.io import DataFileError, iter_svmlight_chunks, read_data, scan_svmlight
 from fastlr.model_file import load_model
 from reference import assert_fits_agree
+
+import _cli_runner
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,8 @@ def files(tmp_path_factory):
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fastlr.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd)
+    """``python -m fastlr.cli ARGS``, forked from a warm server (tests/_cli_runner.py)."""
+    return _cli_runner.run_cli(*args, cwd=cwd, timeout=600)
 
 
 def test_svmlight_is_read_as_csr(files):

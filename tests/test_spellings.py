@@ -20,6 +20,8 @@ from fastlr import LogisticRegression
 from fastlr.model_file import load_model, save_model
 from reference import FitPoint
 
+import _cli_runner
+
 X, Y = load_breast_cancer(return_X_y=True)
 X = StandardScaler().fit_transform(X)[:200]
 Y = Y[:200]
@@ -167,18 +169,14 @@ def test_float32_X_gives_float64_coef_by_design():
 
 def test_cli_accepts_old_and_new_loss_names_and_penalty_none(tmp_path):
     """`fastlr train --loss log` is `--loss log_loss`; `--penalty none` trains with C=np.inf."""
-    import subprocess
-    import sys
-
     np.savez(tmp_path / "d.npz", X=X, y=Y)
     models = {}
     for name, extra in (("new", ["--loss", "log_loss"]), ("old", ["--loss", "log"]),
                         ("none", ["--penalty", "none", "--epochs", "300"]),
                         ("none-C", ["--penalty", "none", "--C", "5", "--epochs", "300"])):
         out = tmp_path / f"{name}.npz"
-        result = subprocess.run([sys.executable, "-m", "fastlr.cli", "train", str(tmp_path / "d.npz"),
-                                 "--out", str(out), "--progress", "none", "--val-fraction", "0", *extra],
-                                capture_output=True, text=True, timeout=300)
+        result = _cli_runner.run_cli("train", tmp_path / "d.npz", "--out", out, "--progress", "none",
+                                     "--val-fraction", "0", *extra, timeout=300)
         assert result.returncode == 0, result.stderr
         assert "FutureWarning" not in result.stderr and "deprecated" not in result.stderr
         # --C beside --penalty none is ignored, and said so (as the estimator warns)
