@@ -1,4 +1,4 @@
-"""``fastlr bench``: the command (as a subprocess), its JSON and plot, its user errors."""
+"""``fastlr bench``: the command (a child process, tests/_cli_runner.py), its JSON and plot, its user errors."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""The command line, run as a subprocess."""
+"""The command line, run as a child process (tests/_cli_runner.py)."""
 
 
 import pytest

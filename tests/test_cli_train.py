@@ -1,4 +1,7 @@
-"""``fastlr train``, ``predict`` and ``info`` run as subprocesses on small files in tmp_path."""
+"""``fastlr train``, ``predict`` and ``info`` run as commands on small files in tmp_path.
+
+Each command is a child process (forked from a warm server, tests/_cli_runner.py) or, where a
+test needs a fresh interpreter, ``subprocess``."""
 
 import csv
 import os
