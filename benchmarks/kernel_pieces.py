@@ -93,8 +93,8 @@ def make_softmax(do_scores, do_shift, do_exp, do_loss, do_grad, do_flush):
         n, d = X.shape
         k = W.shape[0]
         Z = np.zeros((B, k))
-        shifted = np.zeros(B * k)
-        e = np.zeros(B * k)
+        shifted = np.zeros(B * k, X.dtype)  # as in _softmax_scratch: the exponentials in X's dtype
+        e = np.zeros(B * k, X.dtype)
         bits = np.zeros(B * k, np.int64)
         dz = np.zeros((k, B), X.dtype)
         G = np.zeros((k, d), X.dtype)

@@ -72,3 +72,29 @@ def test_vectorised_exp_matches_numpy():
         cpu._exp_neg_abs(z[s:s + m].copy(), m, e, np.empty(cpu.BLOCK_ROWS, np.int64))
         out[s:s + m] = e[:m]
     np.testing.assert_allclose(out, expected, rtol=4e-16, atol=0)
+
+
+def test_float32_exp_matches_numpy_to_float32_rounding():
+    """The float32 exponentials of the softmax of float32 X (``_exp_neg_abs_f32``).
+
+    Against float64 NumPy over the whole clamped range: Cephes' expf polynomial
+    is accurate to about one float32 ulp on the reduced argument, and the six
+    Horner steps and the final scaling each round once more, so 2 ulp of 1
+    (2^-22 relative) bounds it. Below -87 the result is 0 by definition (the
+    documented clamp); exp(0) is 1 exactly; the output stays float32.
+    """
+    z = np.concatenate([np.linspace(-100, 100, 400_001), [0.0, -0.0, -1e-30, 1e-7, -87.0, np.inf, -np.inf]])
+    z = z.astype(np.float32)
+    out = np.empty_like(z)
+    bits = np.empty(cpu.BLOCK_ROWS, np.int64)
+    for s in range(0, len(z), cpu.BLOCK_ROWS):
+        m = min(cpu.BLOCK_ROWS, len(z) - s)
+        e = np.empty(cpu.BLOCK_ROWS, np.float32)
+        cpu._exp_neg_abs(z[s:s + m].copy(), m, e, bits)
+        out[s:s + m] = e[:m]
+    assert out.dtype == np.float32
+    inside = np.abs(z) <= 87
+    expected = np.exp(-np.abs(z[inside].astype(np.float64)))
+    np.testing.assert_allclose(out[inside].astype(np.float64), expected, rtol=2.0 ** -22, atol=0)
+    assert np.all(out[~inside] == 0)
+    assert out[np.flatnonzero(z == 0)[0]] == 1.0

@@ -58,8 +58,8 @@ def softmax_blas_pays(features):
     """Whether the softmax gradient should take BLAS block products on a CPU with ``features``.
 
     The two dense softmax kernels compute the same gradient (to rounding):
-    :func:`~fastlr.kernels.cpu.multinomial_loss_grad` with 4 x 4 register tiles that LLVM
-    vectorises, and :func:`~fastlr.kernels.cpu.multinomial_loss_grad_blas` with two BLAS
+    :func:`~fastlr.kernels.cpu.multinomial_loss_grad` with register tiles (2 x 4 for the
+    scores, 4 x 4 for the gradient) that LLVM vectorises, and :func:`~fastlr.kernels.cpu.multinomial_loss_grad_blas` with two BLAS
     products per block of rows. Which is faster depends on the CPU. Measured side by side in one
     process, with the BLAS pools at one thread as in a fit (``benchmarks/softmax_kernels.py``):
 

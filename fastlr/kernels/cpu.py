@@ -17,8 +17,10 @@ Design notes:
   of rows are formed in X's dtype (the coefficients rounded to it), so
   float32 X keeps float32's vector width there (with k >= 8 classes on CPUs
   where BLAS pays, both are BLAS products per block of rows,
-  :func:`_softmax_rows_blas`; ``fastlr.backends.cpu.SOFTMAX_BLAS``); the loss,
-  ``dz`` and every sum across blocks and chunks are float64. A row whose
+  :func:`_softmax_rows_blas`; ``fastlr.backends.cpu.SOFTMAX_BLAS``), and so
+  are the softmax's shifted scores ``z_c - max z`` and their exponentials
+  (:func:`_exp_neg_abs_f32` for float32 X); the loss, ``dz`` and every sum
+  across blocks and chunks are float64. A row whose
   score overflowed its precision is formed again in float64 with
   power-of-two rescaling (exact losses for finite input).
 * While a block is computed on from cache, the next block's rows are
@@ -33,7 +35,8 @@ from contextlib import nullcontext
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .._math import build_math
 from .._penalty import build_penalty
@@ -78,7 +81,7 @@ _F2, _F3, _F4, _F5, _F6, _F7, _F8, _F9, _F10, _F11, _F12, _F13 = (
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
-def _exp_neg_abs(z, m, e, bits):
+def _exp_neg_abs_f64(z, m, e, bits):
     """``e[r] = exp(-|z[r]|)`` for ``r < m`` (0 for ``|z| > 708``); ``bits``: int64 scratch of len(e)."""
     scale = bits.view(np.float64)
     for r in range(m):
@@ -104,6 +107,74 @@ def _exp_neg_abs(z, m, e, bits):
         bits[r] = (bits[r] + 1023) << 52
     for r in range(m):  # beyond the clamp the exact value underflows: 0 (and exp(-inf) = 0)
         e[r] = 0.0 if abs(z[r]) > 708.0 else e[r] * scale[r]
+
+
+# The same in float32 for the softmax of float32 X, whose scores are float32
+# dot products already (the coefficients rounded to float32): 2^k · p(t) with
+# Cody–Waite's two-part ln 2 for float32 and Cephes' expf polynomial (degree 7,
+# relative error about 1 ulp, 1.2e-7, on |t| <= ln 2 / 2), eight lanes per AVX2
+# vector instead of four and half the polynomial. The rounding of the scores
+# themselves is larger: |z| · 2^-24 per product over d terms. 0 below -87
+# (exp(-87) = 1.6e-38, near float32's smallest normal), where a float64 result
+# would be a few times 1e-38 next to the row's largest term, exp(0) = 1.
+_ROUND_SHIFT_F32 = np.float32(12582912.0)  # 1.5 · 2^23
+_LN2_HI_F32 = np.float32(0.693359375)
+_LN2_LO_F32 = np.float32(-2.12194440e-4)
+_LOG2E_F32 = np.float32(1.44269504088896341)
+_HALF_F32 = np.float32(0.5)
+_ONE_F32 = np.float32(1.0)
+_CLAMP_F32 = np.float32(87.0)
+_ZERO_F32 = np.float32(0.0)
+_E0_F32, _E1_F32, _E2_F32, _E3_F32, _E4_F32, _E5_F32 = (np.float32(c) for c in (
+    1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+    1.6666665459e-1, 5.0000001201e-1))
+_BIAS_F32 = np.int32(127)
+_MANT_F32 = np.int32(23)
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _exp_neg_abs_f32(z, m, e, bits):
+    """float32 ``e[r] = exp(-|z[r]|)`` for ``r < m`` (0 for ``|z| > 87``).
+
+    ``z`` and ``e`` float32, ``bits`` int64 scratch of at least ``m / 2``
+    elements (used as int32).
+    """
+    bits32 = bits.view(np.int32)
+    scale = bits.view(np.float32)
+    for r in range(m):
+        x = max(-abs(z[r]), -_CLAMP_F32)
+        k = np.floor(x * _LOG2E_F32 + _HALF_F32)  # an integer, -126 <= k <= 0
+        t = (x - k * _LN2_HI_F32) - k * _LN2_LO_F32
+        p = _E0_F32 * t + _E1_F32
+        p = p * t + _E2_F32
+        p = p * t + _E3_F32
+        p = p * t + _E4_F32
+        p = p * t + _E5_F32
+        p = (p * (t * t) + t) + _ONE_F32
+        scale[r] = k + _ROUND_SHIFT_F32  # exact: its low mantissa bits are k (two's complement)
+        e[r] = p
+    for r in range(m):  # the low 9 bits are k + 127; the rest shifts out
+        bits32[r] = (bits32[r] + _BIAS_F32) << _MANT_F32
+    for r in range(m):
+        e[r] = _ZERO_F32 if abs(z[r]) > _CLAMP_F32 else e[r] * scale[r]
+
+
+def _exp_neg_abs_impl(z, m, e, bits):
+    """Typing stub: :func:`_exp_neg_abs_f32` for float32 ``e``, else :func:`_exp_neg_abs_f64`."""
+    raise NotImplementedError("only callable from Numba-compiled code")
+
+
+@overload(_exp_neg_abs_impl, inline="always")
+def _exp_neg_abs_overload(z, m, e, bits):
+    if isinstance(e, types.Array) and e.dtype == types.float32:
+        return lambda z, m, e, bits: _exp_neg_abs_f32(z, m, e, bits)
+    return lambda z, m, e, bits: _exp_neg_abs_f64(z, m, e, bits)
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _exp_neg_abs(z, m, e, bits):
+    """``e[r] = exp(-|z[r]|)`` for ``r < m`` in ``e``'s dtype (float32 or float64)."""
+    _exp_neg_abs_impl(z, m, e, bits)
 
 
 @njit(inline="always")
@@ -282,13 +353,17 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
 
 
 # ---------------------------------------------------------------------------
-# Multinomial micro-kernels: a tile of 4 rows x 4 classes per sweep over the
-# columns, so that each load of X (4 rows) and of W (4 classes) feeds 16
-# multiply-adds, instead of one load of W per multiply-add in a per-class dot
-# product. The same tiles accumulate the gradient from the cached rows.
+# Multinomial micro-kernels: a register tile of rows x classes per sweep over
+# the columns, so that each load of X and of W feeds several multiply-adds,
+# instead of one load of W per multiply-add in a per-class dot product: the
+# scores in tiles of 2 rows x 4 classes, the gradient from the cached rows in
+# tiles of 4 rows x 4 classes (whose 16 per-row factors are broadcast once).
 
-#: Rows and classes of one register tile (16 accumulators).
+#: Classes of one register tile, and rows of one gradient tile.
 TILE = 4
+
+#: Rows of one score tile (:func:`_scores_tile`).
+SCORE_TILE_ROWS = 2
 
 #: Rows whose gradient terms are summed in X's dtype before being added to the
 #: float64 partial of the chunk (a multiple of BLOCK_ROWS).
@@ -301,22 +376,24 @@ SOFTMAX_BLOCK_ROWS = FLUSH_ROWS
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _scores_tile(X, i, W, c, Z, r):
-    """``Z[r + a, c + q] = X[i + a] · W[c + q]`` for a, q < 4 (X's precision).
+    """``Z[r + a, c + q] = X[i + a] · W[c + q]`` for a < 2, q < 4 (X's precision).
 
-    The sums start from zero and run over every ``j``: starting them from the
-    products at ``j = 0`` left ``d - 1`` terms, so a vector remainder of
-    scalar multiply-adds per tile (at d = 64, as many scalar iterations as
-    vector ones).
+    Two rows by four classes: eight vector accumulators, the two rows' vectors
+    and one class's at a time fit AVX2's sixteen registers. The 4 x 4 tile
+    (sixteen accumulators) spilled to the stack on AVX2 (18 spill stores in the
+    block loop); with the scores of 16-row blocks in this 2 x 4 tile, the
+    scores at k = 10 took 43 instead of 63 ns a row at d = 64 float32 and
+    376 instead of 449 at d = 784 (one Zen 3 core, X in cache, medians of 15
+    interleaved runs). The sums start from zero and run over every ``j``:
+    starting them from the products at ``j = 0`` left ``d - 1`` terms, so a
+    vector remainder of scalar multiply-adds per tile.
     """
     d = X.shape[1]
     zero = X.dtype.type(0)
     s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
     for j in range(d):
         x0 = X[i, j]
         x1 = X[i + 1, j]
-        x2 = X[i + 2, j]
-        x3 = X[i + 3, j]
         w0 = W[c, j]
         w1 = W[c + 1, j]
         w2 = W[c + 2, j]
@@ -329,14 +406,6 @@ def _scores_tile(X, i, W, c, Z, r):
         s11 += x1 * w1
         s12 += x1 * w2
         s13 += x1 * w3
-        s20 += x2 * w0
-        s21 += x2 * w1
-        s22 += x2 * w2
-        s23 += x2 * w3
-        s30 += x3 * w0
-        s31 += x3 * w1
-        s32 += x3 * w2
-        s33 += x3 * w3
     Z[r, c] = s00
     Z[r, c + 1] = s01
     Z[r, c + 2] = s02
@@ -345,30 +414,38 @@ def _scores_tile(X, i, W, c, Z, r):
     Z[r + 1, c + 1] = s11
     Z[r + 1, c + 2] = s12
     Z[r + 1, c + 3] = s13
-    Z[r + 2, c] = s20
-    Z[r + 2, c + 1] = s21
-    Z[r + 2, c + 2] = s22
-    Z[r + 2, c + 3] = s23
-    Z[r + 3, c] = s30
-    Z[r + 3, c + 1] = s31
-    Z[r + 3, c + 2] = s32
-    Z[r + 3, c + 3] = s33
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
-def _scores_rows4(X, i, w, Z, r, c):
-    """``Z[r + a, c] = X[i + a] · w`` for a < 4: one class, four rows."""
+def _scores_pair(X, i, W, c, Z, r):
+    """``Z[r + a, c + q] = X[i + a] · W[c + q]`` for a, q < 2: the classes after the 4-class tiles."""
     zero = X.dtype.type(0)
-    s0 = s1 = s2 = s3 = zero
+    s00 = s01 = s10 = s11 = zero
+    for j in range(X.shape[1]):
+        x0 = X[i, j]
+        x1 = X[i + 1, j]
+        w0 = W[c, j]
+        w1 = W[c + 1, j]
+        s00 += x0 * w0
+        s01 += x0 * w1
+        s10 += x1 * w0
+        s11 += x1 * w1
+    Z[r, c] = s00
+    Z[r, c + 1] = s01
+    Z[r + 1, c] = s10
+    Z[r + 1, c + 1] = s11
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _scores_rows2(X, i, w, Z, r, c):
+    """``Z[r + a, c] = X[i + a] · w`` for a < 2: one class, two rows."""
+    zero = X.dtype.type(0)
+    s0 = s1 = zero
     for j in range(X.shape[1]):
         s0 += X[i, j] * w[j]
         s1 += X[i + 1, j] * w[j]
-        s2 += X[i + 2, j] * w[j]
-        s3 += X[i + 3, j] * w[j]
     Z[r, c] = s0
     Z[r + 1, c] = s1
-    Z[r + 2, c] = s2
-    Z[r + 3, c] = s3
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
@@ -411,17 +488,21 @@ def _grad_rows4(X, i, G, g0, g1, g2, g3):
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _block_scores(X, s0, m, W, b, Z):
-    """``Z[r, c] = X[s0 + r] · W[c] + b[c]`` for r < m, all classes: 4 x 4 tiles, then the edges."""
+    """``Z[r, c] = X[s0 + r] · W[c] + b[c]`` for r < m, all classes: 2 x 4 tiles, then the edges."""
     k = W.shape[0]
     d = X.shape[1]
-    m4 = m - m % TILE
+    m2 = m - m % SCORE_TILE_ROWS
     k4 = k - k % TILE
-    for r in range(0, m4, TILE):
+    for r in range(0, m2, SCORE_TILE_ROWS):
         for c in range(0, k4, TILE):
             _scores_tile(X, s0 + r, W, c, Z, r)
-        for c in range(k4, k):
-            _scores_rows4(X, s0 + r, W[c], Z, r, c)
-    for r in range(m4, m):
+        c = k4
+        while c + 2 <= k:
+            _scores_pair(X, s0 + r, W, c, Z, r)
+            c += 2
+        if c < k:
+            _scores_rows2(X, s0 + r, W[c], Z, r, c)
+    for r in range(m2, m):
         for c in range(k):
             s = X.dtype.type(0)
             for j in range(d):
@@ -465,11 +546,15 @@ def _block_grad(X, s0, m, dz, G):
 @njit(inline="always")
 def _softmax_scratch(k, d, dtype):
     """Scratch arrays for :func:`_softmax_rows` (blocks of SOFTMAX_BLOCK_ROWS rows) and the
-    Hessian-vector kernel (blocks of BLOCK_ROWS): Z, shifted, e, bits, dz, acc_block."""
+    Hessian-vector kernel (blocks of BLOCK_ROWS): Z, shifted, e, bits, dz, acc_block, zy.
+
+    ``shifted`` (``z_c - max z``) and its exponentials ``e`` are in X's dtype; ``zy``, the
+    label's shifted score that the loss takes, is float64: a row's rare path forms it in
+    float64 beyond float32's range (finite losses up to 1.8e308 for float32 X)."""
     rows = max(BLOCK_ROWS, SOFTMAX_BLOCK_ROWS)
     n = rows * k
-    return (np.empty((rows, k)), np.empty(n), np.empty(n), np.empty(n, np.int64),
-            np.empty((k, rows), dtype), np.empty((k, d), dtype))
+    return (np.empty((rows, k)), np.empty(n, dtype), np.empty(n, dtype), np.empty(n, np.int64),
+            np.empty((k, rows), dtype), np.empty((k, d), dtype), np.empty(rows))
 
 
 @njit(**_JIT)
@@ -477,9 +562,11 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
     """Add the weighted sums of rows ``start:stop`` of a softmax model into ``acc``.
 
     The same blocking as :func:`_binary_rows`: scores of ``BLOCK_ROWS`` rows
-    for all classes in 4-row x 4-class register tiles (:func:`_block_scores`),
-    then all their ``exp(z_c - max z)`` in one vectorised sweep, then the
-    per-sample loss and derivative, then ``dz_c · x`` for all classes from the
+    for all classes in 2-row x 4-class register tiles (:func:`_block_scores`),
+    then all their ``exp(z_c - max z)`` in one vectorised sweep (in X's dtype,
+    like the scores: float32 X gets :func:`_exp_neg_abs_f32`, eight lanes per
+    AVX2 vector), then the per-sample loss and derivative (float64), then
+    ``dz_c · x`` for all classes from the
     cached rows (:func:`_block_grad`), summed in X's dtype over
     :data:`FLUSH_ROWS` rows and then added to the float64 partial ``acc``.
 
@@ -502,7 +589,7 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
     ew : int
         :func:`_max_abs_exponent` of ``W64``.
     """
-    Z, shifted, e, bits, dz, G = scratch
+    Z, shifted, e, bits, dz, G, zy = scratch
     d = X.shape[1]
     k = W.shape[0]
     weighted = sample_weight.shape[0] > 0
@@ -517,6 +604,7 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
                 z_max = max(z_max, Z[r, cls])
             for cls in range(k):
                 shifted[r * k + cls] = Z[r, cls] - z_max
+            zy[r] = Z[r, y[s0 + r]] - z_max
         for r in range(m):  # the rare path: a score beyond X's precision (or float64)
             finite = True
             for cls in range(k):
@@ -530,12 +618,13 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
                     z_max = max(z_max, Z[r, cls])
                 for cls in range(k):
                     shifted[r * k + cls] = math.ldexp(Z[r, cls] - z_max, ex + ew)
+                zy[r] = math.ldexp(Z[r, y[s0 + r]] - z_max, ex + ew)
         _prefetch_next_block(X, s0, m, stop)
         _exp_neg_abs(shifted, m * k, e, bits)  # shifted <= 0, so exp(-|t|) = exp(t)
         loss_sum = 0.0
         for r in range(m):
             row = e[r * k:(r + 1) * k]
-            loss = _softmax_loss_dz_from_exp(loss_id, shifted[r * k + y[s0 + r]], row, y[s0 + r], row)
+            loss = _softmax_loss_dz_from_exp(loss_id, zy[r], row, y[s0 + r], row)
             s_i = sample_weight[s0 + r] if weighted else 1.0
             loss_sum += s_i * loss
             for cls in range(k):
@@ -587,7 +676,7 @@ def _softmax_rows_blas(X, y, sample_weight, start, stop, W, b, loss_id, acc, scr
     ew : int
         :func:`_max_abs_exponent` of ``W64``.
     """
-    Z, shifted, e, bits, dz, G = scratch
+    Z, shifted, e, bits, dz, G, zy = scratch
     d = X.shape[1]
     k = W.shape[0]
     weighted = sample_weight.shape[0] > 0
@@ -605,6 +694,7 @@ def _softmax_rows_blas(X, y, sample_weight, start, stop, W, b, loss_id, acc, scr
                 z_max = max(z_max, Z[r, cls])
             for cls in range(k):
                 shifted[r * k + cls] = Z[r, cls] - z_max
+            zy[r] = Z[r, y[s0 + r]] - z_max
         for r in range(m):  # the rare path: a score beyond X's precision (or float64)
             finite = True
             for cls in range(k):
@@ -618,12 +708,13 @@ def _softmax_rows_blas(X, y, sample_weight, start, stop, W, b, loss_id, acc, scr
                     z_max = max(z_max, Z[r, cls])
                 for cls in range(k):
                     shifted[r * k + cls] = math.ldexp(Z[r, cls] - z_max, ex + ew)
+                zy[r] = math.ldexp(Z[r, y[s0 + r]] - z_max, ex + ew)
         _exp_neg_abs(shifted, m * k, e, bits)  # shifted <= 0, so exp(-|t|) = exp(t)
         loss_sum = 0.0
         dzb = np.empty((k, m), X.dtype)
         for r in range(m):
             row = e[r * k:(r + 1) * k]
-            loss = _softmax_loss_dz_from_exp(loss_id, shifted[r * k + y[s0 + r]], row, y[s0 + r], row)
+            loss = _softmax_loss_dz_from_exp(loss_id, zy[r], row, y[s0 + r], row)
             s_i = sample_weight[s0 + r] if weighted else 1.0
             loss_sum += s_i * loss
             for cls in range(k):
@@ -793,7 +884,7 @@ def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
 @njit(**_JIT)
 def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
     """Add ``Σ s (diag p - p pᵀ)(V x + vb) ⊗ [x, 1]`` over rows ``start:stop`` into ``acc`` (k, d + 1)."""
-    Z, shifted, e, bits, dz, G = scratch
+    Z, shifted, e, bits, dz, G, zy = scratch
     d = X.shape[1]
     k = W.shape[0]
     U = np.empty((BLOCK_ROWS, k))
