@@ -7,7 +7,8 @@ removes the old code (so the two cannot run in one process)::
         echo "$t $(PYTHONPATH=$t python benchmarks/softmax_ab.py 11)"; done; done
 
 Prints one JSON line: shape -> milliseconds (median of ``argv[1]`` calls after one warm-up).
-The kernel is the one the backend runs on this CPU (``softmax_uses_blas``).
+The kernel is the one the backend runs on this CPU (``softmax_uses_blas``); the problems are
+``softmax_kernels.problem``'s, the same data as that script's first two shapes.
 """
 
 import json
@@ -20,6 +21,8 @@ from fastlr._math import LOG
 from fastlr.backends.cpu import softmax_uses_blas
 from fastlr.kernels import cpu
 
+from softmax_kernels import problem  # benchmarks/ is on sys.path when run as a script
+
 SHAPES = [(1_000_000, 64, 10, "float32"), (60_000, 784, 10, "float32")]
 
 
@@ -27,11 +30,7 @@ def main(repeat):
     rng = np.random.default_rng(0)
     out = {}
     for n, d, k, dt in SHAPES:
-        X = rng.standard_normal((n, d)).astype(dt)
-        y = rng.integers(0, k, n).astype(np.int32)
-        W = rng.standard_normal((k, d)) / np.sqrt(d)
-        b = np.zeros(k)
-        sw = np.empty(0)
+        X, y, W, b, sw = problem(rng, n, d, k, dt)
         f = cpu.multinomial_loss_grad_blas if softmax_uses_blas(k) else cpu.multinomial_loss_grad
         f(X, y, sw, W, b, LOG)
         times = []

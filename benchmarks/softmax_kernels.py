@@ -1,6 +1,6 @@
 """The two dense softmax gradient kernels side by side, in one process: which pays on this CPU.
 
-``fastlr.kernels.cpu.multinomial_loss_grad`` (4 x 4 register tiles) and
+``fastlr.kernels.cpu.multinomial_loss_grad`` (register tiles) and
 ``multinomial_loss_grad_blas`` (two BLAS products per block of rows) compute the
 same gradient. The cpu backend takes BLAS for k >= ``SOFTMAX_BLAS_MIN_CLASSES``
 where ``fastlr.backends.cpu.softmax_blas_pays`` says so (AVX-512, or no AVX2),
@@ -33,6 +33,14 @@ SHAPES = [  # (n, d, k, dtype)
 ]
 
 
+def problem(rng, n, d, k, dtype):
+    """A softmax problem of n rows, d columns and k classes: X, y, W, b and empty weights."""
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.integers(0, k, n).astype(np.int32)
+    W = rng.standard_normal((k, d)) / np.sqrt(d)
+    return X, y, W, np.zeros(k), np.empty(0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
@@ -46,11 +54,7 @@ def main():
     rows = []
     with threadpool_limits(1, user_api="blas"):
         for n, d, k, dt in SHAPES:
-            X = rng.standard_normal((n, d)).astype(dt)
-            y = rng.integers(0, k, n).astype(np.int32)
-            W = rng.standard_normal((k, d)) / np.sqrt(d)
-            b = np.zeros(k)
-            sw = np.empty(0)
+            X, y, W, b, sw = problem(rng, n, d, k, dt)
             runs = {"read": lambda: cpu.read_sum(X),
                     "tiles": lambda: cpu.multinomial_loss_grad(X, y, sw, W, b, LOG),
                     "blas": lambda: cpu.multinomial_loss_grad_blas(X, y, sw, W, b, LOG)}

@@ -59,8 +59,9 @@ def softmax_blas_pays(features):
 
     The two dense softmax kernels compute the same gradient (to rounding):
     :func:`~fastlr.kernels.cpu.multinomial_loss_grad` with register tiles (2 x 4 for the
-    scores, 4 x 4 for the gradient) that LLVM vectorises, and :func:`~fastlr.kernels.cpu.multinomial_loss_grad_blas` with two BLAS
-    products per block of rows. Which is faster depends on the CPU. Measured side by side in one
+    scores, 4 x 4 for the gradient) that LLVM vectorises, and
+    :func:`~fastlr.kernels.cpu.multinomial_loss_grad_blas` with two BLAS products per block of
+    rows. Which is faster depends on the CPU. Measured side by side in one
     process, with the BLAS pools at one thread as in a fit (``benchmarks/softmax_kernels.py``):
 
     * Intel Xeon (Emerald Rapids, AVX-512): BLAS 23% faster at d = 784, k = 10 and 16% at

@@ -381,10 +381,10 @@ def _scores_tile(X, i, W, c, Z, r):
     Two rows by four classes: eight vector accumulators, the two rows' vectors
     and one class's at a time fit AVX2's sixteen registers. The 4 x 4 tile
     (sixteen accumulators) spilled to the stack on AVX2 (18 spill stores in the
-    block loop); with the scores of 16-row blocks in this 2 x 4 tile, the
-    scores at k = 10 took 43 instead of 63 ns a row at d = 64 float32 and
-    376 instead of 449 at d = 784 (one Zen 3 core, X in cache, medians of 15
-    interleaved runs). The sums start from zero and run over every ``j``:
+    block loop, 6 with this tile). ``benchmarks/score_tiles.py`` (one Zen 3
+    core, X in cache, k = 10 float32, medians of 15 interleaved runs, two
+    runs): d = 64 40.5 -> 36.3 and 49.5 -> 48.7 ns a row, d = 784 393 -> 325
+    and 336 -> 256. The sums start from zero and run over every ``j``:
     starting them from the products at ``j = 0`` left ``d - 1`` terms, so a
     vector remainder of scalar multiply-adds per tile.
     """
