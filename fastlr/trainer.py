@@ -395,6 +395,48 @@ def _reparametrization(objective):
         mean, var, objective.alpha, objective.shape[0], objective.fit_intercept)
 
 
+def _rounding_advice(objective):
+    """The advice of a ConvergenceWarning for a run that rounding stopped."""
+    precision = ("float32 (X is float32: the scores are rounded to it)"
+                 if getattr(getattr(objective.data, "X", None), "dtype", None) == np.float32
+                 else "float64")
+    return (f"The objective cannot be decreased further in {precision}: tol may be below what "
+            "its rounding allows (loosen it), or the problem is badly conditioned.")
+
+
+#: Newton iterations in a row that lower neither F below its best value nor max |∇F| below
+#: 0.99 times its best, after which a Newton solver stops: there the iterates sit on the
+#: rounding floor of F and ∇F, where an accepted step changes them by noise only (float32
+#: breast cancer at tol=1e-10 otherwise ran 946 iterations after converging to rounding at 9,
+#: until a noisy gradient happened to fall below tol). A step that is not on that floor
+#: lowers F (the Armijo condition), so the rule never stops a run that is still converging.
+NEWTON_MAX_STALL = 5
+
+
+class _Stall:
+    """Counts iterations without a new best F or a 1 % better best ``max |∇F|``."""
+
+    def __init__(self, value, grad_max):
+        self.value, self.grad_max, self.count = value, grad_max, 0
+
+    def update(self, value, grad_max):
+        """Record one iteration; True once :data:`NEWTON_MAX_STALL` in a row made no progress."""
+        if value < self.value or grad_max < 0.99 * self.grad_max:
+            self.count = 0
+        else:
+            self.count += 1
+        self.value, self.grad_max = min(self.value, value), min(self.grad_max, grad_max)
+        return self.count >= NEWTON_MAX_STALL
+
+
+def _warn_stalled(solver, grad_max, tol, objective):
+    _warn_not_converged(
+        solver, f"the objective stopped decreasing (neither the objective nor the gradient "
+        f"improved in {NEWTON_MAX_STALL} iterations: the rounding of the objective and its "
+        "gradient leaves no further progress)", grad_max, tol, objective.data,
+        objective.fit_intercept, _rounding_advice(objective))
+
+
 def train_lbfgs(objective, theta0, options):
     """Minimise by L-BFGS (:mod:`fastlr._lbfgs`; gradient tolerance ``tol``, as scikit-learn).
 
@@ -485,12 +527,7 @@ def train_lbfgs(objective, theta0, options):
             advice = "Increase max_iter, or loosen tol."
         elif result.status in (LINE_SEARCH_FAILED, CONVERGED):
             reason = f"the objective stopped decreasing ({result.message})"
-            precision = ("float32 (X is float32: the scores are rounded to it)"
-                         if getattr(getattr(objective.data, "X", None), "dtype", None) == np.float32
-                         else "float64")
-            advice = (f"The objective cannot be decreased further in {precision}: tol may be "
-                      "below what its rounding allows (loosen it), or the problem is badly "
-                      "conditioned.")
+            advice = _rounding_advice(objective)
         else:
             reason = f"L-BFGS ended with status {result.status} ({result.message})"
             advice = "Loosen tol or increase max_iter."
@@ -561,6 +598,7 @@ def train_newton_cg(objective, theta0, options):
     tol = 0.0 if options.tol is None else options.tol
     hess_vec = lambda v: objective.hess_vec(theta, v)  # noqa: E731 (theta read at call time)
     max_inner = max(10, min(200, theta.size))
+    stall = _Stall(value, float(np.max(np.abs(grad), initial=0.0)))
     for it in range(options.max_iter):
         if np.max(np.abs(grad)) <= tol:
             return theta, it, curve, True, False
@@ -586,13 +624,18 @@ def train_newton_cg(objective, theta0, options):
                     _warn_not_converged(
                         "newton-cg", "the line search found no decrease along the Newton direction",
                         grad_max, tol, objective.data, objective.fit_intercept,
-                        "Rounding limits the objective near this point; scale X or loosen tol.")
+                        _rounding_advice(objective))
                 return theta, it, curve, converged, False
         theta, value, grad = trial, new_value, new_grad
         curve.append(float(value))
         _report(options.verbose, "iteration", it + 1, value)
         if options.callback is not None and _call_back(options, it + 1, value, *objective.unpack(theta)):
             return theta, it + 1, curve, False, True
+        grad_max = float(np.max(np.abs(grad), initial=0.0))
+        if grad_max > tol and stall.update(value, grad_max):
+            if options.tol is not None:
+                _warn_stalled("newton-cg", grad_max, tol, objective)
+            return theta, it + 1, curve, False, False
     if np.max(np.abs(grad)) <= tol:
         return theta, options.max_iter, curve, True, False
     if options.tol is not None:
@@ -678,6 +721,7 @@ def train_newton_cholesky(objective, theta0, options):
     value, grad, hess = objective.loss_grad_hess(theta, HESSIAN_ROWS)
     curve = []
     tol = 0.0 if options.tol is None else options.tol
+    stall = _Stall(value, float(np.max(np.abs(grad), initial=0.0)))
     for it in range(options.max_iter):
         grad_max = float(np.max(np.abs(grad), initial=0.0))
         if grad_max <= tol:
@@ -707,7 +751,7 @@ def train_newton_cholesky(objective, theta0, options):
                     _warn_not_converged(
                         "newton-cholesky", "the line search found no decrease along the Newton "
                         "direction", grad_max, tol, objective.data, objective.fit_intercept,
-                        "Rounding limits the objective near this point; scale X or loosen tol.")
+                        _rounding_advice(objective))
                 return theta, it, curve, converged, False
         if new_hess is None:
             _, _, new_hess = objective.loss_grad_hess(trial, HESSIAN_ROWS)
@@ -716,6 +760,11 @@ def train_newton_cholesky(objective, theta0, options):
         _report(options.verbose, "iteration", it + 1, value)
         if options.callback is not None and _call_back(options, it + 1, value, *objective.unpack(theta)):
             return theta, it + 1, curve, False, True
+        new_grad_max = float(np.max(np.abs(grad), initial=0.0))
+        if new_grad_max > tol and stall.update(value, new_grad_max):
+            if options.tol is not None:
+                _warn_stalled("newton-cholesky", new_grad_max, tol, objective)
+            return theta, it + 1, curve, False, False
     if np.max(np.abs(grad), initial=0.0) <= tol:
         return theta, options.max_iter, curve, True, False
     if options.tol is not None:

@@ -9,12 +9,13 @@ import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLR
+from sklearn.preprocessing import StandardScaler
 
 import fastlr.trainer as trainer
 from fastlr import LogisticRegression
 from fastlr._memory import NEWTON_CHOLESKY_HESSIANS
 from fastlr.backends import CPUBackend, NumpyBackend
-from fastlr.backends._hessian_numpy import hessian_stride
+from fastlr.backends._hessian_numpy import hessian_stride, log_loss_hessian
 from fastlr.backends._protocol import host_data
 from fastlr.kernels import cpu_hessian
 from fastlr.kernels.cpu import CHUNK_ROWS
@@ -96,14 +97,17 @@ def test_fused_kernels_call_the_row_kernels_with_the_gradients_types():
     row kernels' compilation for the gradient serves them; a literal ``0`` had Numba compile
     each row kernel again for the type ``Literal[int](0)`` (8-11 s per dtype, every new
     environment)."""
-    from numba import types
+    from numba import njit, types
 
     from fastlr.kernels import cpu
 
     for k in (1, 3):
         X, y, sw, W, b = _problem(300, 5, k, np.float64, False)
         kernel = cpu_hessian.binary_loss_grad_hess if k == 1 else cpu_hessian.multinomial_loss_grad_hess
-        kernel(X, y, np.zeros(0), W, b, 1)
+        # compiled afresh (serial, not cached): a kernel loaded from Numba's disk cache types
+        # none of its callees, so the row kernels' dispatchers would show no signature at all;
+        # compiling the same Python function types its calls as the cached kernel's did
+        njit(kernel.py_func)(X, y, np.zeros(0), W, b, 1)
     for rows in (cpu._binary_rows, cpu._softmax_rows):
         assert rows.signatures
         for signature in rows.signatures:
@@ -223,6 +227,49 @@ def test_stops_short_with_a_warning_naming_the_solver():
     with pytest.warns(ConvergenceWarning, match="newton-cholesky failed to converge"):
         model = LogisticRegression(solver="newton-cholesky", max_iter=1).fit(X, y)
     assert model.n_iter_[0] == 1
+
+
+@pytest.mark.parametrize("solver", ["newton-cholesky", "newton-cg"])
+def test_tol_below_float32_rounding_stops_at_the_floor_and_says_so(solver):
+    """float32 standardised breast cancer at tol=1e-10: Newton reaches float32's rounding floor
+    of the gradient (~3e-10 here) in about ten iterations; after that an accepted step only
+    moves the iterate by noise. The run must stop there with a ConvergenceWarning (it once
+    wandered 946 iterations until a noisy gradient fell below tol, and said nothing), and its
+    coefficients must be those of the float64 optimum to what float32 scores allow."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X32 = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # float64 does reach tol
+        n64 = LogisticRegression(solver=solver, tol=1e-10, max_iter=1000).fit(X, y).n_iter_[0]
+    with pytest.warns(ConvergenceWarning, match=f"{solver} failed to converge") as caught:
+        ours = LogisticRegression(solver=solver, tol=1e-10, max_iter=10_000).fit(X32, y)
+    assert "float32" in str(caught[0].message)
+    # on the floor, only a record low of the noise (F or max |∇F|) resets the stall count, and
+    # records of a stationary noise get rarer: a few patience spans past float64's count
+    assert ours.n_iter_[0] <= n64 + 4 * trainer.NEWTON_MAX_STALL
+    ref = SkLR(solver="newton-cholesky", tol=1e-12, max_iter=1000).fit(X, y)
+    assert_fits_agree(ours, ref, X32, y, tol=1e-10)
+
+
+def test_binary_hessian_weights_are_exact_and_quiet_at_large_scores():
+    """The binary Hessian's weight σ'(z) = σ(z) σ(-z) at scores far beyond float64's exp range
+    (±800: no overflow warning, weight 0 to underflow) and at z = ±35 (where 1 - σ(z) would lose
+    all but three digits), against e^{-|z|} / (1 + e^{-|z|})², float64."""
+    z = np.array([-800.0, -35.0, -1.0, 0.0, 2.0, 35.0, 800.0])
+    X = z[:, None]
+    W, b = np.ones((1, 1)), np.zeros(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hess, weight = log_loss_hessian(X, np.zeros(0), W, b)
+    e = np.exp(-np.abs(z))
+    v = e / (1.0 + e) ** 2
+    expected = np.array([[np.sum(v * z * z), np.sum(v * z)], [np.sum(v * z), np.sum(v)]])
+    np.testing.assert_allclose(hess.reshape(2, 2), expected, rtol=1e-14, atol=0)
+    assert weight == len(z)
+    # the z = 35 row alone, whose weight the old 1 - σ(z) rounded by ~1e-3 relatively
+    h35, _ = log_loss_hessian(X[5:6], np.zeros(0), W, b)
+    np.testing.assert_allclose(h35.reshape(2, 2)[1, 1], v[5], rtol=1e-14)
 
 
 def test_prob_squared_is_refused_with_a_clear_error():

@@ -7,7 +7,7 @@ Hessian, and the ``cpu`` backend's for CSR X.
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import softmax
+from scipy.special import expit, softmax
 
 #: Rows per block of the row sub-sample (the CPU kernels' chunk size, so that both
 #: backends take the same rows).
@@ -87,8 +87,9 @@ def log_loss_hessian(X, sample_weight, W, b, stride=1, block_rows=BLOCK_ROWS):
     Z = np.asarray(X64 @ W.T) + b
     hess = np.zeros((k, d + 1, k, d + 1))
     if k == 1:
-        p = 1.0 / (1.0 + np.exp(-np.clip(Z[:, 0], -745.0, 745.0)))
-        blocks = {(0, 0): s * p * (1.0 - p)}
+        # σ(z) σ(-z) = σ'(z): scipy's expit neither overflows nor warns at large |z|, and
+        # σ(-z) is exact where 1 - σ(z) would round to 0
+        blocks = {(0, 0): s * expit(Z[:, 0]) * expit(-Z[:, 0])}
     else:
         P = softmax(Z, axis=1)
         blocks = {(c, c2): s * P[:, c] * ((c == c2) - P[:, c2]) for c in range(k) for c2 in range(c, k)}
