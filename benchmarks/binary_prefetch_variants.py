@@ -7,7 +7,10 @@ process. Variants ``(block rows, distance in blocks, rows hinted per score pair,
 per 4-row gradient group, into L1 instead of L2)``; ``skip16`` replaces the exponentials and
 the loss by a multiply (wrong gradient, skipped by the check): how much of the gap to the read
 is the per-row work. On the 2-core Zen 3 (2026-12-02) every placement was within ±5% of the
-kernel's (53-58% of the read against 56%), and ``skip16`` reached 78-86%.
+kernel's (53-58% of the read against 56%), and ``skip16`` reached 78-86%. Longer distances
+(``d4_16``, ``d8_16``, ``d16_16``: 4, 8 and 16 blocks ahead; a faster Zen 3 VM, sixth session
+of 2026-12-02, 1M x 64 float32) gave 59-60% of the read against 61% at one block (``cur16``)
+and 53% without hints (``none16``).
 
 Usage: ``python benchmarks/binary_prefetch_variants.py N D DTYPE [names,...]``, e.g.
 ``1000000 64 float32 none16,cur16,skip16``.
@@ -102,6 +105,9 @@ VARIANTS = {
  'cur32': (32, 1, 2, 0, False),
  'split32': (32, 1, 1, 2, False),
  'split32d2': (32, 2, 1, 2, False),
+ 'd4_16': (16, 4, 2, 0, False),
+ 'd8_16': (16, 8, 2, 0, False),
+ 'd16_16': (16, 16, 2, 0, False),
 }
 if __name__ == '__main__':
     n, d, dt = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
