@@ -61,6 +61,17 @@ def test_softmax_loss_matches_scipy(loss_id, scale):
         np.testing.assert_allclose(dz, p * (r - r @ p), atol=1e-15)
 
 
+def test_log1p_unit_is_accurate_on_its_whole_domain():
+    """log(1 + e) for e in [0, 1] (the binary loss's log1p_unit, Estrin's scheme) against
+    NumPy's log1p. Roundings, relative, each at most 2^-53: 2 + e and the division in
+    s = e / (2 + e) (two), the last multiply-add of q = 1 + u R(u) (one, plus R's own error
+    scaled by u R <= 0.04), the product 2 s q (one): at most 4.12 · 2^-53; the series'
+    truncation is below 2^-60."""
+    e = np.concatenate([np.linspace(0.0, 1.0, 200_001), np.logspace(-300, 0, 2_000)])
+    out = np.array([M.log1p_unit(v) for v in e])
+    np.testing.assert_allclose(out, np.log1p(e), rtol=4.5 * 2.0 ** -53, atol=0)
+
+
 def test_vectorised_exp_matches_numpy():
     z = np.concatenate([np.linspace(-800, 800, 4001), [0.0, -1e-300, 1e-12]])
     expected = np.exp(-np.abs(np.maximum(np.abs(z), 0)))
