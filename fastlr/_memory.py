@@ -13,7 +13,8 @@ not X itself, which the caller already holds:
   ``2 m`` correction pairs (``m`` from :func:`lbfgs_pairs`: 10 to 100) plus
   about eight working vectors (iterate, gradient, direction, trial point and
   its gradient, the cached evaluation in both coordinates); Newton-Cholesky
-  about eight and its Hessians (:data:`NEWTON_CHOLESKY_HESSIANS`); Newton-CG about eight (iterate, gradient, CG's residual,
+  about eight and its Hessians (:func:`hessian_groups` partials and
+  :data:`NEWTON_CHOLESKY_HESSIANS` more); Newton-CG about eight (iterate, gradient, CG's residual,
   direction, Hessian-vector product and the line search's trial point); gd and
   sgd about four;
 * the kernels' partial sums: at most :data:`fastlr.kernels.cpu_sparse.MAX_BLOCKS`
@@ -29,9 +30,32 @@ import os
 #: (see the module docstring).
 SOLVER_STATE_VECTORS = {"lbfgs": 8, "newton-cholesky": 8, "newton-cg": 8, "gd": 4, "sgd": 4}
 
-#: Hessians of k (d + 1) squared float64 newton-cholesky holds: the kernels' partial sums
-#: (fastlr.kernels.cpu_hessian.MAX_GROUPS), their total, its reordered copy and the Cholesky factor.
-NEWTON_CHOLESKY_HESSIANS = 8 + 3
+#: Partial Hessians of one newton-cholesky pass over dense X (one per group of consecutive
+#: chunks of rows; fastlr.kernels.cpu_hessian), at least this many groups where there are as
+#: many chunks...
+HESSIAN_GROUPS = 8
+
+#: ...and up to this many where the partials take at most SMALL_HESSIAN_PARTIALS_BYTES (small
+#: Hessians): eight groups of a 20k-row X (10 chunks) were 5 groups of 2 chunks, 3 for one
+#: thread and 2 for the other; one group per chunk took the 20k x 20 pass 1.09 -> 0.90 ms.
+MAX_SMALL_HESSIAN_GROUPS = 64
+SMALL_HESSIAN_PARTIALS_BYTES = 4 * 2**20
+
+#: Hessians newton-cholesky holds besides the kernels' partials: their total, its reordered
+#: copy and the Cholesky factor.
+NEWTON_CHOLESKY_HESSIANS = 3
+
+
+def hessian_groups(n_params):
+    """Most partial Hessians of ``n_params`` squared float64 one newton-cholesky pass keeps.
+
+    :data:`HESSIAN_GROUPS`, or more (up to :data:`MAX_SMALL_HESSIAN_GROUPS`) while they fit in
+    :data:`SMALL_HESSIAN_PARTIALS_BYTES`. A function of the model's size only, so that the
+    kernels' summation order does not depend on the thread count. Plain integer arithmetic:
+    the kernels compile it with Numba.
+    """
+    fit = SMALL_HESSIAN_PARTIALS_BYTES // (8 * n_params * n_params)
+    return max(HESSIAN_GROUPS, min(MAX_SMALL_HESSIAN_GROUPS, fit))
 
 #: Bytes L-BFGS's correction pairs may take before fewer than :data:`MAX_PAIRS` are kept.
 PAIRS_BYTES = 64 * 2**20
@@ -117,15 +141,16 @@ def fit_state_bytes(n_features, n_outputs, solver):
     int
         ``8 · k · (d + 2) · (solver vectors + partial-sum blocks)``, with
         ``2 m`` more vectors for L-BFGS's pairs (:func:`lbfgs_pairs`) and
-        :data:`NEWTON_CHOLESKY_HESSIANS` ``(k (d + 1))²`` matrices for
-        newton-cholesky; an
+        :func:`hessian_groups` + :data:`NEWTON_CHOLESKY_HESSIANS` ``(k (d + 1))²``
+        matrices for newton-cholesky; an
         estimate (module docstring), not an exact accounting.
     """
     vectors = SOLVER_STATE_VECTORS.get(solver, max(SOLVER_STATE_VECTORS.values()))
     n_params = int(n_outputs) * (int(n_features) + 1)
     if solver == "lbfgs" or solver not in SOLVER_STATE_VECTORS:
         vectors += 2 * lbfgs_pairs(n_params)
-    hessians = 8 * NEWTON_CHOLESKY_HESSIANS * n_params ** 2 if solver == "newton-cholesky" else 0
+    hessians = (8 * (hessian_groups(n_params) + NEWTON_CHOLESKY_HESSIANS) * n_params ** 2
+                if solver == "newton-cholesky" else 0)
     return 8 * int(n_outputs) * (int(n_features) + 2) * (vectors + PARTIAL_SUM_BLOCKS) + hessians
 
 

@@ -57,7 +57,10 @@ def test_a_model_that_fits_is_not_refused(monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 4))
     y = (X[:, 0] > 0).astype(int)
-    monkeypatch.setattr(_memory, "available_memory", lambda: fit_state_bytes(4, 1, "lbfgs"))
+    # exactly what the solver the default runs needs (auto: newton-cholesky here, whose
+    # small Hessians' partials make it the largest)
+    need = max(fit_state_bytes(4, 1, solver) for solver in _memory.SOLVER_STATE_VECTORS)
+    monkeypatch.setattr(_memory, "available_memory", lambda: need)
     clf = fastlr.LogisticRegression().fit(X, y)
     assert clf.coef_.shape == (1, 4)
 
@@ -106,6 +109,7 @@ def test_lbfgs_state_counts_its_pairs():
 
 def test_newton_cholesky_state_grows_with_the_hessian():
     base = fit_state_bytes(1000, 1, "newton-cholesky") - fit_state_bytes(1000, 1, "newton-cg")
-    assert base == 8 * _memory.NEWTON_CHOLESKY_HESSIANS * 1001 ** 2
+    assert _memory.hessian_groups(1001) == _memory.HESSIAN_GROUPS  # 8 MB each: no extra groups
+    assert base == 8 * (_memory.HESSIAN_GROUPS + _memory.NEWTON_CHOLESKY_HESSIANS) * 1001 ** 2
     wide = fit_state_bytes(1000, 3, "newton-cholesky") - fit_state_bytes(1000, 3, "newton-cg")
     assert wide == 9 * base

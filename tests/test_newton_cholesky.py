@@ -13,7 +13,10 @@ from sklearn.preprocessing import StandardScaler
 
 import fastlr.trainer as trainer
 from fastlr import LogisticRegression
-from fastlr._memory import NEWTON_CHOLESKY_HESSIANS
+from fastlr._memory import (
+    MAX_SMALL_HESSIAN_GROUPS, NEWTON_CHOLESKY_HESSIANS, SMALL_HESSIAN_PARTIALS_BYTES, fit_state_bytes,
+    hessian_groups,
+)
 from fastlr.backends import CPUBackend, NumpyBackend
 from fastlr.backends._hessian_numpy import hessian_stride, log_loss_hessian
 from fastlr.backends._protocol import host_data
@@ -312,8 +315,19 @@ def test_default_fit_is_newton_cholesky_on_a_small_binary_problem():
     assert default.n_iter_[0] == explicit.n_iter_[0]
 
 
-def test_memory_estimate_counts_the_kernel_partials():
-    assert NEWTON_CHOLESKY_HESSIANS == cpu_hessian.MAX_GROUPS + 3
+@pytest.mark.parametrize("n_params", [5, 21, 65, 300, 651, 7850])
+@pytest.mark.parametrize("n", [1, 2048, 20_000, 1_000_000])
+def test_memory_estimate_counts_the_kernel_partials(n, n_params):
+    """The kernels keep at most hessian_groups(p) partial Hessians, which the memory estimate
+    counts; small Hessians get a group per chunk where there are few chunks (10 chunks of a
+    20k-row X: 10 groups, shared 5 and 5 by two threads, not 5 groups of 2 chunks)."""
+    n_chunks, per_group, n_groups = cpu_hessian._groups(n, n_params)
+    assert n_groups <= hessian_groups(n_params)
+    assert per_group * n_groups >= n_chunks > per_group * (n_groups - 1)
+    assert fit_state_bytes(n_params - 1, 1, "newton-cholesky") - fit_state_bytes(
+        n_params - 1, 1, "newton-cg") == 8 * (hessian_groups(n_params) + NEWTON_CHOLESKY_HESSIANS) * n_params ** 2
+    if 8 * n_params ** 2 * n_chunks <= SMALL_HESSIAN_PARTIALS_BYTES and n_chunks <= MAX_SMALL_HESSIAN_GROUPS:
+        assert n_groups == n_chunks
 
 
 def test_solver_attribute_says_what_auto_ran():

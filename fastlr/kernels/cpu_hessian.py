@@ -29,7 +29,8 @@ Design:
   gradient decides where the iteration stops). For the softmax model the
   blocks ``c ≤ c'`` are ``(X̃ ∘ w_cc')ᵀ X̃`` with ``w_cc' = s p_c (δ_cc' - p_c')``.
 * The Hessian partials are per group of consecutive chunks (at most
-  :data:`MAX_GROUPS` groups, their sizes fixed by ``n`` alone) and added in
+  :func:`fastlr._memory.hessian_groups` groups: 8, or up to 64 for small Hessians, so
+  that the threads share the chunks evenly; sizes fixed by the shapes alone) and added in
   group order: bitwise the same Hessian for any number of threads. BLAS runs
   single-threaded inside Numba's threads (fastlr limits the BLAS pools while
   its kernels run).
@@ -41,9 +42,10 @@ import numpy as np
 from numba import njit, prange
 
 from .._math import LOG
+from .._memory import hessian_groups
 from .cpu import (
-    _JIT, CHUNK_ROWS, _binary_rows, _block_scratch, _max_abs_exponent, _softmax_rows,
-    _softmax_scratch,
+    _JIT, BLOCK_ROWS, CHUNK_ROWS, _binary_rows, _block_scratch, _exp_neg_abs, _max_abs_exponent,
+    _softmax_rows, _softmax_scratch,
 )
 
 # The log loss's id as an int64, not a literal: a literal 0 in the call made Numba compile
@@ -51,39 +53,55 @@ from .cpu import (
 # where the gradient kernels' compilation for int64 serves (a global NumPy integer is typed int64).
 _LOG_ID = np.int64(LOG)
 
-#: Most partial Hessians (each ``(k (d + 1))²`` float64) of one pass; chunks per group follow from n.
-MAX_GROUPS = 8
+_hessian_groups = njit(inline="always")(hessian_groups)
 
 
 @njit(**_JIT)
-def _groups(n):
-    """``(n_chunks, chunks_per_group, n_groups)`` for ``n`` rows (a function of ``n`` only)."""
+def _groups(n, n_params):
+    """``(n_chunks, chunks_per_group, n_groups)`` for ``n`` rows and ``n_params`` squared
+    partial Hessians (:func:`fastlr._memory.hessian_groups` of them at most): a function of
+    the shapes only."""
     n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
-    per_group = max(1, (n_chunks + MAX_GROUPS - 1) // MAX_GROUPS)
+    max_groups = _hessian_groups(n_params)
+    per_group = max(1, (n_chunks + max_groups - 1) // max_groups)
     return n_chunks, per_group, (n_chunks + per_group - 1) // per_group
 
 
 @njit(**_JIT)
-def _binary_chunk_hessian(X, sample_weight, lo, hi, w, b, H):
-    """Add ``Σ s σ'(z) x̃ x̃ᵀ`` over rows ``lo:hi`` into ``H`` (d + 1, d + 1), float64."""
+def _binary_chunk_hessian(X, sample_weight, lo, hi, w, b, H, scratch):
+    """Add ``Σ s σ'(z) x̃ x̃ᵀ`` over rows ``lo:hi`` into ``H`` (d + 1, d + 1), float64.
+
+    The weights ``sqrt(s σ'(z))`` are formed a block of :data:`BLOCK_ROWS` rows at a time
+    (the scores, then their ``exp(-|z|)`` in one vectorised sweep, :func:`_exp_neg_abs`,
+    then ``σ'(z) = e / (1 + e)²``), where one row at a time took a call of libm's exp.
+    ``scratch``: :func:`_block_scratch`'s tuple (its float64 ``z``, ``e`` and ``bits``).
+    """
+    z, e, bits, _, _ = scratch
     d = X.shape[1]
     m = hi - lo
     weighted = sample_weight.shape[0] > 0
     Xs = np.empty((m, d + 1), X.dtype)
-    for r in range(m):
-        z = 0.0
-        for j in range(d):
-            z += X[lo + r, j] * w[j]
-        z += b
-        e = math.exp(-abs(z))  # 0 for |z| beyond float64: no curvature there
-        q = 1.0 / (1.0 + e)
-        h = e * q * q
+    for s0 in range(lo, hi, BLOCK_ROWS):
+        mb = min(BLOCK_ROWS, hi - s0)
+        for r in range(mb):
+            zr = 0.0
+            for j in range(d):
+                zr += X[s0 + r, j] * w[j]
+            z[r] = zr + b
+        _exp_neg_abs(z, mb, e, bits)  # 0 for |z| beyond float64: no curvature there
+        for r in range(mb):
+            q = 1.0 / (1.0 + e[r])
+            e[r] = e[r] * q * q
         if weighted:
-            h *= sample_weight[lo + r]
-        root = X.dtype.type(math.sqrt(h))
-        for j in range(d):
-            Xs[r, j] = root * X[lo + r, j]
-        Xs[r, d] = root
+            for r in range(mb):
+                e[r] *= sample_weight[s0 + r]
+        for r in range(mb):
+            e[r] = math.sqrt(e[r])
+        for r in range(mb):
+            root = X.dtype.type(e[r])
+            for j in range(d):
+                Xs[s0 - lo + r, j] = root * X[s0 + r, j]
+            Xs[s0 - lo + r, d] = root
     H += np.dot(Xs.T, Xs)
 
 
@@ -188,7 +206,7 @@ def binary_loss_grad_hess(X, y, sample_weight, W, b, stride):
         ``Σ s`` over the Hessian's rows (their count for unit weights).
     """
     n, d = X.shape
-    n_chunks, per_group, n_groups = _groups(n)
+    n_chunks, per_group, n_groups = _groups(n, d + 1)
     partial_g = np.zeros((n_chunks, 1, d + 2))
     partial_h = np.zeros((n_groups, 1, d + 1, 1, d + 1))
     partial_s = np.zeros(n_chunks)
@@ -198,11 +216,13 @@ def binary_loss_grad_hess(X, y, sample_weight, W, b, stride):
         for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
             lo = c * CHUNK_ROWS
             hi = min(lo + CHUNK_ROWS, n)
+            scratch = _block_scratch(d, X.dtype)
             _binary_rows(X, y, sample_weight, lo, hi, W[0], b[0], _LOG_ID, partial_g[c, 0],
-                         _block_scratch(d, X.dtype), ew)
+                         scratch, ew)
             if c % stride == 0:
                 partial_s[c] = sample_weight[lo:hi].sum() if weighted else hi - lo
-                _binary_chunk_hessian(X, sample_weight, lo, hi, W[0], b[0], partial_h[g, 0, :, 0, :])
+                _binary_chunk_hessian(X, sample_weight, lo, hi, W[0], b[0], partial_h[g, 0, :, 0, :],
+                                      scratch)
     return _finish(partial_g, partial_h, partial_s, W.shape[0], d)
 
 
@@ -211,7 +231,7 @@ def multinomial_loss_grad_hess(X, y, sample_weight, W, b, stride):
     """:func:`binary_loss_grad_hess` for a softmax model (k >= 2 classes, ``y`` in 0..k-1)."""
     n, d = X.shape
     k = W.shape[0]
-    n_chunks, per_group, n_groups = _groups(n)
+    n_chunks, per_group, n_groups = _groups(n, k * (d + 1))
     partial_g = np.zeros((n_chunks, k, d + 2))
     partial_h = np.zeros((n_groups, k, d + 1, k, d + 1))
     partial_s = np.zeros(n_chunks)
