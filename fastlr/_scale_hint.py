@@ -69,8 +69,11 @@ def scale_hint(scales, fit_intercept, *, where=""):
     str
         Starts with a space: " The features' scales differ by orders of
         magnitude (...)" when the largest scale is more than
-        :data:`SCALE_RATIO` times the smallest non-zero one, else the generic
-        " Scaling the features ... may help."
+        :data:`SCALE_RATIO` times the smallest non-zero one; the generic
+        " Scaling the features ... may help." when the data could not be
+        looked at (``scales`` None or empty); else "" (nothing to say: the
+        advice had been given for data already standardised or in [0, 1],
+        which a new user found confusing).
     """
     if scales is None or scales.size == 0:
         return _GENERIC
@@ -81,4 +84,4 @@ def scale_hint(scales, fit_intercept, *, where=""):
         return (f" The features' scales differ by orders of magnitude (largest |x_j| per column{where} "
                 f"from {scales.min():.3g} to {scales.max():.3g}{', intercept included' if fit_intercept else ''}): "
                 "scale the data, e.g. with sklearn.preprocessing.StandardScaler.")
-    return _GENERIC
+    return ""

@@ -648,3 +648,13 @@ def test_predict_with_labels_in_data_and_labels_option_says_which_it_scores(tmp_
     assert "(they differ in 120 of 120 rows)" in result.stderr, result.stderr
     hits = int(np.sum(pred == flipped))
     assert f"accuracy {hits / 120:.4f} ({hits} of 120 rows) against {tmp_path / 'flipped.npy'}" in result.stdout
+
+
+def test_max_iter_is_another_name_for_epochs():
+    """scikit-learn users look for --max-iter (estimator's max_iter): the same option as --epochs."""
+    from fastlr.cli import build_parser
+
+    parser = build_parser()
+    a = parser.parse_args(["train", "X.csv", "--out", "m.npz", "--max-iter", "7"])
+    b = parser.parse_args(["train", "X.csv", "--out", "m.npz", "--epochs", "7"])
+    assert a.epochs == b.epochs == 7

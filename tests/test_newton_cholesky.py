@@ -248,6 +248,8 @@ def test_tol_below_float32_rounding_stops_at_the_floor_and_says_so(solver):
     with pytest.warns(ConvergenceWarning, match=f"{solver} failed to converge") as caught:
         ours = LogisticRegression(solver=solver, tol=1e-10, max_iter=10_000).fit(X32, y)
     assert "float32" in str(caught[0].message)
+    # the features are standardised: no advice to scale them
+    assert "StandardScaler" not in str(caught[0].message)
     # on the floor, only a record low of the noise (F or max |∇F|) resets the stall count, and
     # records of a stationary noise get rarer: a few patience spans past float64's count
     assert ours.n_iter_[0] <= n64 + 4 * trainer.NEWTON_MAX_STALL

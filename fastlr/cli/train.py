@@ -73,8 +73,8 @@ def add_parser(sub):
                        help="default auto: the GPU when one is usable, else the CPU (see fastlr info)")
     train.add_argument("--C", type=positive_float, default=1.0, help="inverse L2 strength (default 1)")
     train.add_argument("--penalty", choices=PENALTIES + ("none",), default="l2", help="default l2")
-    train.add_argument("--epochs", type=positive_int, default=100,
-                       help="max_iter: epochs (sgd) or iterations (lbfgs, gd); default 100")
+    train.add_argument("--epochs", "--max-iter", type=positive_int, default=100,
+                       help="max_iter: epochs (sgd) or iterations (every other solver); default 100")
     train.add_argument("--batch-size", type=positive_int, default=256, help="sgd batch rows (default 256)")
     train.add_argument("--eta0", type=positive_float, default=DEFAULT_ETA0,
                        help=f"learning rate (default {DEFAULT_ETA0:g})")
