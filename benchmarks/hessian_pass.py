@@ -12,27 +12,24 @@ matrix's 20k x 20 row). On the 2-core Zen 3 (2026-12-02, sixth session), 20k x 2
 vectorised weights (5d9c5a7); the newton-cholesky fit 7.53 -> 5.85 ms, lbfgs 5.0-5.2 ms.
 """
 
+import os
 import sys
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import fastlr.trainer as trainer
-from fastlr import LogisticRegression
-from fastlr._math import LOG
-from fastlr.backends import CPUBackend
-from fastlr.bench import make_problem
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmarks as "benchmarks"
+import fastlr.trainer as trainer  # noqa: E402
+from benchmarks.common import median_time  # noqa: E402
+from fastlr import LogisticRegression  # noqa: E402
+from fastlr._math import LOG  # noqa: E402
+from fastlr.backends import CPUBackend  # noqa: E402
+from fastlr.bench import make_problem  # noqa: E402
 
 
 def _median_ms(f, repeat):
-    f()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+    return median_time(f, repeat=repeat) * 1e3
 
 
 def main(n, d, dtype, repeat=101, fits=15):
