@@ -150,6 +150,39 @@ F_NOISE = 1e-10
 MAX_STALL = 20
 
 
+class Stall:
+    """The stall rule: counts iterations without progress (``f`` below its lowest value so far,
+    or ``max |g|`` below 0.99 of its lowest), shared by L-BFGS (:data:`MAX_STALL`) and the
+    Newton solvers (``fastlr.trainer.NEWTON_MAX_STALL``).
+
+    Parameters
+    ----------
+    f : float
+        The objective where the run starts.
+    g_max : float
+        Its ``max |g|``.
+    patience : int
+        Iterations in a row without progress after which :meth:`update` says stop.
+    """
+
+    def __init__(self, f, g_max, patience):
+        self.f_best, self.g_best, self.count, self.patience = f, g_max, 0, patience
+
+    def update(self, f, g_max):
+        """Record one iteration; True once ``patience`` of them in a row made no progress."""
+        if f < self.f_best or g_max < 0.99 * self.g_best:
+            self.count = 0
+        else:
+            self.count += 1
+        self.f_best, self.g_best = min(self.f_best, f), min(self.g_best, g_max)
+        return self.count >= self.patience
+
+
+def stalled_message(patience):
+    """Why a run the stall rule ended stopped (the text of L-BFGS's result and of the warnings)."""
+    return _STALLED.format(patience)
+
+
 def _acceptable(f0, slope0, t, f, slope):
     """Whether the step ``t`` with value ``f`` and slope ``slope`` (along the direction) may be taken.
 
@@ -260,7 +293,7 @@ def minimize_lbfgs(fun, x0, maxiter, ftol=0.0, maxls=50, maxcor=MAXCOR, callback
     Sg = Yg = None
     nit = 0
     status, message = MAX_ITER, _MAX_ITER
-    f_best, g_best, stall = f, float(np.max(np.abs(g), initial=0.0)), 0
+    stall = Stall(f, float(np.max(np.abs(g), initial=0.0)), MAX_STALL)
     while nit < maxiter:
         if pairs.order:
             pairs.direction(g, Sg, Yg, d)
@@ -306,13 +339,7 @@ def minimize_lbfgs(fun, x0, maxiter, ftol=0.0, maxls=50, maxcor=MAXCOR, callback
         if ftol > 0.0 and f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
             status, message = CONVERGED, _FTOL
             break
-        g_max = float(np.max(np.abs(g), initial=0.0))
-        if f < f_best or g_max < 0.99 * g_best:
-            stall = 0
-        else:
-            stall += 1
-            if stall >= MAX_STALL:
-                status, message = CONVERGED, _STALLED.format(MAX_STALL)
-                break
-        f_best, g_best = min(f_best, f), min(g_best, g_max)
+        if stall.update(f, float(np.max(np.abs(g), initial=0.0))):
+            status, message = CONVERGED, stalled_message(MAX_STALL)
+            break
     return LbfgsResult(x=x, fun=f, jac=g, nit=nit, nfev=nfev, status=status, message=message)

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from ._lbfgs import CONVERGED, LINE_SEARCH_FAILED, MAX_ITER, minimize_lbfgs
+from ._lbfgs import CONVERGED, LINE_SEARCH_FAILED, MAX_ITER, Stall, minimize_lbfgs, stalled_message
 from ._math import LOG
 from ._memory import check_fit_memory, lbfgs_pairs
 from ._penalty import as_penalty
@@ -405,7 +405,8 @@ def _rounding_advice(objective):
 
 
 #: Newton iterations in a row that lower neither F below its best value nor max |∇F| below
-#: 0.99 times its best, after which a Newton solver stops: there the iterates sit on the
+#: 0.99 times its best (:class:`fastlr._lbfgs.Stall`, L-BFGS's rule with a shorter
+#: patience), after which a Newton solver stops: there the iterates sit on the
 #: rounding floor of F and ∇F, where an accepted step changes them by noise only (float32
 #: breast cancer at tol=1e-10 otherwise ran 946 iterations after converging to rounding at 9,
 #: until a noisy gradient happened to fall below tol). A step that is not on that floor
@@ -413,28 +414,10 @@ def _rounding_advice(objective):
 NEWTON_MAX_STALL = 5
 
 
-class _Stall:
-    """Counts iterations without a new best F or a 1 % better best ``max |∇F|``."""
-
-    def __init__(self, value, grad_max):
-        self.value, self.grad_max, self.count = value, grad_max, 0
-
-    def update(self, value, grad_max):
-        """Record one iteration; True once :data:`NEWTON_MAX_STALL` in a row made no progress."""
-        if value < self.value or grad_max < 0.99 * self.grad_max:
-            self.count = 0
-        else:
-            self.count += 1
-        self.value, self.grad_max = min(self.value, value), min(self.grad_max, grad_max)
-        return self.count >= NEWTON_MAX_STALL
-
-
 def _warn_stalled(solver, grad_max, tol, objective):
     _warn_not_converged(
-        solver, f"the objective stopped decreasing (neither the objective nor the gradient "
-        f"improved in {NEWTON_MAX_STALL} iterations: the rounding of the objective and its "
-        "gradient leaves no further progress)", grad_max, tol, objective.data,
-        objective.fit_intercept, _rounding_advice(objective))
+        solver, f"the objective stopped decreasing ({stalled_message(NEWTON_MAX_STALL)})",
+        grad_max, tol, objective.data, objective.fit_intercept, _rounding_advice(objective))
 
 
 def train_lbfgs(objective, theta0, options):
@@ -598,7 +581,7 @@ def train_newton_cg(objective, theta0, options):
     tol = 0.0 if options.tol is None else options.tol
     hess_vec = lambda v: objective.hess_vec(theta, v)  # noqa: E731 (theta read at call time)
     max_inner = max(10, min(200, theta.size))
-    stall = _Stall(value, float(np.max(np.abs(grad), initial=0.0)))
+    stall = Stall(value, float(np.max(np.abs(grad), initial=0.0)), NEWTON_MAX_STALL)
     for it in range(options.max_iter):
         if np.max(np.abs(grad)) <= tol:
             return theta, it, curve, True, False
@@ -721,7 +704,7 @@ def train_newton_cholesky(objective, theta0, options):
     value, grad, hess = objective.loss_grad_hess(theta, HESSIAN_ROWS)
     curve = []
     tol = 0.0 if options.tol is None else options.tol
-    stall = _Stall(value, float(np.max(np.abs(grad), initial=0.0)))
+    stall = Stall(value, float(np.max(np.abs(grad), initial=0.0)), NEWTON_MAX_STALL)
     for it in range(options.max_iter):
         grad_max = float(np.max(np.abs(grad), initial=0.0))
         if grad_max <= tol:
