@@ -86,7 +86,7 @@ def _exp_neg_abs_f64(z, m, e, bits):
     scale = bits.view(np.float64)
     for r in range(m):
         x = max(-abs(z[r]), -708.0)
-        k = math.floor(x * _LOG2E + 0.5)  # an integer, -1021 <= k <= 0
+        k = np.floor(x * _LOG2E + 0.5)  # an integer in a float, -1021 <= k <= 0
         t = x - k * _LN2_HI - k * _LN2_LO
         # 1 + t + t²/2 + t³ R(t): R (degree 10) by Estrin's scheme, a chain of four
         # multiply-adds after t², t⁴, t⁸, then Horner's last three steps, which set the
