@@ -3,21 +3,26 @@
 A probe, not a kernel: copies of ``fastlr.kernels.cpu._binary_rows`` (log loss, unit weights,
 no rare path for overflowing scores) with the software prefetch of the rows ahead placed
 differently, timed interleaved with a parallel read of X and with the library's kernel in one
-process. Variants ``(block rows, distance in blocks, rows hinted per score pair, rows hinted
-per 4-row gradient group, into L1 instead of L2)``; ``skip16`` replaces the exponentials and
-the loss by a multiply (wrong gradient, skipped by the check): how much of the gap to the read
-is the per-row work. On the 2-core Zen 3 (2026-12-02) every placement was within ±5% of the
-kernel's (53-58% of the read against 56%), and ``skip16`` reached 78-86%. Longer distances
-(``d4_16``, ``d8_16``, ``d16_16``: 4, 8 and 16 blocks ahead; a faster Zen 3 VM, sixth session
-of 2026-12-02, 1M x 64 float32) gave 59-60% of the read against 61% at one block (``cur16``)
-and 53% without hints (``none16``).
+process. Variants ``(block rows, distance in blocks, rows hinted per score pair, after the
+exponentials, after the loss, per 4-row gradient group, into L1 instead of L2, skip)``;
+``skip16`` replaces the exponentials and the loss by a multiply (wrong gradient, skipped by the
+check): how much of the gap to the read is the per-row work.
+
+History on the 2-core Zen 3: with hints in the score loop and the gradient sweeps only, every
+placement was within ±5% of the kernel's (53-58% of the read against 56%) and ``skip16``
+reached 78-86%; longer distances (``d4_16``, ``d8_16``, ``d16_16``) gave 59-60% against 61% at
+one block (``cur16``) and 53% without hints (``none16``). Hints also after the exponentials and
+after the loss, where the block computes from cache and no load misses (``spread16``, what the
+kernel does since 2026-12-03), took 1M x 64 float64 from 61% to 81% of the read, 250k x 256
+float32 from 68% to 81%, 60k x 784 float32 from 57% to 69% and 1M x 64 float32 from 56% to 61%
+(medians of 11 in one process per shape).
 
 Usage: ``python benchmarks/binary_prefetch_variants.py N D DTYPE [names,...]``, e.g.
-``1000000 64 float32 none16,cur16,skip16``.
+``1000000 64 float32 none16,cur16,spread16,skip16``.
 """
 import sys
 import time
-import numpy as np, numba
+import numpy as np
 from numba import njit, prange
 from fastlr.kernels import cpu as K
 from fastlr.kernels._prefetch import prefetch_rows, _make_prefetch
@@ -25,7 +30,7 @@ from fastlr._math import LOG
 pf_l1 = _make_prefetch(0, 3)
 _JIT = dict(cache=False, fastmath={"reassoc", "contract"}, error_model="numpy")
 
-def make(B, dist, score_rows, grad_rows, l1, skip=0):
+def make(B, dist, score_rows, exp_rows, loss_rows, grad_rows, l1, skip=0):
     pf = pf_l1 if l1 else prefetch_rows
     exp_ = K._exp_neg_abs; lossdz = K._binary_loss_dz
     @njit(**_JIT)
@@ -52,12 +57,17 @@ def make(B, dist, score_rows, grad_rows, l1, skip=0):
                 z[r] = zr + b
             if skip == 0:
                 exp_(z, m, e, bits)
+            if exp_rows > 0:
+                a = min(nxt + q, stop); pf(X, a, min(a + exp_rows, stop)); q += exp_rows
+            if skip == 0:
                 for r in range(m):
                     loss, g = lossdz(LOG, z[r], e[r], np.float64(y[s0 + r]))
                     z[r] = loss; e[r] = g
             else:
                 for r in range(m):
                     e[r] = z[r] * 1e-3
+            if loss_rows > 0:
+                a = min(nxt + q, stop); pf(X, a, min(a + loss_rows, stop)); q += loss_rows
             for r in range(m):
                 dz[r] = e[r]
             ls = 0.0; ds = 0.0
@@ -93,21 +103,24 @@ def make(B, dist, score_rows, grad_rows, l1, skip=0):
         return tot
     return grad
 
-VARIANTS = {
- 'none16': (16, 1, 0, 0, False),
- 'skip16': (16, 1, 2, 0, False, 1),
- 'cur16': (16, 1, 2, 0, False),
- 'd2_16': (16, 2, 2, 0, False),
- 'split16': (16, 1, 1, 2, False),
- 'split16d2': (16, 2, 1, 2, False),
- 'cur16L1': (16, 1, 2, 0, True),
- 'split16L1': (16, 1, 1, 2, True),
- 'cur32': (32, 1, 2, 0, False),
- 'split32': (32, 1, 1, 2, False),
- 'split32d2': (32, 2, 1, 2, False),
- 'd4_16': (16, 4, 2, 0, False),
- 'd8_16': (16, 8, 2, 0, False),
- 'd16_16': (16, 16, 2, 0, False),
+VARIANTS = {  # (block, distance, per score pair, after exp, after loss, per grad group, L1[, skip])
+ 'none16': (16, 1, 0, 0, 0, 0, False),
+ 'skip16': (16, 1, 2, 0, 0, 0, False, 1),
+ 'cur16': (16, 1, 2, 0, 0, 0, False),
+ 'spread16': (16, 1, 1, 2, 2, 1, False),
+ 'spread16d2': (16, 2, 1, 2, 2, 1, False),
+ 'mid16': (16, 1, 1, 4, 4, 0, False),
+ 'd2_16': (16, 2, 2, 0, 0, 0, False),
+ 'split16': (16, 1, 1, 0, 0, 2, False),
+ 'split16d2': (16, 2, 1, 0, 0, 2, False),
+ 'cur16L1': (16, 1, 2, 0, 0, 0, True),
+ 'split16L1': (16, 1, 1, 0, 0, 2, True),
+ 'cur32': (32, 1, 2, 0, 0, 0, False),
+ 'split32': (32, 1, 1, 0, 0, 2, False),
+ 'split32d2': (32, 2, 1, 0, 0, 2, False),
+ 'd4_16': (16, 4, 2, 0, 0, 0, False),
+ 'd8_16': (16, 8, 2, 0, 0, 0, False),
+ 'd16_16': (16, 16, 2, 0, 0, 0, False),
 }
 if __name__ == '__main__':
     n, d, dt = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

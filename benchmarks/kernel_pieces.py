@@ -79,7 +79,7 @@ def make(do_scores, do_exp, do_loss, do_grad):
                     acc[d] += dz_sum
                     acc[d + 1] += loss_sum
                 if do_grad:
-                    K._add_weighted_rows(X, s0, m, dz, acc_block)
+                    K._add_weighted_rows(X, s0, m, dz, acc_block, 0, 0)
                     for j in range(d):
                         acc[j] += acc_block[j]
         return acc

@@ -233,15 +233,18 @@ def _block_scratch(d, dtype):
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
-def _add_weighted_rows(X, s0, m, g, out):
+def _add_weighted_rows(X, s0, m, g, out, ahead, stop):
     """``out[:] = Σ_r g[r] · X[s0 + r]`` over ``r < m``, summed in a fixed order.
 
     Four rows per sweep of ``out``: one load and one store of ``out[j]`` per
     four multiply-adds (a sweep per row was bound by those loads and stores).
+    Before each sweep, row ``ahead + t`` (t-th sweep, below ``stop``) is
+    prefetched (:func:`_prefetch_ahead`).
     """
     out[:] = 0
     r = 0
     while r + 4 <= m:
+        ahead = _prefetch_ahead(X, ahead, 1, stop)
         g0 = g[r]
         g1 = g[r + 1]
         g2 = g[r + 2]
@@ -254,6 +257,22 @@ def _add_weighted_rows(X, s0, m, g, out):
         for j in range(X.shape[1]):
             out[j] += g[r] * X[s0 + r, j]
         r += 1
+
+
+@njit(inline="always")
+def _prefetch_ahead(X, row, count, stop):
+    """Prefetch rows ``row:row + count`` of X (those below ``stop``); return ``row + count``.
+
+    The binary kernels ask for the next block's rows a few at a time over every
+    step of the current block: one row per pair of scores, two after the
+    exponentials, two after the loss, one per four-row sweep of the gradient
+    sum (16 rows for a block of 16). Hints for a block's worth of lines issued
+    at once, or over the score loop only, left the memory bus idle while the
+    exponentials, the loss and the gradient sums computed from cache.
+    """
+    a = min(row, stop)
+    prefetch_rows(X, a, min(row + count, stop))
+    return row + count
 
 
 @njit(inline="always")
@@ -300,15 +319,21 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
         # Scores two rows at a time (each w[j] loaded once for both), then the odd row.
         # The sums start at zero and run over all of d (from the j = 0 product, d - 1
         # terms left a scalar remainder of up to 15 iterations per row pair at d = 64).
-        # Each row pair asks for the matching pair of the next block: the hints for the next
-        # block are spread over this one's score loop instead of issued at once after it
-        # (a burst of up to 16 x 784 x 4 / 64 = 784 line requests, more than the core's miss
-        # queues hold). Xeon, 2 threads, kernel/read, old -> new in back-to-back runs:
-        # 1M x 64 f64 64-67% -> 76-77%, 250k x 256 f32 64-77% -> 92-93%, 60k x 784 f32
-        # 69-74% -> 83-85%, 1M x 64 f32 70-80% -> 70-71% (README, Performance).
+        # The next block's rows are asked for over the whole of this one (_prefetch_ahead):
+        # first a row per score pair, then after the exponentials, after the loss and in the
+        # gradient sweeps. Hints for the next block issued at once after the scores (a burst
+        # of up to 16 x 784 x 4 / 64 = 784 line requests, more than the core's miss queues
+        # hold) were slower on the Xeon, 2 threads, kernel/read, burst -> a row pair per score
+        # pair: 1M x 64 f64 64-67% -> 76-77%, 250k x 256 f32 64-77% -> 92-93%, 60k x 784 f32
+        # 69-74% -> 83-85% (README, Performance). With hints in the score loop only, memory
+        # idled while the exponentials, loss and gradient computed from cache; spread over
+        # every step, Zen 3, 2 threads (binary_prefetch_variants.py, 'cur' -> 'spread'):
+        # 1M x 64 f32 13.2 -> 12.2 ms, f64 23.1 -> 17.4, 250k x 256 f32 10.9 -> 9.1,
+        # 60k x 784 f32 9.0 -> 7.5.
+        ahead = s0 + m  # the next block's rows, asked for a few at a time over this one
         r = 0
         while r + 2 <= m:
-            prefetch_rows(X, min(s0 + m + r, stop), min(s0 + m + r + 2, stop))
+            ahead = _prefetch_ahead(X, ahead, 1, stop)
             z0 = 0.0
             z1 = 0.0
             for j in range(d):
@@ -327,6 +352,7 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
                 ex = _row_exponent(X, s0 + r)
                 z[r] = math.ldexp(_scaled_score(X, s0 + r, w, b, ex, ew), ex + ew)
         _exp_neg_abs(z, m, e, bits)
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
         # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
         # that both stores and reduces gets a runtime alias check from LLVM, and
         # which path it takes (vector or scalar, two summation orders) would then
@@ -340,6 +366,7 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
             loss, g = _binary_loss_dz(loss_id, z[r], e[r], np.float64(y[s0 + r]))
             z[r] = loss
             e[r] = g
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
         if weighted:
             for r in range(m):
                 z[r] *= sample_weight[s0 + r]
@@ -353,7 +380,7 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
             dz_sum += e[r]
         acc[d] += dz_sum
         acc[d + 1] += loss_sum
-        _add_weighted_rows(X, s0, m, dz, acc_block)
+        _add_weighted_rows(X, s0, m, dz, acc_block, ahead, stop)
         for j in range(d):
             acc[j] += acc_block[j]
 
@@ -861,7 +888,10 @@ def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
     weighted = sample_weight.shape[0] > 0
     for s0 in range(start, stop, BLOCK_ROWS):
         m = min(BLOCK_ROWS, stop - s0)
+        ahead = s0 + m  # spread over the block as in _binary_rows
         for r in range(m):
+            if r % 2 == 0:
+                ahead = _prefetch_ahead(X, ahead, 1, stop)
             zr = X[s0 + r, 0] * w[0]
             ur = X[s0 + r, 0] * v[0]
             for j in range(1, d):
@@ -869,10 +899,11 @@ def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
                 ur += X[s0 + r, j] * v[j]
             z[r] = zr + b
             u[r] = ur + vb
-        _prefetch_next_block(X, s0, m, stop)
         _exp_neg_abs(z, m, e, bits)
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
         for r in range(m):  # one store, weights after: vectorises (see _binary_rows)
             e[r] = _binary_hess_dz(z[r], e[r], u[r])
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
         if weighted:
             for r in range(m):
                 e[r] *= sample_weight[s0 + r]
@@ -882,7 +913,7 @@ def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
         for r in range(m):
             g_sum += e[r]
         acc[d] += g_sum
-        _add_weighted_rows(X, s0, m, dz, acc_block)
+        _add_weighted_rows(X, s0, m, dz, acc_block, ahead, stop)
         for j in range(d):
             acc[j] += acc_block[j]
 
