@@ -104,7 +104,7 @@ def make_softmax(do_scores, do_shift, do_exp, do_loss, do_grad, do_flush):
             for s0 in range(0, n, B):
                 m = min(B, n - s0)
                 if do_scores:
-                    K._block_scores(X, s0, m, W, b, Z)
+                    K._block_scores(X, s0, m, W, b, Z, 0, 0)
                 if do_shift:
                     for r in range(m):
                         z_max = Z[r, 0]
@@ -125,7 +125,7 @@ def make_softmax(do_scores, do_shift, do_exp, do_loss, do_grad, do_flush):
                             acc[c, d] += row[c]
                     acc[0, d + 1] += loss_sum
                 if do_grad:
-                    K._block_grad(X, s0, m, dz, G)
+                    K._block_grad(X, s0, m, dz, G, 0, 0)
                 if do_flush:
                     pending += m
                     if pending >= K.FLUSH_ROWS or s0 + m >= n:

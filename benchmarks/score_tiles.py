@@ -103,7 +103,7 @@ def scores_kernel(X, W, Z, reps):
     b = np.zeros(W.shape[0])
     for _ in range(reps):
         for s0 in range(0, X.shape[0] - 15, 16):
-            K._block_scores(X, s0, 16, W, b, Z)
+            K._block_scores(X, s0, 16, W, b, Z, 0, 0)
 
 
 def _spills(f):

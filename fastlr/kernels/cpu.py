@@ -275,12 +275,6 @@ def _prefetch_ahead(X, row, count, stop):
     return row + count
 
 
-@njit(inline="always")
-def _prefetch_next_block(X, s0, m, stop):
-    """Ask for the block after rows ``s0:s0 + m`` (within ``stop``) while this one is computed on."""
-    prefetch_rows(X, s0 + m, min(s0 + m + BLOCK_ROWS, stop))
-
-
 @njit(**_JIT)
 def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, ew):
     """Add the weighted sums of rows ``start:stop`` of a binary model into ``acc``.
@@ -520,13 +514,18 @@ def _grad_rows4(X, i, G, g0, g1, g2, g3):
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
-def _block_scores(X, s0, m, W, b, Z):
-    """``Z[r, c] = X[s0 + r] · W[c] + b[c]`` for r < m, all classes: 2 x 4 tiles, then the edges."""
+def _block_scores(X, s0, m, W, b, Z, ahead, stop):
+    """``Z[r, c] = X[s0 + r] · W[c] + b[c]`` for r < m, all classes: 2 x 4 tiles, then the edges.
+
+    Prefetches row ``ahead + t`` (below ``stop``) before the t-th pair of rows
+    and returns the next row to ask for (:func:`_prefetch_ahead`).
+    """
     k = W.shape[0]
     d = X.shape[1]
     m2 = m - m % SCORE_TILE_ROWS
     k4 = k - k % TILE
     for r in range(0, m2, SCORE_TILE_ROWS):
+        ahead = _prefetch_ahead(X, ahead, 1, stop)
         for c in range(0, k4, TILE):
             _scores_tile(X, s0 + r, W, c, Z, r)
         c = k4
@@ -544,11 +543,16 @@ def _block_scores(X, s0, m, W, b, Z):
     for r in range(m):
         for c in range(k):
             Z[r, c] += b[c]
+    return ahead
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
-def _block_grad(X, s0, m, dz, G):
+def _block_grad(X, s0, m, dz, G, ahead, stop):
     """``G[c] += Σ_r dz[c, r] X[s0 + r]`` for r < m, all classes, in a fixed order.
+
+    Prefetches row ``ahead + t`` (below ``stop``) before the t-th group of four
+    rows of the first classes and returns the next row to ask for
+    (:func:`_prefetch_ahead`).
 
     Class tiles outside, row tiles inside. LLVM checks at run time that the
     four rows of ``G`` a tile stores to do not overlap the rows of ``X`` it
@@ -565,15 +569,20 @@ def _block_grad(X, s0, m, dz, G):
     k4 = k - k % TILE
     for c in range(0, k4, TILE):
         for r in range(0, m4, TILE):
+            if c == 0:
+                ahead = _prefetch_ahead(X, ahead, 1, stop)
             _grad_tile(X, s0 + r, G[c], G[c + 1], G[c + 2], G[c + 3], dz, c, r)
     for c in range(k4, k):
         for r in range(0, m4, TILE):
+            if c == 0:
+                ahead = _prefetch_ahead(X, ahead, 1, stop)
             _grad_rows4(X, s0 + r, G[c], dz[c, r], dz[c, r + 1], dz[c, r + 2], dz[c, r + 3])
     for r in range(m4, m):
         for c in range(k):
             g = dz[c, r]
             for j in range(X.shape[1]):
                 G[c, j] += g * X[s0 + r, j]
+    return ahead
 
 
 @njit(inline="always")
@@ -630,7 +639,8 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
     pending = 0
     for s0 in range(start, stop, BLOCK_ROWS):
         m = min(BLOCK_ROWS, stop - s0)
-        _block_scores(X, s0, m, W, b, Z)
+        # The next block's rows are asked for over this whole block, as in _binary_rows.
+        ahead = _block_scores(X, s0, m, W, b, Z, s0 + m, stop)
         for r in range(m):
             z_max = Z[r, 0]
             for cls in range(1, k):
@@ -652,8 +662,8 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
                 for cls in range(k):
                     shifted[r * k + cls] = math.ldexp(Z[r, cls] - z_max, ex + ew)
                 zy[r] = math.ldexp(Z[r, y[s0 + r]] - z_max, ex + ew)
-        _prefetch_next_block(X, s0, m, stop)
         _exp_neg_abs(shifted, m * k, e, bits)  # shifted <= 0, so exp(-|t|) = exp(t)
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
         loss_sum = 0.0
         for r in range(m):
             row = e[r * k:(r + 1) * k]
@@ -665,7 +675,8 @@ def _softmax_rows(X, y, sample_weight, start, stop, W, b, loss_id, acc, scratch,
                 dz[cls, r] = g
                 acc[cls, d] += g
         acc[0, d + 1] += loss_sum
-        _block_grad(X, s0, m, dz, G)
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
+        _block_grad(X, s0, m, dz, G, ahead, stop)
         pending += m
         if pending >= FLUSH_ROWS or s0 + m >= stop:
             for cls in range(k):
@@ -930,8 +941,9 @@ def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
     pending = 0
     for s0 in range(start, stop, BLOCK_ROWS):
         m = min(BLOCK_ROWS, stop - s0)
-        _block_scores(X, s0, m, W, b, Z)
-        _block_scores(X, s0, m, V, vb, U)
+        # The next block's rows over this whole block, as in _softmax_rows (none in V's scores).
+        ahead = _block_scores(X, s0, m, W, b, Z, s0 + m, stop)
+        _block_scores(X, s0, m, V, vb, U, ahead, ahead)
         for r in range(m):
             z_max = Z[r, 0]
             for cls in range(1, k):
@@ -939,6 +951,7 @@ def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
             for cls in range(k):
                 shifted[r * k + cls] = Z[r, cls] - z_max
         _exp_neg_abs(shifted, m * k, e, bits)
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
         for r in range(m):
             row = e[r * k:(r + 1) * k]
             _softmax_hess_dz_from_exp(row, U[r], row)
@@ -947,7 +960,8 @@ def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
                 g = s_i * row[cls]
                 dz[cls, r] = g
                 acc[cls, d] += g
-        _block_grad(X, s0, m, dz, G)
+        ahead = _prefetch_ahead(X, ahead, 2, stop)
+        _block_grad(X, s0, m, dz, G, ahead, stop)
         pending += m
         if pending >= FLUSH_ROWS or s0 + m >= stop:
             for cls in range(k):
