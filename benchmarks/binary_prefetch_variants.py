@@ -110,6 +110,8 @@ VARIANTS = {  # (block, distance, per score pair, after exp, after loss, per gra
  'spread16': (16, 1, 1, 2, 2, 1, False),
  'spread16d2': (16, 2, 1, 2, 2, 1, False),
  'mid16': (16, 1, 1, 4, 4, 0, False),
+ 'late16': (16, 1, 0, 4, 4, 2, False),
+ 'grad16': (16, 1, 0, 2, 2, 3, False),
  'd2_16': (16, 2, 2, 0, 0, 0, False),
  'split16': (16, 1, 1, 0, 0, 2, False),
  'split16d2': (16, 2, 1, 0, 0, 2, False),

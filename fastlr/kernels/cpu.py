@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from .._math import build_math
+from .._math import LOG, SQUARED, build_math
 from .._penalty import build_penalty
 from ._prefetch import prefetch_rows
 
@@ -356,10 +356,18 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
         # checks than it inserts and left the loop scalar, two scalar divisions per
         # row (measured on a Zen 3 AVX2 core: 1M x 8 gradient 17.6 -> 13.0 ms,
         # bitwise the same result: the operations per element are unchanged).
-        for r in range(m):
-            loss, g = _binary_loss_dz(loss_id, z[r], e[r], np.float64(y[s0 + r]))
-            z[r] = loss
-            e[r] = g
+        # One loop per loss, each with its loss_id a constant: with the id a variable,
+        # both losses were computed and one selected, 4% of the 1M x 64 float32 gradient.
+        if loss_id == LOG:
+            for r in range(m):
+                loss, g = _binary_loss_dz(LOG, z[r], e[r], np.float64(y[s0 + r]))
+                z[r] = loss
+                e[r] = g
+        else:
+            for r in range(m):
+                loss, g = _binary_loss_dz(SQUARED, z[r], e[r], np.float64(y[s0 + r]))
+                z[r] = loss
+                e[r] = g
         ahead = _prefetch_ahead(X, ahead, 2, stop)
         if weighted:
             for r in range(m):
