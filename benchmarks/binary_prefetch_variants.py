@@ -34,7 +34,7 @@ def make(B, dist, score_rows, exp_rows, loss_rows, grad_rows, l1, skip=0):
     pf = pf_l1 if l1 else prefetch_rows
     exp_ = K._exp_neg_abs; lossdz = K._binary_loss_dz
     @njit(**_JIT)
-    def rows(X, y, start, stop, w, b, acc, z, e, bits, dz, accb):
+    def rows(X, y, start, stop, w, b, acc, z, e, dz, accb):
         d = X.shape[1]
         for s0 in range(start, stop, B):
             m = min(B, stop - s0)
@@ -56,7 +56,7 @@ def make(B, dist, score_rows, exp_rows, loss_rows, grad_rows, l1, skip=0):
                     zr += X[s0 + r, j] * w[j]
                 z[r] = zr + b
             if skip == 0:
-                exp_(z, m, e, bits)
+                exp_(z, m, e)
             if exp_rows > 0:
                 a = min(nxt + q, stop); pf(X, a, min(a + exp_rows, stop)); q += exp_rows
             if skip == 0:
@@ -96,7 +96,7 @@ def make(B, dist, score_rows, exp_rows, loss_rows, grad_rows, l1, skip=0):
         nc = (n + C - 1) // C
         part = np.zeros((nc, d + 2))
         for c in prange(nc):
-            rows(X, y, c * C, min((c + 1) * C, n), w, b, part[c], np.empty(B), np.empty(B), np.empty(B, np.int64), np.empty(B, X.dtype), np.empty(d, X.dtype))
+            rows(X, y, c * C, min((c + 1) * C, n), w, b, part[c], np.empty(B), np.empty(B), np.empty(B, X.dtype), np.empty(d, X.dtype))
         tot = np.zeros(d + 2)
         for c in range(nc):
             tot += part[c]

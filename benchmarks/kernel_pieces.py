@@ -44,7 +44,6 @@ def make(do_scores, do_exp, do_loss, do_grad):
         n, d = X.shape
         z = np.zeros(B)
         e = np.zeros(B)
-        bits = np.zeros(B, np.int64)
         dz = np.zeros(B, X.dtype)
         acc_block = np.zeros(d, X.dtype)
         acc = np.zeros(d + 2)
@@ -63,7 +62,7 @@ def make(do_scores, do_exp, do_loss, do_grad):
                         z[r + 1] = z1 + b
                         r += 2
                 if do_exp:
-                    K._exp_neg_abs(z, m, e, bits)
+                    K._exp_neg_abs(z, m, e)
                 if do_loss:
                     for r in range(m):
                         loss, g = K._binary_loss_dz(0, z[r], e[r], np.float64(y[s0 + r]))
@@ -95,7 +94,6 @@ def make_softmax(do_scores, do_shift, do_exp, do_loss, do_grad, do_flush):
         Z = np.zeros((B, k))
         shifted = np.zeros(B * k, X.dtype)  # as in _softmax_scratch: the exponentials in X's dtype
         e = np.zeros(B * k, X.dtype)
-        bits = np.zeros(B * k, np.int64)
         dz = np.zeros((k, B), X.dtype)
         G = np.zeros((k, d), X.dtype)
         acc = np.zeros((k, d + 2))
@@ -113,7 +111,7 @@ def make_softmax(do_scores, do_shift, do_exp, do_loss, do_grad, do_flush):
                         for c in range(k):
                             shifted[r * k + c] = Z[r, c] - z_max
                 if do_exp:
-                    K._exp_neg_abs(shifted, m * k, e, bits)
+                    K._exp_neg_abs(shifted, m * k, e)
                 if do_loss:
                     loss_sum = 0.0
                     for r in range(m):

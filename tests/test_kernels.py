@@ -308,16 +308,16 @@ def test_block_sums_do_not_depend_on_scratch_placement(gap):
     y = y.astype(np.int32)
     B = cpu.BLOCK_ROWS
 
-    def run(z, e, bits, dz, acc_block):
+    def run(z, e, dz, acc_block):
         acc = np.zeros(X.shape[1] + 2)
-        cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, bits, dz, acc_block),
+        cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, dz, acc_block),
                          cpu._max_abs_exponent(coef.reshape(1, -1)))
         return acc
 
-    separate = run(np.empty(B), np.empty(B), np.empty(B, np.int64), np.empty(B), np.empty(37))
-    packed = np.empty(5 * (B + gap) + 37)
-    views = [packed[i * (B + gap):i * (B + gap) + B] for i in range(4)]
-    together = run(views[0], views[1], views[2].view(np.int64), views[3], packed[4 * (B + gap):][:37])
+    separate = run(np.empty(B), np.empty(B), np.empty(B), np.empty(37))
+    packed = np.empty(4 * (B + gap) + 37)
+    views = [packed[i * (B + gap):i * (B + gap) + B] for i in range(3)]
+    together = run(views[0], views[1], views[2], packed[3 * (B + gap):][:37])
     np.testing.assert_array_equal(together, separate)
 
 

@@ -74,9 +74,9 @@ def _binary_chunk_hessian(X, sample_weight, lo, hi, w, b, H, scratch):
     The weights ``sqrt(s σ'(z))`` are formed a block of :data:`BLOCK_ROWS` rows at a time
     (the scores, then their ``exp(-|z|)`` in one vectorised sweep, :func:`_exp_neg_abs`,
     then ``σ'(z) = e / (1 + e)²``), where one row at a time took a call of libm's exp.
-    ``scratch``: :func:`_block_scratch`'s tuple (its float64 ``z``, ``e`` and ``bits``).
+    ``scratch``: :func:`_block_scratch`'s tuple (its float64 ``z`` and ``e``).
     """
-    z, e, bits, _, _ = scratch
+    z, e, _, _ = scratch
     d = X.shape[1]
     m = hi - lo
     weighted = sample_weight.shape[0] > 0
@@ -88,7 +88,7 @@ def _binary_chunk_hessian(X, sample_weight, lo, hi, w, b, H, scratch):
             for j in range(d):
                 zr += X[s0 + r, j] * w[j]
             z[r] = zr + b
-        _exp_neg_abs(z, mb, e, bits)  # 0 for |z| beyond float64: no curvature there
+        _exp_neg_abs(z, mb, e)  # 0 for |z| beyond float64: no curvature there
         for r in range(mb):
             q = 1.0 / (1.0 + e[r])
             e[r] = e[r] * q * q
