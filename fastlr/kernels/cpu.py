@@ -73,8 +73,9 @@ _sgd_update = build_penalty(njit(inline="always", error_model="numpy"), np.float
 # operations that AVX2 has for 4 lanes. Same k, same result bit for bit;
 # exp of a block of 16 values went from 6.2 to 4.7 ns each on a Zen 3 core.
 # k stays a float (np.floor: math.floor returns an int64, and with it LLVM made
-# the scalar conversions again, 3.5 ns a value), and 2^k is formed in registers
-# (fastlr.kernels._bits.pow2_from_shifted) in the same loop: 1.8 ns a value.
+# the scalar conversions again), and 2^k is formed in registers
+# (fastlr.kernels._bits.pow2_from_shifted) in the same loop. Blocks of 16 in
+# benchmarks/kernel_pieces.py, one Zen 3 core: 3.5 -> 2.8 -> 2.0 ns a value.
 _ROUND_SHIFT = 6755399441055744.0
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
@@ -89,9 +90,8 @@ def _exp_neg_abs_f64(z, m, e):
     """``e[r] = exp(-|z[r]|)`` for ``r < m`` (0 for ``|z| > 708``).
 
     One loop: 2^k is formed from its bits in registers (:func:`~fastlr.kernels._bits.
-    pow2_from_shifted`), where a store to a scratch array, a second loop over it as integers
-    and a third to multiply took a block of 16 values 2.8 ns each; now 1.8, as long arrays take
-    (one Zen 3 core).
+    pow2_from_shifted`) instead of a store to a scratch array, a second loop over it as
+    integers and a third to multiply (blocks of 16, one Zen 3 core: 2.8 -> 2.0 ns a value).
     """
     for r in range(m):
         x = max(-abs(z[r]), -708.0)
@@ -259,10 +259,10 @@ def _add_weighted_rows(X, s0, m, g, out, ahead, stop):
 def _prefetch_ahead(X, row, count, stop):
     """Prefetch rows ``row:row + count`` of X (those below ``stop``); return ``row + count``.
 
-    The binary kernels ask for the next block's rows a few at a time over every
+    The dense kernels ask for the next block's rows a few at a time over every
     step of the current block: one row per pair of scores, two after the
     exponentials, two after the loss, one per four-row sweep of the gradient
-    sum (16 rows for a block of 16). Hints for a block's worth of lines issued
+    sum (16 rows for a block of 16; ``benchmarks/prefetch_overlap.py``). Hints for a block's worth of lines issued
     at once, or over the score loop only, left the memory bus idle while the
     exponentials, the loss and the gradient sums computed from cache.
     """
