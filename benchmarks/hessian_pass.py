@@ -10,6 +10,10 @@ Usage: ``python benchmarks/hessian_pass.py [N D DTYPE]`` (default ``20000 20 flo
 matrix's 20k x 20 row). On the 2-core Zen 3 (2026-12-02, sixth session), 20k x 20 float64:
 ``loss_grad_hess`` 1.08 ms with 8 partial-Hessian groups, 0.86-0.93 ms with up to 64 and the
 vectorised weights (5d9c5a7); the newton-cholesky fit 7.53 -> 5.85 ms, lbfgs 5.0-5.2 ms.
+Seventh session (2026-12-03), the Hessian's weights from the exponentials the gradient sweep
+left instead of the scores and exponentials formed again, three alternating process pairs:
+``loss_grad_hess`` 0.84-0.86 -> 0.79-0.82 ms, the newton-cholesky fit 5.8-6.2 -> 5.5-5.8 ms;
+1M x 64 float32 (sub-sampled Hessian) 17.0-18.9 -> 16.4-16.7 ms (one slower outlier run).
 """
 
 import os

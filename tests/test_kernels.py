@@ -310,7 +310,7 @@ def test_block_sums_do_not_depend_on_scratch_placement(gap):
 
     def run(z, e, dz, acc_block):
         acc = np.zeros(X.shape[1] + 2)
-        cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, dz, acc_block),
+        cpu._binary_rows(X, y, sw, 0, len(y), coef, 0.3, 0, acc, (z, e, dz, acc_block, np.empty(0)),
                          cpu._max_abs_exponent(coef.reshape(1, -1)))
         return acc
 

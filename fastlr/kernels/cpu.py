@@ -223,9 +223,11 @@ def _scaled_score(X, i, w, b, ex, ew):
 
 
 @njit(inline="always")
-def _block_scratch(d, dtype):
-    """Scratch arrays for :func:`_binary_rows`: z, e, dz, acc_block."""
-    return np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS, dtype), np.empty(d, dtype)
+def _block_scratch(d, dtype, kept_rows=0):
+    """Scratch arrays for :func:`_binary_rows`: z, e, dz, acc_block, and ``e_rows``, where
+    :func:`_binary_rows` leaves ``exp(-|z|)`` of each of ``kept_rows`` rows (none: length 0)."""
+    return (np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS, dtype), np.empty(d, dtype),
+            np.empty(kept_rows))
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
@@ -297,11 +299,15 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
     acc : ndarray of shape (d + 2,), float64
         Receives Σ s dz x_j (columns < d), Σ s dz (column d), Σ s loss (column d + 1).
     scratch : tuple from :func:`_block_scratch`
+        If its ``e_rows`` is not empty, ``e_rows[i - start]`` receives ``exp(-|z_i|)`` of
+        every row (for the Hessian of :mod:`fastlr.kernels.cpu_hessian`, which then needs
+        neither the scores nor their exponentials again).
     ew : int
         :func:`_max_abs_exponent` of ``w``: a score that overflowed is formed
         again by :func:`_scaled_score`, so finite X and w never give NaN.
     """
-    z, e, dz, acc_block = scratch
+    z, e, dz, acc_block, e_rows = scratch
+    keep = e_rows.shape[0] > 0
     d = X.shape[1]
     weighted = sample_weight.shape[0] > 0
     for s0 in range(start, stop, BLOCK_ROWS):
@@ -342,6 +348,9 @@ def _binary_rows(X, y, sample_weight, start, stop, w, b, loss_id, acc, scratch, 
                 ex = _row_exponent(X, s0 + r)
                 z[r] = math.ldexp(_scaled_score(X, s0 + r, w, b, ex, ew), ex + ew)
         _exp_neg_abs(z, m, e)
+        if keep:
+            for r in range(m):
+                e_rows[s0 - start + r] = e[r]
         ahead = _prefetch_ahead(X, ahead, 2, stop)
         # Per-row values first (z <- loss, e <- dz), sums in a separate loop: a loop
         # that both stores and reduces gets a runtime alias check from LLVM, and
@@ -897,7 +906,7 @@ _softmax_hess_dz_from_exp = _M.softmax_hess_dz_from_exp
 @njit(**_JIT)
 def _binary_hv_rows(X, sample_weight, start, stop, w, b, v, vb, acc, scratch):
     """Add ``Σ s σ'(z) (v·x + vb) [x, 1]`` over rows ``start:stop`` into ``acc`` (d + 1,)."""
-    z, e, dz, acc_block = scratch
+    z, e, dz, acc_block, _ = scratch
     u = np.empty(BLOCK_ROWS)
     d = X.shape[1]
     weighted = sample_weight.shape[0] > 0

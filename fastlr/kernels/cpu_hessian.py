@@ -44,7 +44,7 @@ from numba import njit, prange
 from .._math import LOG
 from .._memory import hessian_groups
 from .cpu import (
-    _JIT, BLOCK_ROWS, CHUNK_ROWS, _binary_rows, _block_scratch, _exp_neg_abs, _max_abs_exponent,
+    _JIT, CHUNK_ROWS, _binary_rows, _block_scratch, _max_abs_exponent,
     _softmax_rows, _softmax_scratch,
 )
 
@@ -68,40 +68,32 @@ def _groups(n, n_params):
 
 
 @njit(**_JIT)
-def _binary_chunk_hessian(X, sample_weight, lo, hi, w, b, H, scratch):
+def _binary_chunk_hessian(X, sample_weight, lo, hi, H, e_rows):
     """Add ``Σ s σ'(z) x̃ x̃ᵀ`` over rows ``lo:hi`` into ``H`` (d + 1, d + 1), float64.
 
-    The weights ``sqrt(s σ'(z))`` are formed a block of :data:`BLOCK_ROWS` rows at a time
-    (the scores, then their ``exp(-|z|)`` in one vectorised sweep, :func:`_exp_neg_abs`,
-    then ``σ'(z) = e / (1 + e)²``), where one row at a time took a call of libm's exp.
-    ``scratch``: :func:`_block_scratch`'s tuple (its float64 ``z`` and ``e``).
+    ``e_rows[r]`` is ``exp(-|z|)`` of row ``lo + r``, as :func:`_binary_rows` left it
+    while it formed the chunk's gradient (0 for ``|z|`` beyond float64: no curvature
+    there), so the scores and exponentials are not computed a second time. The weights
+    ``sqrt(s σ'(z))``, with ``σ'(z) = e / (1 + e)²``, are formed in ``e_rows`` (overwritten)
+    in one vectorised sweep.
     """
-    z, e, _, _ = scratch
     d = X.shape[1]
     m = hi - lo
     weighted = sample_weight.shape[0] > 0
+    for r in range(m):
+        q = 1.0 / (1.0 + e_rows[r])
+        e_rows[r] = e_rows[r] * q * q
+    if weighted:
+        for r in range(m):
+            e_rows[r] *= sample_weight[lo + r]
+    for r in range(m):
+        e_rows[r] = math.sqrt(e_rows[r])
     Xs = np.empty((m, d + 1), X.dtype)
-    for s0 in range(lo, hi, BLOCK_ROWS):
-        mb = min(BLOCK_ROWS, hi - s0)
-        for r in range(mb):
-            zr = 0.0
-            for j in range(d):
-                zr += X[s0 + r, j] * w[j]
-            z[r] = zr + b
-        _exp_neg_abs(z, mb, e)  # 0 for |z| beyond float64: no curvature there
-        for r in range(mb):
-            q = 1.0 / (1.0 + e[r])
-            e[r] = e[r] * q * q
-        if weighted:
-            for r in range(mb):
-                e[r] *= sample_weight[s0 + r]
-        for r in range(mb):
-            e[r] = math.sqrt(e[r])
-        for r in range(mb):
-            root = X.dtype.type(e[r])
-            for j in range(d):
-                Xs[s0 - lo + r, j] = root * X[s0 + r, j]
-            Xs[s0 - lo + r, d] = root
+    for r in range(m):
+        root = X.dtype.type(e_rows[r])
+        for j in range(d):
+            Xs[r, j] = root * X[lo + r, j]
+        Xs[r, d] = root
     H += np.dot(Xs.T, Xs)
 
 
@@ -216,13 +208,14 @@ def binary_loss_grad_hess(X, y, sample_weight, W, b, stride):
         for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
             lo = c * CHUNK_ROWS
             hi = min(lo + CHUNK_ROWS, n)
-            scratch = _block_scratch(d, X.dtype)
+            hessian_chunk = c % stride == 0
+            # a chunk that adds to the Hessian keeps its rows' exp(-|z|) from the gradient sweep
+            scratch = _block_scratch(d, X.dtype, hi - lo if hessian_chunk else 0)
             _binary_rows(X, y, sample_weight, lo, hi, W[0], b[0], _LOG_ID, partial_g[c, 0],
                          scratch, ew)
-            if c % stride == 0:
+            if hessian_chunk:
                 partial_s[c] = sample_weight[lo:hi].sum() if weighted else hi - lo
-                _binary_chunk_hessian(X, sample_weight, lo, hi, W[0], b[0], partial_h[g, 0, :, 0, :],
-                                      scratch)
+                _binary_chunk_hessian(X, sample_weight, lo, hi, partial_h[g, 0, :, 0, :], scratch[4])
     return _finish(partial_g, partial_h, partial_s, W.shape[0], d)
 
 
