@@ -44,8 +44,12 @@ def _make_prefetch(rw, locality):
             last = builder.add(data, builder.mul(args[2], row_bytes))
             fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
             fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-            with cgutils.for_range_slice(builder, first, last, line) as (address, _):
-                builder.call(fn, [builder.inttoptr(address, i8p), i32(rw), i32(locality), i32(_DATA_CACHE)])
+            # an empty range asks for nothing (without this test, a start that is not
+            # line-aligned hinted the line holding it even when start == stop)
+            with builder.if_then(builder.icmp_signed("<", args[1], args[2])):
+                with cgutils.for_range_slice(builder, first, last, line) as (address, _):
+                    builder.call(fn, [builder.inttoptr(address, i8p), i32(rw), i32(locality),
+                                      i32(_DATA_CACHE)])
             return context.get_dummy_value()
 
         return types.none(X, types.intp, types.intp), codegen
@@ -59,9 +63,9 @@ def _make_prefetch(rw, locality):
 #:
 #: Rows ``start:stop`` are the bytes ``[start, stop) × X.strides[0]`` from the
 #: data pointer, one hint per cache line: all of them when X is C-contiguous,
-#: a harmless hint within the buffer otherwise. Callers keep
-#: ``0 <= start <= stop <= len(X)`` (a prefetch outside the array would not
-#: fault, but would waste a memory access).
+#: a harmless hint within the buffer otherwise. ``start >= stop`` asks for
+#: nothing. Callers keep ``0 <= start`` and ``stop <= len(X)`` (a prefetch
+#: outside the array would not fault, but would waste a memory access).
 prefetch_rows = _make_prefetch(_READ, _LOCALITY_L2)
 
 #: ``prefetch_rows_for_write(X, start, stop)``: the same for rows about to be

@@ -268,8 +268,7 @@ def _prefetch_ahead(X, row, count, stop):
     at once, or over the score loop only, left the memory bus idle while the
     exponentials, the loss and the gradient sums computed from cache.
     """
-    a = min(row, stop)
-    prefetch_rows(X, a, min(row + count, stop))
+    prefetch_rows(X, row, min(row + count, stop))  # nothing once row >= stop
     return row + count
 
 
