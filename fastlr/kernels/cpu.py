@@ -42,6 +42,7 @@ from .._math import LOG, SQUARED, build_math
 from .._penalty import build_penalty
 from ._bits import pow2_from_shifted
 from ._prefetch import prefetch_rows
+from . import _simd
 
 #: Rows per partial sum. Fixed, so summation order never depends on the thread count.
 CHUNK_ROWS = 2048
@@ -488,44 +489,6 @@ def _scores_rows2(X, i, w, Z, r, c):
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
-def _grad_tile(X, i, G0, G1, G2, G3, dz, c, r):
-    """``G_q += Σ_a dz[c + q, r + a] X[i + a]`` for q, a < 4 (G_q: rows of the block sum)."""
-    d = X.shape[1]
-    g00 = dz[c, r]
-    g01 = dz[c, r + 1]
-    g02 = dz[c, r + 2]
-    g03 = dz[c, r + 3]
-    g10 = dz[c + 1, r]
-    g11 = dz[c + 1, r + 1]
-    g12 = dz[c + 1, r + 2]
-    g13 = dz[c + 1, r + 3]
-    g20 = dz[c + 2, r]
-    g21 = dz[c + 2, r + 1]
-    g22 = dz[c + 2, r + 2]
-    g23 = dz[c + 2, r + 3]
-    g30 = dz[c + 3, r]
-    g31 = dz[c + 3, r + 1]
-    g32 = dz[c + 3, r + 2]
-    g33 = dz[c + 3, r + 3]
-    for j in range(d):
-        x0 = X[i, j]
-        x1 = X[i + 1, j]
-        x2 = X[i + 2, j]
-        x3 = X[i + 3, j]
-        G0[j] += (g00 * x0 + g01 * x1) + (g02 * x2 + g03 * x3)
-        G1[j] += (g10 * x0 + g11 * x1) + (g12 * x2 + g13 * x3)
-        G2[j] += (g20 * x0 + g21 * x1) + (g22 * x2 + g23 * x3)
-        G3[j] += (g30 * x0 + g31 * x1) + (g32 * x2 + g33 * x3)
-
-
-@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
-def _grad_rows4(X, i, G, g0, g1, g2, g3):
-    """``G += g0 X[i] + g1 X[i + 1] + g2 X[i + 2] + g3 X[i + 3]``."""
-    for j in range(X.shape[1]):
-        G[j] += (g0 * X[i, j] + g1 * X[i + 1, j]) + (g2 * X[i + 2, j] + g3 * X[i + 3, j])
-
-
-@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _block_scores(X, s0, m, W, b, Z, ahead, stop):
     """``Z[r, c] = X[s0 + r] · W[c] + b[c]`` for r < m, all classes: 2 x 4 tiles, then the edges.
 
@@ -559,42 +522,113 @@ def _block_scores(X, s0, m, W, b, Z, ahead, stop):
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _grad_pair(X, s0, m, dz, G, c, jb):
+    """``G[c + q, jb:jb + 4L] += Σ_r dz[c + q, r] X[s0 + r, jb:jb + 4L]`` for q < 2 (L lanes).
+
+    Eight vector sums in registers over the ``m`` rows of the block (each row's
+    four vectors of X feed both classes), added to ``G`` once at the end.
+    """
+    L = _simd.lanes_of(X)
+    z = _simd.zeros_like(_simd.load(X, s0, jb))
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = z
+    for r in range(m):
+        g = _simd.splat(dz[c, r])
+        h = _simd.splat(dz[c + 1, r])
+        x0 = _simd.load(X, s0 + r, jb)
+        x1 = _simd.load(X, s0 + r, jb + L)
+        x2 = _simd.load(X, s0 + r, jb + 2 * L)
+        x3 = _simd.load(X, s0 + r, jb + 3 * L)
+        a0 = _simd.fma(g, x0, a0)
+        a1 = _simd.fma(g, x1, a1)
+        a2 = _simd.fma(g, x2, a2)
+        a3 = _simd.fma(g, x3, a3)
+        b0 = _simd.fma(h, x0, b0)
+        b1 = _simd.fma(h, x1, b1)
+        b2 = _simd.fma(h, x2, b2)
+        b3 = _simd.fma(h, x3, b3)
+    _simd.add_to(G, c, jb, a0)
+    _simd.add_to(G, c, jb + L, a1)
+    _simd.add_to(G, c, jb + 2 * L, a2)
+    _simd.add_to(G, c, jb + 3 * L, a3)
+    _simd.add_to(G, c + 1, jb, b0)
+    _simd.add_to(G, c + 1, jb + L, b1)
+    _simd.add_to(G, c + 1, jb + 2 * L, b2)
+    _simd.add_to(G, c + 1, jb + 3 * L, b3)
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _grad_one(X, s0, m, dz, G, c, jb):
+    """``G[c, jb:jb + 4L] += Σ_r dz[c, r] X[s0 + r, jb:jb + 4L]``: the class after the pairs."""
+    L = _simd.lanes_of(X)
+    z = _simd.zeros_like(_simd.load(X, s0, jb))
+    a0 = a1 = a2 = a3 = z
+    for r in range(m):
+        g = _simd.splat(dz[c, r])
+        a0 = _simd.fma(g, _simd.load(X, s0 + r, jb), a0)
+        a1 = _simd.fma(g, _simd.load(X, s0 + r, jb + L), a1)
+        a2 = _simd.fma(g, _simd.load(X, s0 + r, jb + 2 * L), a2)
+        a3 = _simd.fma(g, _simd.load(X, s0 + r, jb + 3 * L), a3)
+    _simd.add_to(G, c, jb, a0)
+    _simd.add_to(G, c, jb + L, a1)
+    _simd.add_to(G, c, jb + 2 * L, a2)
+    _simd.add_to(G, c, jb + 3 * L, a3)
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _block_grad(X, s0, m, dz, G, ahead, stop):
     """``G[c] += Σ_r dz[c, r] X[s0 + r]`` for r < m, all classes, in a fixed order.
 
-    Prefetches row ``ahead + t`` (below ``stop``) before the t-th group of four
-    rows of the first classes and returns the next row to ask for
-    (:func:`_prefetch_ahead`).
+    The micro-kernel of a matrix product ``dz X_b``: for each strip of four
+    vectors of columns (32 float32 or 16 float64 columns) and each pair of
+    classes, eight vector sums stay in registers (:mod:`fastlr.kernels._simd`)
+    while the block's rows are broadcast-multiplied into them, and are added to
+    ``G`` once per block. Each element of ``G`` is the sum over ``r`` in row
+    order, then added to ``G``: the same for any thread count.
 
-    Class tiles outside, row tiles inside. LLVM checks at run time that the
-    four rows of ``G`` a tile stores to do not overlap the rows of ``X`` it
-    loads, and hoists that check out of the loop around the tile, widened to
-    every iteration of that loop. With the row tiles outside, the widened
-    ranges of ``G[c]`` and ``G[c + 1]`` over all class tiles overlapped, the
-    check failed whenever k >= 8, and every tile ran its scalar fallback
-    (measured on a Zen 3 core: 10 GFLOP/s instead of 65; the Fashion-MNIST
-    gradient 75 -> 40 ms). With the class tiles outside, the loop around the
-    tile moves over rows of ``X`` only, which never overlap ``G``.
+    Before that, the class tiles were vectorised by LLVM over the columns with
+    ``G`` in memory: a load and a store of ``G[c, j]`` per four multiply-adds
+    (one Zen 3 core, X in cache, k = 10 float32: 26 ns a row at d = 64, now 16;
+    float64 35 -> 25; benchmarks/results/simd-grad-2core-zen3.txt).
+
+    Prefetches four rows from ``ahead`` (below ``stop``), spread over the strips,
+    and returns the next row to ask for (:func:`_prefetch_ahead`).
     """
     k = G.shape[0]
-    m4 = m - m % TILE
-    k4 = k - k % TILE
-    for c in range(0, k4, TILE):
-        for r in range(0, m4, TILE):
-            if c == 0:
-                ahead = _prefetch_ahead(X, ahead, 1, stop)
-            _grad_tile(X, s0 + r, G[c], G[c + 1], G[c + 2], G[c + 3], dz, c, r)
-    for c in range(k4, k):
-        for r in range(0, m4, TILE):
-            if c == 0:
-                ahead = _prefetch_ahead(X, ahead, 1, stop)
-            _grad_rows4(X, s0 + r, G[c], dz[c, r], dz[c, r + 1], dz[c, r + 2], dz[c, r + 3])
-    for r in range(m4, m):
+    d = X.shape[1]
+    L = _simd.lanes_of(X)
+    T = 4 * L
+    strips = d // T
+    k2 = k - k % 2
+    asked = 0
+    for t in range(strips):
+        want = (t + 1) * GRAD_PREFETCH_ROWS // strips
+        ahead = _prefetch_ahead(X, ahead, want - asked, stop)
+        asked = want
+        jb = t * T
+        for c in range(0, k2, 2):
+            _grad_pair(X, s0, m, dz, G, c, jb)
+        if k2 < k:
+            _grad_one(X, s0, m, dz, G, k2, jb)
+    ahead = _prefetch_ahead(X, ahead, GRAD_PREFETCH_ROWS - asked, stop)
+    dL = d - d % L
+    for jb in range(strips * T, dL, L):
         for c in range(k):
-            g = dz[c, r]
-            for j in range(X.shape[1]):
-                G[c, j] += g * X[s0 + r, j]
+            a = _simd.zeros_like(_simd.load(X, s0, jb))
+            for r in range(m):
+                a = _simd.fma(_simd.splat(dz[c, r]), _simd.load(X, s0 + r, jb), a)
+            _simd.add_to(G, c, jb, a)
+    for j in range(dL, d):
+        for c in range(k):
+            s = X.dtype.type(0)
+            for r in range(m):
+                s += dz[c, r] * X[s0 + r, j]
+            G[c, j] += s
     return ahead
+
+
+#: Rows of the next block that :func:`_block_grad` asks for (after one per score pair, two after
+#: the exponentials and two after the loss: the whole next block of 16).
+GRAD_PREFETCH_ROWS = 4
 
 
 @njit(inline="always")

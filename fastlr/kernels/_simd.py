@@ -1,0 +1,278 @@
+"""256-bit vectors as values inside Numba-compiled code (LLVM vector types).
+
+LLVM vectorises a loop over the columns of X by itself, but only with its
+accumulators in memory: a sum over the rows of a block, ``out[j] += g_r ·
+X[r, j]``, is then a load and a store of ``out`` per multiply-add, and a
+tile of independent sums kept in registers (the "outer-product" micro-kernel
+of a matrix product) cannot be written in Numba's scalar code at all. This
+module gives the CPU kernels a vector value, :class:`Vec`: eight float32 or
+four float64 lanes (an AVX2 register; LLVM splits it on narrower targets and
+keeps it at 256 bits on AVX-512 ones), held in SSA values, so in registers.
+
+Functions (all ``inline``; ``X`` a C-contiguous array of float32 or float64):
+
+``load(X, i, j)``, ``load1(a, j)``
+    The lanes ``X[i, j:j + L]`` (``a[j:j + L]``), ``L = lanes(dtype)``.
+``store(X, i, j, v)``, ``store1(a, j, v)``
+    Write them back.
+``splat(x)``
+    ``x`` (float32 or float64) in every lane.
+``zeros_like(x)``
+    A vector of zeros of ``x``'s type.
+``add_to(X, i, j, v)``
+    ``X[i, j:j + L] += v``.
+``lanes_of(X)``
+    ``L`` for the dtype of the array ``X`` (a compile-time constant).
+``fma(a, b, c)``
+    ``a · b + c`` per lane (``llvm.fmuladd``: one fused instruction where the
+    CPU has FMA; the choice is made when compiling, so the same on every run).
+``add(a, b)``
+    ``a + b`` per lane.
+``hsum(v)``
+    The sum of the lanes in a fixed tree (halves, then quarters, ...): the
+    same order on every call.
+``widen_lo(v)``, ``widen_hi(v)``
+    Lanes 0-3 (4-7) of an 8-lane float32 vector as a 4-lane float64 vector
+    (exact).
+
+Indices are not wrapped; under ``NUMBA_BOUNDSCHECK=1`` a load or store
+checks its first and last lane like any array access (IndexError).
+"""
+
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba import njit
+from numba.extending import intrinsic, models, register_model
+
+#: Bytes per vector: an AVX2 register.
+VECTOR_BYTES = 32
+
+
+def lanes(dtype):
+    """Lanes of a :class:`Vec` of ``dtype`` (a NumPy dtype): 8 for float32, 4 for float64."""
+    return VECTOR_BYTES // dtype.itemsize
+
+
+class Vec(types.Type):
+    """Numba type of a vector of ``count`` lanes of the float type ``dtype``."""
+
+    def __init__(self, dtype, count):
+        self.dtype = dtype
+        self.count = count
+        super().__init__(name=f"Vec({dtype} x {count})")
+
+
+@register_model(Vec)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        be_type = ir.VectorType(dmm.lookup(fe_type.dtype).get_value_type(), fe_type.count)
+        super().__init__(dmm, fe_type, be_type)
+
+
+_FLOATS = (types.float32, types.float64)
+
+
+def _vec_of(dtype):
+    return Vec(dtype, VECTOR_BYTES // (dtype.bitwidth // 8))
+
+
+def _lane_pointer(context, builder, aryty, ary, indices):
+    """Pointer to the first lane, checking the first and last lane when bounds are checked."""
+    check = context.enable_boundscheck
+    ptr = cgutils.get_item_pointer2(context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
+                                    cgutils.unpack_tuple(builder, ary.strides), aryty.layout, indices,
+                                    wraparound=False, boundscheck=check)
+    if check:
+        count = _vec_of(aryty.dtype).count
+        last = list(indices[:-1]) + [builder.add(indices[-1], ir.Constant(indices[-1].type, count - 1))]
+        cgutils.get_item_pointer2(context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
+                                  cgutils.unpack_tuple(builder, ary.strides), aryty.layout, last,
+                                  wraparound=False, boundscheck=True)
+    return ptr
+
+
+def _array_ok(X, ndim):
+    return isinstance(X, types.Array) and X.ndim == ndim and X.dtype in _FLOATS and X.layout == "C"
+
+
+def _make_load(ndim):
+    def load_impl(typingctx, X, *idx):
+        if not _array_ok(X, ndim) or len(idx) != ndim or not all(isinstance(t, types.Integer) for t in idx):
+            return None
+        vt = _vec_of(X.dtype)
+
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
+            ptr = _lane_pointer(context, builder, sig.args[0], ary, inds)
+            ltype = context.get_value_type(vt)
+            return builder.load(builder.bitcast(ptr, ltype.as_pointer()), align=X.dtype.bitwidth // 8)
+
+        return vt(X, *idx), codegen
+    return load_impl
+
+
+def _make_store(ndim):
+    def store_impl(typingctx, X, *rest):
+        if not _array_ok(X, ndim) or len(rest) != ndim + 1:
+            return None
+        idx, v = rest[:-1], rest[-1]
+        if v != _vec_of(X.dtype) or not all(isinstance(t, types.Integer) for t in idx):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            inds = [context.cast(builder, a, t, types.intp) for a, t in zip(args[1:-1], sig.args[1:-1])]
+            ptr = _lane_pointer(context, builder, sig.args[0], ary, inds)
+            builder.store(args[-1], builder.bitcast(ptr, args[-1].type.as_pointer()),
+                          align=X.dtype.bitwidth // 8)
+            return context.get_dummy_value()
+
+        return types.none(X, *rest), codegen
+    return store_impl
+
+
+@intrinsic
+def load(typingctx, X, i, j):
+    """The lanes ``X[i, j:j + L]`` of a C-contiguous 2-D float array."""
+    return _make_load(2)(typingctx, X, i, j)
+
+
+@intrinsic
+def load1(typingctx, a, j):
+    """The lanes ``a[j:j + L]`` of a C-contiguous 1-D float array."""
+    return _make_load(1)(typingctx, a, j)
+
+
+@intrinsic
+def store(typingctx, X, i, j, v):
+    """``X[i, j:j + L] = v``."""
+    return _make_store(2)(typingctx, X, i, j, v)
+
+
+@intrinsic
+def store1(typingctx, a, j, v):
+    """``a[j:j + L] = v``."""
+    return _make_store(1)(typingctx, a, j, v)
+
+
+@intrinsic
+def splat(typingctx, x):
+    """``x`` in every lane (x float32 or float64)."""
+    if x not in _FLOATS:
+        return None
+    vt = _vec_of(x)
+
+    def codegen(context, builder, sig, args):
+        ltype = context.get_value_type(vt)
+        v = builder.insert_element(ir.Constant(ltype, ir.Undefined), args[0], ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count))
+
+    return vt(x), codegen
+
+
+@intrinsic
+def zeros_like(typingctx, v):
+    """A vector of zeros of ``v``'s type."""
+    if not isinstance(v, Vec):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(args[0].type, None)
+
+    return v(v), codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a · b + c`` per lane (``llvm.fmuladd``)."""
+    if not (isinstance(a, Vec) and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ltype = args[0].type
+        suffix = f"v{a.count}f{a.dtype.bitwidth}"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ltype, [ltype] * 3),
+                                            f"llvm.fmuladd.{suffix}")
+        return builder.call(fn, list(args))
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def add(typingctx, a, b):
+    """``a + b`` per lane."""
+    if not (isinstance(a, Vec) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def hsum(typingctx, v):
+    """The sum of the lanes of ``v``: halves added, then their halves, down to one lane."""
+    if not isinstance(v, Vec):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x = args[0]
+        n = sig.args[0].count
+        i32 = ir.IntType(32)
+        while n > 1:
+            n //= 2
+            lo = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, n), list(range(n))))
+            hi = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(i32, n), list(range(n, 2 * n))))
+            x = builder.fadd(lo, hi)
+        return builder.extract_element(x, ir.Constant(i32, 0))
+
+    return v.dtype(v), codegen
+
+
+def _make_widen(first):
+    def widen_impl(typingctx, v):
+        if not (isinstance(v, Vec) and v.dtype == types.float32 and v.count == 8):
+            return None
+        out = Vec(types.float64, 4)
+
+        def codegen(context, builder, sig, args):
+            i32 = ir.IntType(32)
+            half = builder.shuffle_vector(args[0], args[0],
+                                          ir.Constant(ir.VectorType(i32, 4), list(range(first, first + 4))))
+            return builder.fpext(half, context.get_value_type(out))
+
+        return out(v), codegen
+    return widen_impl
+
+
+@intrinsic
+def widen_lo(typingctx, v):
+    """Lanes 0-3 of an 8-lane float32 vector as float64."""
+    return _make_widen(0)(typingctx, v)
+
+
+@intrinsic
+def widen_hi(typingctx, v):
+    """Lanes 4-7 of an 8-lane float32 vector as float64."""
+    return _make_widen(4)(typingctx, v)
+
+
+@intrinsic
+def lanes_of(typingctx, X):
+    """Lanes of a vector of ``X``'s dtype (a constant: 8 for float32, 4 for float64)."""
+    if not (isinstance(X, types.Array) and X.dtype in _FLOATS):
+        return None
+    count = _vec_of(X.dtype).count
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, count)
+
+    return types.intp(X), codegen
+
+
+@njit(inline="always")
+def add_to(X, i, j, v):
+    """``X[i, j:j + L] += v``."""
+    store(X, i, j, add(load(X, i, j), v))
