@@ -11,13 +11,13 @@ with all of them, and prints nanoseconds per row on one thread. Compare with
 the read: ``n_threads × read time / n`` per row and thread.
 
 The softmax kernel (:func:`fastlr.kernels.cpu._softmax_rows`, k = 10) gets the
-same treatment: the 4 x 4 score tiles, the shift by the row maximum, the
-exponentials, the loss and derivative, the gradient tiles, and the flush of
-the block sums into the float64 partial.
+same treatment through the kernel's own inline pieces: the score tiles, the
+per-sample part (row maxima, shift, exponentials, loss and derivative), the
+gradient micro-kernel, and the flush of the block sums into the float64 partial.
 
-The block loops below are copies of the kernels' (unit weights, log loss,
+The binary block loop below is a copy of the kernel's (unit weights, log loss,
 without the rare path for overflowing scores), with each piece behind a flag;
-keep them in step with ``fastlr/kernels/cpu.py``. The pieces are not shared
+keep it in step with ``fastlr/kernels/cpu.py``. The pieces are not shared
 with the kernels as inline helpers because that measured slower: moving the
 binary loss loop or the score loop, or the softmax shift, loss and flush
 loops, into ``inline="always"`` functions gave bitwise the same gradients but
@@ -85,43 +85,31 @@ def make(do_scores, do_exp, do_loss, do_grad):
     return f
 
 
-def make_softmax(do_scores, do_shift, do_exp, do_loss, do_grad, do_flush):
-    """The block loop of ``_softmax_rows`` (log loss, unit weights) with the chosen pieces."""
+def make_softmax(do_scores, do_per_sample, do_grad, do_flush):
+    """The block loop of ``_softmax_rows`` (log loss, unit weights) with the chosen pieces.
+
+    The pieces are the kernel's own inline functions: the scores (:func:`_block_scores`),
+    the per-sample part (:func:`_softmax_block_dz`: row maxima, shift, exponentials, loss
+    and derivative), the gradient block sum (:func:`_block_grad`) and the flush."""
     @njit(**_JIT)
     def f(X, y, W, b, reps):
         n, d = X.shape
         k = W.shape[0]
-        Z = np.zeros((B, k))
-        shifted = np.zeros(B * k, X.dtype)  # as in _softmax_scratch: the exponentials in X's dtype
-        e = np.zeros(B * k, X.dtype)
-        dz = np.zeros((k, B), X.dtype)
-        G = np.zeros((k, d), X.dtype)
+        scratch = K._softmax_scratch(k, d, X.dtype)
+        Z, shifted, e, dz, G, per_row, p = scratch
+        Z[:] = 0.0
+        dz[:] = 0
         acc = np.zeros((k, d + 2))
+        W64 = W.astype(np.float64)
+        sw = np.empty(0)
         for _ in range(reps):
             pending = 0
             for s0 in range(0, n, B):
                 m = min(B, n - s0)
                 if do_scores:
                     K._block_scores(X, s0, m, W, b, Z, 0, 0)
-                if do_shift:
-                    for r in range(m):
-                        z_max = Z[r, 0]
-                        for c in range(1, k):
-                            z_max = max(z_max, Z[r, c])
-                        for c in range(k):
-                            shifted[r * k + c] = Z[r, c] - z_max
-                if do_exp:
-                    K._exp_neg_abs(shifted, m * k, e)
-                if do_loss:
-                    loss_sum = 0.0
-                    for r in range(m):
-                        row = e[r * k:(r + 1) * k]
-                        loss_sum += K._softmax_loss_dz_from_exp(0, shifted[r * k + y[s0 + r]], row,
-                                                                y[s0 + r], row)
-                        for c in range(k):
-                            dz[c, r] = row[c]
-                            acc[c, d] += row[c]
-                    acc[0, d + 1] += loss_sum
+                if do_per_sample:
+                    K._softmax_block_dz(X, y, sw, s0, m, b, 0, acc, scratch, W64, 0, 0, 0)
                 if do_grad:
                     K._block_grad(X, s0, m, dz, G, 0, 0)
                 if do_flush:
@@ -136,9 +124,8 @@ def make_softmax(do_scores, do_shift, do_exp, do_loss, do_grad, do_flush):
     return f
 
 
-SOFTMAX_PIECES = (("scores", (1, 0, 0, 0, 0, 0)), ("shift", (0, 1, 0, 0, 0, 0)), ("exp", (0, 0, 1, 0, 0, 0)),
-                  ("loss", (0, 0, 0, 1, 0, 0)), ("gradient", (0, 0, 0, 0, 1, 0)),
-                  ("flush", (0, 0, 0, 0, 0, 1)), ("all", (1, 1, 1, 1, 1, 1)))
+SOFTMAX_PIECES = (("scores", (1, 0, 0, 0)), ("per-sample", (0, 1, 0, 0)),
+                  ("gradient", (0, 0, 1, 0)), ("flush", (0, 0, 0, 1)), ("all", (1, 1, 1, 1)))
 
 
 def _per_row(f, args, n, reps):

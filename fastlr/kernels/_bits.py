@@ -39,3 +39,44 @@ def pow2_from_shifted(typingctx, shifted):
         return builder.bitcast(i, flt)
 
     return shifted(shifted), codegen
+
+
+@intrinsic
+def exponent_and_mantissa(typingctx, x):
+    """``(e, m)`` with ``x = m · 2^e``, ``1 <= m < 2`` and ``e`` an integer held in a float64,
+    for a positive normal float64 ``x`` (or per lane of a float64 :class:`~fastlr.kernels._simd.Vec`);
+    from its bits, so a loop over it vectorises.
+
+    The exponent goes through a 32-bit integer (``vcvtdq2pd`` converts packed int32 to
+    float64; int64 has no packed conversion before AVX-512). Not through ``2^52 + e``
+    minus ``2^52``: under the kernels' ``reassoc`` flag LLVM distributes a multiplication
+    over that subtraction, ``(a - c) · ln 2 -> a · ln 2 - c · ln 2``, and cancels the result
+    away. Zero, subnormals, infinities and NaN give meaningless values: callers exclude them.
+    """
+    from ._simd import Vec
+
+    if x == types.float64:
+        lanes = None
+    elif isinstance(x, Vec) and x.dtype == types.float64:
+        lanes = x.count
+    else:
+        return None
+    pair = types.UniTuple(x, 2)
+
+    def codegen(context, builder, sig, args):
+        def ty(t):
+            return t if lanes is None else ir.VectorType(t, lanes)
+
+        def const(t, value):
+            return ir.Constant(ty(t), value if lanes is None else [value] * lanes)
+
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        bits = builder.bitcast(args[0], ty(i64))
+        biased = builder.trunc(builder.lshr(bits, const(i64, 52)), ty(i32))
+        e = builder.sitofp(builder.sub(biased, const(i32, 1023)), ty(ir.DoubleType()))
+        m = builder.bitcast(builder.or_(builder.and_(bits, const(i64, (1 << 52) - 1)),
+                                        const(i64, 0x3FF0000000000000)), ty(ir.DoubleType()))
+        return context.make_tuple(builder, pair, [e, m])
+
+    return pair(x), codegen

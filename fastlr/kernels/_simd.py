@@ -39,6 +39,8 @@ Indices are not wrapped; under ``NUMBA_BOUNDSCHECK=1`` a load or store
 checks its first and last lane like any array access (IndexError).
 """
 
+import operator
+
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba import njit
@@ -276,3 +278,162 @@ def lanes_of(typingctx, X):
 def add_to(X, i, j, v):
     """``X[i, j:j + L] += v``."""
     store(X, i, j, add(load(X, i, j), v))
+
+
+# ---------------------------------------------------------------------------
+# Arithmetic operators on vectors (and a vector with a scalar, broadcast), so that
+# scalar code such as fastlr._math's series compiles unchanged for vectors too.
+
+def _binary_codegen(op):
+    def build(context, builder, sig, args):
+        a, b = args
+        ta, tb = sig.args
+        vt = sig.return_type
+        ltype = context.get_value_type(vt)
+        zero = ir.Constant(ir.IntType(32), 0)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count)
+
+        def as_vec(v, t):
+            if isinstance(t, Vec):
+                return v
+            v = context.cast(builder, v, t, vt.dtype)
+            one = builder.insert_element(ir.Constant(ltype, ir.Undefined), v, zero)
+            return builder.shuffle_vector(one, one, mask)
+
+        a = as_vec(a, ta)
+        b = as_vec(b, tb)
+        return {"add": builder.fadd, "sub": builder.fsub, "mul": builder.fmul, "div": builder.fdiv}[op](a, b)
+    return build
+
+
+def _vec_result(a, b):
+    if isinstance(a, Vec) and isinstance(b, Vec):
+        return a if a == b else None
+    if isinstance(a, Vec) and isinstance(b, (types.Float, types.Integer)):
+        return a
+    if isinstance(b, Vec) and isinstance(a, (types.Float, types.Integer)):
+        return b
+    return None
+
+
+def _make_operator(op):
+    @intrinsic
+    def impl(typingctx, a, b):
+        vt = _vec_result(a, b)
+        if vt is None:
+            return None
+        return vt(a, b), _binary_codegen(op)
+    return impl
+
+
+_vadd, _vsub, _vmul, _vdiv = (_make_operator(op) for op in ("add", "sub", "mul", "div"))
+
+
+def _register_operator(pyop, fn):
+    from numba.extending import overload
+
+    @overload(pyop, inline="always")
+    def ol(a, b):
+        if _vec_result(a, b) is not None:
+            return lambda a, b: fn(a, b)
+
+
+_register_operator(operator.add, _vadd)
+_register_operator(operator.sub, _vsub)
+_register_operator(operator.mul, _vmul)
+_register_operator(operator.truediv, _vdiv)
+
+
+@intrinsic
+def vmax(typingctx, a, b):
+    """Per lane ``a if a > b else b`` (a NaN in ``b`` passes through)."""
+    if not (isinstance(a, Vec) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), args[0], args[1])
+
+    return a(a, b), codegen
+
+
+_WIDE = Vec(types.float64, 4)
+
+
+def _make_wide_load(ndim):
+    def impl(typingctx, X, *idx):
+        if not (isinstance(X, types.Array) and X.ndim == ndim and X.dtype in _FLOATS and X.layout == "C"
+                and len(idx) == ndim and all(isinstance(t, types.Integer) for t in idx)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
+            ptr = _lane_pointer4(context, builder, sig.args[0], ary, inds)
+            src = ir.VectorType(context.get_value_type(X.dtype), 4)
+            v = builder.load(builder.bitcast(ptr, src.as_pointer()), align=X.dtype.bitwidth // 8)
+            if X.dtype == types.float32:
+                v = builder.fpext(v, context.get_value_type(_WIDE))
+            return v
+
+        return _WIDE(X, *idx), codegen
+    return impl
+
+
+def _make_narrow_store(ndim):
+    def impl(typingctx, X, *rest):
+        if not (isinstance(X, types.Array) and X.ndim == ndim and X.dtype in _FLOATS and X.layout == "C"
+                and len(rest) == ndim + 1 and rest[-1] == _WIDE
+                and all(isinstance(t, types.Integer) for t in rest[:-1])):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:-1], sig.args[1:-1])]
+            ptr = _lane_pointer4(context, builder, sig.args[0], ary, inds)
+            v = args[-1]
+            dst = ir.VectorType(context.get_value_type(X.dtype), 4)
+            if X.dtype == types.float32:
+                v = builder.fptrunc(v, dst)
+            builder.store(v, builder.bitcast(ptr, dst.as_pointer()), align=X.dtype.bitwidth // 8)
+            return context.get_dummy_value()
+
+        return types.none(X, *rest), codegen
+    return impl
+
+
+def _lane_pointer4(context, builder, aryty, ary, indices):
+    """Pointer to element ``indices``, checking it and the element 3 further when bounds are checked."""
+    check = context.enable_boundscheck
+    shape = cgutils.unpack_tuple(builder, ary.shape)
+    strides = cgutils.unpack_tuple(builder, ary.strides)
+    ptr = cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aryty.layout, indices,
+                                    wraparound=False, boundscheck=check)
+    if check:
+        last = list(indices[:-1]) + [builder.add(indices[-1], ir.Constant(indices[-1].type, 3))]
+        cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aryty.layout, last,
+                                  wraparound=False, boundscheck=True)
+    return ptr
+
+
+@intrinsic
+def wide4(typingctx, a, j):
+    """``a[j:j + 4]`` (float32 or float64, 1-D) as a 4-lane float64 vector (exact)."""
+    return _make_wide_load(1)(typingctx, a, j)
+
+
+@intrinsic
+def wide4_2d(typingctx, X, i, j):
+    """``X[i, j:j + 4]`` (float32 or float64, 2-D) as a 4-lane float64 vector (exact)."""
+    return _make_wide_load(2)(typingctx, X, i, j)
+
+
+@intrinsic
+def store4(typingctx, a, j, v):
+    """``a[j:j + 4] = v`` for a 4-lane float64 ``v``, rounded to ``a``'s dtype."""
+    return _make_narrow_store(1)(typingctx, a, j, v)
+
+
+@intrinsic
+def store4_2d(typingctx, X, i, j, v):
+    """``X[i, j:j + 4] = v`` for a 4-lane float64 ``v``, rounded to ``X``'s dtype."""
+    return _make_narrow_store(2)(typingctx, X, i, j, v)
