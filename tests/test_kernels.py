@@ -509,3 +509,46 @@ def test_every_compiled_kernel_is_cached_on_disk():
     for name in ("fastlr.kernels.cpu.binary_loss_grad", "fastlr.backends.cpu._binary_loss_grad_serial",
                  "fastlr.kernels.vectors._pair_dots_par", "fastlr.kernels.cpu_sparse.binary_loss_grad"):
         assert name in checked
+
+
+def _softmax_reference(X, y, sw, W, b):
+    """float64 loss sum and gradient sums of the softmax log loss, as the kernels return them."""
+    from scipy.special import logsumexp
+
+    X = X.astype(np.float64)
+    Z = X @ W.T + b
+    lse = logsumexp(Z, axis=1)
+    P = np.exp(Z - lse[:, None])
+    P[np.arange(len(y)), y] -= 1.0
+    P *= sw[:, None]
+    return float(np.sum(sw * (lse - Z[np.arange(len(y)), y]))), P.T @ X, P.sum(0)
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_rows_read_no_scratch_they_did_not_write(dtype, fill):
+    """Blocks of 1..17 rows (vector groups of four and the rows after them) with every scratch
+    array poisoned beforehand: the result is finite and matches the float64 reference, so no
+    lane past the block's rows, and no value of an earlier block, reaches it."""
+    rng = np.random.default_rng(5)
+    for k in (2, 3, 10):
+        d = 5
+        for n in range(1, 18):
+            X = rng.standard_normal((n, d)).astype(dtype)
+            y = rng.integers(0, k, n).astype(np.int32)
+            sw = rng.uniform(0.5, 2.0, n)
+            W = rng.standard_normal((k, d)) * 0.5
+            b = rng.standard_normal(k) * 0.1
+            scratch = cpu._softmax_scratch(k, d, X.dtype)
+            for a in scratch:
+                a[...] = fill
+            acc = np.zeros((k, d + 2))
+            cpu._softmax_rows(X, y, sw, 0, n, W.astype(dtype), b, 0, acc, scratch, W,
+                              cpu._max_abs_exponent(W))
+            loss, gW, gb = _softmax_reference(X, y, sw, W, b)
+            assert np.all(np.isfinite(acc)), (k, n)
+            # float32: the scores and dz in float32 (relative 2^-24 per term, d + k terms)
+            tol = (64 if dtype == np.float32 else 1) * 1e-7 * (1 + np.abs(X).sum())
+            assert abs(acc[0, d + 1] - loss) <= tol * max(1.0, abs(loss)), (k, n)
+            np.testing.assert_allclose(acc[:, :d], gW, rtol=0, atol=tol)
+            np.testing.assert_allclose(acc[:, d], gb, rtol=0, atol=tol)

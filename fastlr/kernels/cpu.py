@@ -750,7 +750,7 @@ def _softmax_block_dz(X, y, sample_weight, s0, m, b, loss_id, acc, scratch, W64,
     loss_sum = 0.0
     tail = m4
     if loss_id == LOG:
-        loss_v = _simd.wide4(s, 0) * 0.0
+        loss_v = _simd.zeros_like(_simd.wide4(s, 0))  # (not s * 0: lanes past m hold garbage, inf * 0 = NaN)
         for q in range(0, m4, 4):
             total = _simd.wide4(e, q)
             for c in range(1, k):
