@@ -17,11 +17,13 @@ gradient micro-kernel, and the flush of the block sums into the float64 partial.
 
 The binary block loop below is a copy of the kernel's (unit weights, log loss,
 without the rare path for overflowing scores), with each piece behind a flag;
-keep it in step with ``fastlr/kernels/cpu.py``. The pieces are not shared
-with the kernels as inline helpers because that measured slower: moving the
-binary loss loop or the score loop, or the softmax shift, loss and flush
-loops, into ``inline="always"`` functions gave bitwise the same gradients but
-took 3-16% longer per row on the Intel Xeon (one thread, X in cache).
+keep it in step with ``fastlr/kernels/cpu.py``. Its pieces are not shared
+with the kernel as inline helpers because that measured slower: moving the
+binary loss loop or the score loop into ``inline="always"`` functions gave
+bitwise the same gradients but took 3-16% longer per row on the Intel Xeon
+(one thread, X in cache). The softmax kernel's per-sample step is an inline
+helper since the eighth session (``_softmax_block_dz``, explicit vectors),
+measured faster on the Zen 3 only.
 
 Usage: ``python benchmarks/kernel_pieces.py`` (run with the machine idle).
 """

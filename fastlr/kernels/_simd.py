@@ -35,6 +35,19 @@ Functions (all ``inline``; ``X`` a C-contiguous array of float32 or float64):
     Lanes 0-3 (4-7) of an 8-lane float32 vector as a 4-lane float64 vector
     (exact).
 
+4-lane float64 vectors of any float array (the per-sample steps run in float64 for
+float32 X too):
+
+``wide4(a, j)``, ``wide4_2d(X, i, j)``
+    ``a[j:j + 4]`` (``X[i, j:j + 4]``) widened to float64 (exact).
+``store4(a, j, v)``, ``store4_2d(X, i, j, v)``
+    Store a 4-lane float64 vector, rounded to the array's dtype.
+``vmax(a, b)``
+    ``a if a > b else b`` per lane.
+``+``, ``-``, ``*``, ``/``
+    Per lane, between vectors of one type or a vector and a scalar (broadcast), so
+    that scalar code such as :mod:`fastlr._math`'s ``log1p_unit`` compiles for vectors.
+
 Indices are not wrapped; under ``NUMBA_BOUNDSCHECK=1`` a load or store
 checks its first and last lane like any array access (IndexError).
 """
