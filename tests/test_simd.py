@@ -56,17 +56,26 @@ def test_load_fma_store_add_hsum_match_numpy(dtype):
 
 
 @njit
-def _widen(a):
-    v = S.load1(a, 0)
-    out = np.empty(8)
-    S.store1(out, 0, S.widen_lo(v))
-    S.store1(out, 4, S.widen_hi(v))
-    return out
+def _wide_round_trip(X, a, i, j, out):
+    v = S.wide4_2d(X, i, j)
+    S.store4(out, 0, v * 3.0 - S.wide4(a, 1))
+    S.store4_2d(X, i, j, v + 0.5)
+    return S.hsum(v)
 
 
-def test_widen_is_exact():
-    a = np.random.default_rng(1).standard_normal(8).astype(np.float32)
-    np.testing.assert_array_equal(_widen(a), a.astype(np.float64))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_wide4_widens_exactly_and_store4_rounds_to_the_array_dtype(dtype):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3, 9)).astype(dtype)
+    a = rng.standard_normal(6).astype(dtype)
+    out = np.zeros(4, dtype)
+    before = X.copy()
+    _wide_round_trip(X, a, 2, 3, out)
+    v = before[2, 3:7].astype(np.float64)  # exact for float32
+    np.testing.assert_array_equal(out, (v * 3.0 - a[1:5].astype(np.float64)).astype(dtype))
+    np.testing.assert_array_equal(X[2, 3:7], (v + 0.5).astype(dtype))
+    X[2, 3:7] = before[2, 3:7]
+    np.testing.assert_array_equal(X, before)
 
 
 @njit

@@ -15,6 +15,8 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+from ._simd import Vec
+
 _FORMATS = {  # float type -> (LLVM float, integer width, exponent bias, mantissa bits)
     types.float64: (ir.DoubleType(), 64, 1023, 52),
     types.float32: (ir.FloatType(), 32, 127, 23),
@@ -53,8 +55,6 @@ def exponent_and_mantissa(typingctx, x):
     over that subtraction, ``(a - c) · ln 2 -> a · ln 2 - c · ln 2``, and cancels the result
     away. Zero, subnormals, infinities and NaN give meaningless values: callers exclude them.
     """
-    from ._simd import Vec
-
     if x == types.float64:
         lanes = None
     elif isinstance(x, Vec) and x.dtype == types.float64:

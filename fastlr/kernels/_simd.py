@@ -31,9 +31,6 @@ Functions (all ``inline``; ``X`` a C-contiguous array of float32 or float64):
 ``hsum(v)``
     The sum of the lanes in a fixed tree (halves, then quarters, ...): the
     same order on every call.
-``widen_lo(v)``, ``widen_hi(v)``
-    Lanes 0-3 (4-7) of an 8-lane float32 vector as a 4-lane float64 vector
-    (exact).
 
 4-lane float64 vectors of any float array (the per-sample steps run in float64 for
 float32 X too):
@@ -91,84 +88,109 @@ def _vec_of(dtype):
     return Vec(dtype, VECTOR_BYTES // (dtype.bitwidth // 8))
 
 
-def _lane_pointer(context, builder, aryty, ary, indices):
-    """Pointer to the first lane, checking the first and last lane when bounds are checked."""
+#: The 4-lane float64 vector of ``wide4``/``store4`` (per-sample steps in float64 for any X).
+_WIDE = Vec(types.float64, 4)
+
+
+def _lane_pointer(context, builder, aryty, ary, indices, count):
+    """Pointer to element ``indices``; when bounds are checked, checks it and the element
+    ``count - 1`` further along the last axis (the first and last lane)."""
     check = context.enable_boundscheck
-    ptr = cgutils.get_item_pointer2(context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
-                                    cgutils.unpack_tuple(builder, ary.strides), aryty.layout, indices,
+    shape = cgutils.unpack_tuple(builder, ary.shape)
+    strides = cgutils.unpack_tuple(builder, ary.strides)
+    ptr = cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aryty.layout, indices,
                                     wraparound=False, boundscheck=check)
     if check:
-        count = _vec_of(aryty.dtype).count
         last = list(indices[:-1]) + [builder.add(indices[-1], ir.Constant(indices[-1].type, count - 1))]
-        cgutils.get_item_pointer2(context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
-                                  cgutils.unpack_tuple(builder, ary.strides), aryty.layout, last,
+        cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aryty.layout, last,
                                   wraparound=False, boundscheck=True)
     return ptr
 
 
-def _array_ok(X, ndim):
-    return isinstance(X, types.Array) and X.ndim == ndim and X.dtype in _FLOATS and X.layout == "C"
+def _array_ok(X, ndim, idx):
+    return (isinstance(X, types.Array) and X.ndim == ndim and X.dtype in _FLOATS and X.layout == "C"
+            and len(idx) == ndim and all(isinstance(t, types.Integer) for t in idx))
 
 
-def _make_load(ndim):
+def _memory_vector(context, dtype, wide):
+    """LLVM type of the lanes in memory: a whole register of ``dtype``, or 4 lanes (``wide``)."""
+    return ir.VectorType(context.get_value_type(dtype), 4 if wide else _vec_of(dtype).count)
+
+
+def _make_load(ndim, wide):
+    """Load intrinsic for ``ndim``-D arrays: a register of the array's dtype, or (``wide``)
+    4 lanes widened to float64."""
     def load_impl(typingctx, X, *idx):
-        if not _array_ok(X, ndim) or len(idx) != ndim or not all(isinstance(t, types.Integer) for t in idx):
+        if not _array_ok(X, ndim, idx):
             return None
-        vt = _vec_of(X.dtype)
+        vt = _WIDE if wide else _vec_of(X.dtype)
 
         def codegen(context, builder, sig, args):
             ary = context.make_array(sig.args[0])(context, builder, args[0])
             inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
-            ptr = _lane_pointer(context, builder, sig.args[0], ary, inds)
-            ltype = context.get_value_type(vt)
-            return builder.load(builder.bitcast(ptr, ltype.as_pointer()), align=X.dtype.bitwidth // 8)
+            src = _memory_vector(context, X.dtype, wide)
+            ptr = _lane_pointer(context, builder, sig.args[0], ary, inds, src.count)
+            v = builder.load(builder.bitcast(ptr, src.as_pointer()), align=X.dtype.bitwidth // 8)
+            if wide and X.dtype == types.float32:
+                v = builder.fpext(v, context.get_value_type(_WIDE))
+            return v
 
         return vt(X, *idx), codegen
     return load_impl
 
 
-def _make_store(ndim):
+def _make_store(ndim, wide):
+    """Store intrinsic for ``ndim``-D arrays: a register of the array's dtype, or (``wide``)
+    a 4-lane float64 vector rounded to the array's dtype."""
     def store_impl(typingctx, X, *rest):
-        if not _array_ok(X, ndim) or len(rest) != ndim + 1:
-            return None
-        idx, v = rest[:-1], rest[-1]
-        if v != _vec_of(X.dtype) or not all(isinstance(t, types.Integer) for t in idx):
+        idx, v = rest[:-1], rest[-1] if rest else None
+        if not _array_ok(X, ndim, idx) or v != (_WIDE if wide else _vec_of(X.dtype)):
             return None
 
         def codegen(context, builder, sig, args):
             ary = context.make_array(sig.args[0])(context, builder, args[0])
             inds = [context.cast(builder, a, t, types.intp) for a, t in zip(args[1:-1], sig.args[1:-1])]
-            ptr = _lane_pointer(context, builder, sig.args[0], ary, inds)
-            builder.store(args[-1], builder.bitcast(ptr, args[-1].type.as_pointer()),
-                          align=X.dtype.bitwidth // 8)
+            dst = _memory_vector(context, X.dtype, wide)
+            ptr = _lane_pointer(context, builder, sig.args[0], ary, inds, dst.count)
+            value = args[-1]
+            if wide and X.dtype == types.float32:
+                value = builder.fptrunc(value, dst)
+            builder.store(value, builder.bitcast(ptr, dst.as_pointer()), align=X.dtype.bitwidth // 8)
             return context.get_dummy_value()
 
         return types.none(X, *rest), codegen
     return store_impl
 
 
+def _splat_value(builder, vtype, x):
+    """The LLVM value of ``x`` (already of the lane type) in every lane of ``vtype``."""
+    one = builder.insert_element(ir.Constant(vtype, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vtype.count), [0] * vtype.count)
+    return builder.shuffle_vector(one, one, mask)
+
+
 @intrinsic
 def load(typingctx, X, i, j):
     """The lanes ``X[i, j:j + L]`` of a C-contiguous 2-D float array."""
-    return _make_load(2)(typingctx, X, i, j)
+    return _make_load(2, False)(typingctx, X, i, j)
 
 
 @intrinsic
 def load1(typingctx, a, j):
     """The lanes ``a[j:j + L]`` of a C-contiguous 1-D float array."""
-    return _make_load(1)(typingctx, a, j)
+    return _make_load(1, False)(typingctx, a, j)
 
 
 @intrinsic
 def store(typingctx, X, i, j, v):
     """``X[i, j:j + L] = v``."""
-    return _make_store(2)(typingctx, X, i, j, v)
+    return _make_store(2, False)(typingctx, X, i, j, v)
 
 
 @intrinsic
 def store1(typingctx, a, j, v):
     """``a[j:j + L] = v``."""
-    return _make_store(1)(typingctx, a, j, v)
+    return _make_store(1, False)(typingctx, a, j, v)
 
 
 @intrinsic
@@ -179,9 +201,7 @@ def splat(typingctx, x):
     vt = _vec_of(x)
 
     def codegen(context, builder, sig, args):
-        ltype = context.get_value_type(vt)
-        v = builder.insert_element(ir.Constant(ltype, ir.Undefined), args[0], ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count))
+        return _splat_value(builder, context.get_value_type(vt), args[0])
 
     return vt(x), codegen
 
@@ -215,18 +235,6 @@ def fma(typingctx, a, b, c):
 
 
 @intrinsic
-def add(typingctx, a, b):
-    """``a + b`` per lane."""
-    if not (isinstance(a, Vec) and a == b):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fadd(args[0], args[1])
-
-    return a(a, b), codegen
-
-
-@intrinsic
 def hsum(typingctx, v):
     """The sum of the lanes of ``v``: halves added, then their halves, down to one lane."""
     if not isinstance(v, Vec):
@@ -244,34 +252,6 @@ def hsum(typingctx, v):
         return builder.extract_element(x, ir.Constant(i32, 0))
 
     return v.dtype(v), codegen
-
-
-def _make_widen(first):
-    def widen_impl(typingctx, v):
-        if not (isinstance(v, Vec) and v.dtype == types.float32 and v.count == 8):
-            return None
-        out = Vec(types.float64, 4)
-
-        def codegen(context, builder, sig, args):
-            i32 = ir.IntType(32)
-            half = builder.shuffle_vector(args[0], args[0],
-                                          ir.Constant(ir.VectorType(i32, 4), list(range(first, first + 4))))
-            return builder.fpext(half, context.get_value_type(out))
-
-        return out(v), codegen
-    return widen_impl
-
-
-@intrinsic
-def widen_lo(typingctx, v):
-    """Lanes 0-3 of an 8-lane float32 vector as float64."""
-    return _make_widen(0)(typingctx, v)
-
-
-@intrinsic
-def widen_hi(typingctx, v):
-    """Lanes 4-7 of an 8-lane float32 vector as float64."""
-    return _make_widen(4)(typingctx, v)
 
 
 @intrinsic
@@ -302,16 +282,11 @@ def _binary_codegen(op):
         a, b = args
         ta, tb = sig.args
         vt = sig.return_type
-        ltype = context.get_value_type(vt)
-        zero = ir.Constant(ir.IntType(32), 0)
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.count), [0] * vt.count)
 
         def as_vec(v, t):
             if isinstance(t, Vec):
                 return v
-            v = context.cast(builder, v, t, vt.dtype)
-            one = builder.insert_element(ir.Constant(ltype, ir.Undefined), v, zero)
-            return builder.shuffle_vector(one, one, mask)
+            return _splat_value(builder, context.get_value_type(vt), context.cast(builder, v, t, vt.dtype))
 
         a = as_vec(a, ta)
         b = as_vec(b, tb)
@@ -341,6 +316,9 @@ def _make_operator(op):
 
 _vadd, _vsub, _vmul, _vdiv = (_make_operator(op) for op in ("add", "sub", "mul", "div"))
 
+#: ``add(a, b)``: ``a + b`` per lane (the ``+`` operator, by name).
+add = _vadd
+
 
 def _register_operator(pyop, fn):
     from numba.extending import overload
@@ -369,84 +347,25 @@ def vmax(typingctx, a, b):
     return a(a, b), codegen
 
 
-_WIDE = Vec(types.float64, 4)
-
-
-def _make_wide_load(ndim):
-    def impl(typingctx, X, *idx):
-        if not (isinstance(X, types.Array) and X.ndim == ndim and X.dtype in _FLOATS and X.layout == "C"
-                and len(idx) == ndim and all(isinstance(t, types.Integer) for t in idx)):
-            return None
-
-        def codegen(context, builder, sig, args):
-            ary = context.make_array(sig.args[0])(context, builder, args[0])
-            inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
-            ptr = _lane_pointer4(context, builder, sig.args[0], ary, inds)
-            src = ir.VectorType(context.get_value_type(X.dtype), 4)
-            v = builder.load(builder.bitcast(ptr, src.as_pointer()), align=X.dtype.bitwidth // 8)
-            if X.dtype == types.float32:
-                v = builder.fpext(v, context.get_value_type(_WIDE))
-            return v
-
-        return _WIDE(X, *idx), codegen
-    return impl
-
-
-def _make_narrow_store(ndim):
-    def impl(typingctx, X, *rest):
-        if not (isinstance(X, types.Array) and X.ndim == ndim and X.dtype in _FLOATS and X.layout == "C"
-                and len(rest) == ndim + 1 and rest[-1] == _WIDE
-                and all(isinstance(t, types.Integer) for t in rest[:-1])):
-            return None
-
-        def codegen(context, builder, sig, args):
-            ary = context.make_array(sig.args[0])(context, builder, args[0])
-            inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:-1], sig.args[1:-1])]
-            ptr = _lane_pointer4(context, builder, sig.args[0], ary, inds)
-            v = args[-1]
-            dst = ir.VectorType(context.get_value_type(X.dtype), 4)
-            if X.dtype == types.float32:
-                v = builder.fptrunc(v, dst)
-            builder.store(v, builder.bitcast(ptr, dst.as_pointer()), align=X.dtype.bitwidth // 8)
-            return context.get_dummy_value()
-
-        return types.none(X, *rest), codegen
-    return impl
-
-
-def _lane_pointer4(context, builder, aryty, ary, indices):
-    """Pointer to element ``indices``, checking it and the element 3 further when bounds are checked."""
-    check = context.enable_boundscheck
-    shape = cgutils.unpack_tuple(builder, ary.shape)
-    strides = cgutils.unpack_tuple(builder, ary.strides)
-    ptr = cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aryty.layout, indices,
-                                    wraparound=False, boundscheck=check)
-    if check:
-        last = list(indices[:-1]) + [builder.add(indices[-1], ir.Constant(indices[-1].type, 3))]
-        cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aryty.layout, last,
-                                  wraparound=False, boundscheck=True)
-    return ptr
-
-
 @intrinsic
 def wide4(typingctx, a, j):
     """``a[j:j + 4]`` (float32 or float64, 1-D) as a 4-lane float64 vector (exact)."""
-    return _make_wide_load(1)(typingctx, a, j)
+    return _make_load(1, True)(typingctx, a, j)
 
 
 @intrinsic
 def wide4_2d(typingctx, X, i, j):
     """``X[i, j:j + 4]`` (float32 or float64, 2-D) as a 4-lane float64 vector (exact)."""
-    return _make_wide_load(2)(typingctx, X, i, j)
+    return _make_load(2, True)(typingctx, X, i, j)
 
 
 @intrinsic
 def store4(typingctx, a, j, v):
     """``a[j:j + 4] = v`` for a 4-lane float64 ``v``, rounded to ``a``'s dtype."""
-    return _make_narrow_store(1)(typingctx, a, j, v)
+    return _make_store(1, True)(typingctx, a, j, v)
 
 
 @intrinsic
 def store4_2d(typingctx, X, i, j, v):
     """``X[i, j:j + 4] = v`` for a 4-lane float64 ``v``, rounded to ``X``'s dtype."""
-    return _make_narrow_store(2)(typingctx, X, i, j, v)
+    return _make_store(2, True)(typingctx, X, i, j, v)

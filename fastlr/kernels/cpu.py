@@ -669,6 +669,28 @@ _LN2 = math.log(2.0)
 _log1p_unit = _M.log1p_unit
 
 
+@njit(inline="always")
+def _block_weights(sample_weight, s0, m, s):
+    """``s[r]`` = the weight of row ``s0 + r`` (1 when unweighted) for ``r < m``."""
+    if sample_weight.shape[0] > 0:
+        for r in range(m):
+            s[r] = sample_weight[s0 + r]
+    else:
+        for r in range(m):
+            s[r] = 1.0
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _add_class_sums(dz, m, acc, d):
+    """``acc[c, d] += Σ_{r < m} dz[c, r]`` for every class (the intercepts' sums: column
+    ``d`` of the gradient's ``(k, d + 2)`` or the Hessian-vector product's ``(k, d + 1)``)."""
+    for c in range(dz.shape[0]):
+        t = 0.0
+        for r in range(m):
+            t += dz[c, r]
+        acc[c, d] += t
+
+
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _block_shift(Z, m, shifted, z_max):
     """``z_max[r] = max_c Z[c, r]`` and ``shifted[c * m + r] = Z[c, r] - z_max[r]`` (X's dtype)
@@ -741,12 +763,7 @@ def _softmax_block_dz(X, y, sample_weight, s0, m, b, loss_id, acc, scratch, W64,
             zy[r] = math.ldexp(Z[y[s0 + r], r] - zm, ex + ew)
     _exp_neg_abs(shifted, k * m, e)  # shifted <= 0, so exp(-|t|) = exp(t)
     ahead = _prefetch_ahead(X, ahead, 2, stop)
-    if sample_weight.shape[0] > 0:
-        for r in range(m):
-            s[r] = sample_weight[s0 + r]
-    else:
-        for r in range(m):
-            s[r] = 1.0
+    _block_weights(sample_weight, s0, m, s)
     loss_sum = 0.0
     tail = m4
     if loss_id == LOG:
@@ -773,11 +790,7 @@ def _softmax_block_dz(X, y, sample_weight, s0, m, b, loss_id, acc, scratch, W64,
         loss_sum += s[r] * _softmax_loss_dz_from_exp(loss_id, zy[r], p, y[s0 + r], p)
         for c in range(k):
             dz[c, r] = s[r] * p[c]
-    for c in range(k):
-        t = 0.0
-        for r in range(m):
-            t += dz[c, r]
-        acc[c, d] += t
+    _add_class_sums(dz, m, acc, d)
     acc[0, d + 1] += loss_sum
     return _prefetch_ahead(X, ahead, 2, stop)
 
@@ -1050,7 +1063,6 @@ def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
     d = X.shape[1]
     k = W.shape[0]
     U = np.empty((k, BLOCK_ROWS))
-    weighted = sample_weight.shape[0] > 0
     z_max = per_row[0]
     s = per_row[3]
     G[:] = 0
@@ -1069,8 +1081,7 @@ def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
         _block_shift(Z, m, shifted, z_max)
         _exp_neg_abs(shifted, k * m, e)
         ahead = _prefetch_ahead(X, ahead, 2, stop)
-        for r in range(m):
-            s[r] = sample_weight[s0 + r] if weighted else 1.0
+        _block_weights(sample_weight, s0, m, s)
         m4 = m - m % 4
         for q in range(0, m4, 4):
             total = _simd.wide4(e, q)
@@ -1095,11 +1106,7 @@ def _softmax_hv_rows(X, sample_weight, start, stop, W, b, V, vb, acc, scratch):
             pu_r = eu_r * inv_r
             for c in range(k):
                 dz[c, r] = s[r] * (e[c * m + r] * inv_r * (U[c, r] - pu_r))
-        for c in range(k):
-            t = 0.0
-            for r in range(m):
-                t += dz[c, r]
-            acc[c, d] += t
+        _add_class_sums(dz, m, acc, d)
         ahead = _prefetch_ahead(X, ahead, 2, stop)
         _block_grad(X, s0, m, dz, G, ahead, stop)
         pending += m
