@@ -16,8 +16,9 @@
     column named ``target``, by default the last column; every other column
     must be numeric or boolean (``True``/``False``, as pandas writes them, are
     the features 1 and 0, as in the estimator's DataFrame input). An empty
-    cell, ``NaN`` or ``inf`` is a DataFileError naming its column and line
-    (fastlr cannot train on missing values), as is a first line whose
+    cell (a missing value), ``nan`` or ``inf`` is a DataFileError naming its column and
+    line (fastlr cannot train on them; the earliest line's problem is named), as is a
+    label written as missing (``NA``, ``null``, ...), or a first line whose
     every field is a number (data where the header belongs). ``.txt`` is
     tab-separated when its header line has a tab and no comma.
 ``.parquet`` / ``.pq``
@@ -332,10 +333,14 @@ def _is_float_text(value):
     return True
 
 
-def _table_to_dataset(path, table, target, dt, first_line=None, target_optional=False):
+def _table_to_dataset(path, table, target, dt, first_line=None, target_optional=False,
+                      null_spellings=()):
     """Split an Arrow table into X (numeric features) and y (the target column).
 
     ``first_line``: file line number of the first data row (CSV), to name lines.
+    ``null_spellings``: strings that mean a missing label in a text target column (a CSV's
+    ``NA``, ``null``, ...; its features are read with only the empty field as missing).
+    Raises DataFileError naming the problem on the earliest line (then the leftmost column).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -367,6 +372,9 @@ def _table_to_dataset(path, table, target, dt, first_line=None, target_optional=
 
     def where(row):
         return f"line {first_line + row}" if first_line is not None else f"row {row + 1}"
+    # Every column is read before any problem is reported, and the one on the earliest line
+    # (then the leftmost column) is named: the line a user fixing the file comes to first.
+    problems = []  # (row, column position, message)
     X = np.empty((table.num_rows, len(feature_names)), dtype=dt or np.float64)
     for j, (i, name) in enumerate(zip(feature_columns, feature_names)):
         col = table.column(i)
@@ -374,25 +382,44 @@ def _table_to_dataset(path, table, target, dt, first_line=None, target_optional=
         if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_null(typ)
                 or pa.types.is_decimal(typ) or pa.types.is_boolean(typ)):
             values = col.to_pylist()
-            bad = next((i for i, v in enumerate(values) if v is not None and not _is_float_text(v)), None)
+            bad = next((r for r, v in enumerate(values) if v is not None and not _is_float_text(v)), None)
             at = "" if bad is None else f" at {where(bad)} (value {str(values[bad])[:40]!r})"
-            raise DataFileError(path, f"column {name!r} is not numeric ({typ}){at}")
-        if col.null_count:  # an empty field: fastlr cannot train on missing values
-            bad = int(pc.index(pc.is_null(col), True).as_py())
-            raise DataFileError(path, f"column {name!r} has a missing value at {where(bad)}")
-        X[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            problems.append((len(values) if bad is None else bad, i,
+                             f"column {name!r} is not numeric ({typ}){at}"))
+            continue
+        X[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)  # a missing value: NaN
         finite = np.isfinite(X[:, j])
-        if not finite.all():  # "nan" / "inf" written out: the same, named where it is
+        if not finite.all():
             bad = int(np.argmin(finite))
-            raise DataFileError(path, f"column {name!r} has the non-finite value {float(X[bad, j])!r} "
-                                      f"at {where(bad)}")
+            if not col[bad].is_valid:  # an empty field: fastlr cannot train on missing values
+                problems.append((bad, i, f"column {name!r} has a missing value at {where(bad)}"))
+            else:  # "nan" / "inf" written out
+                problems.append((bad, i, f"column {name!r} has the non-finite value "
+                                         f"{float(X[bad, j])!r} at {where(bad)}"))
+    y = None
+    if target is not None:
+        i = names.index(target)
+        ycol = table.column(i)
+        missing = pc.is_null(ycol)
+        if null_spellings and (pa.types.is_string(ycol.type) or pa.types.is_large_string(ycol.type)):
+            # a CSV's labels are read with only the empty field as missing; pyarrow's other
+            # spellings of a missing value ("NA", "nan", "null", ...) are missing labels too
+            missing = pc.or_(missing, pc.is_in(ycol, value_set=pa.array(list(null_spellings), pa.string())))
+        if pc.any(missing).as_py():
+            bad = int(pc.index(missing, True).as_py())
+            spelled = ycol[bad].as_py()
+            how = "" if spelled is None or spelled == "" else f" ({spelled!r})"
+            problems.append((bad, i, f"target column {target!r} has a missing value{how} at {where(bad)}"))
+        else:
+            y = ycol.to_numpy(zero_copy_only=False)
+            if y.dtype.kind == "f" and not np.isfinite(y).all():
+                bad = int(np.argmin(np.isfinite(y)))
+                problems.append((bad, i, f"target column {target!r} has the non-finite value "
+                                         f"{float(y[bad])!r} at {where(bad)}"))
+    if problems:
+        raise DataFileError(path, min(problems)[2])
     if target is None:
         return Dataset(X, None, feature_names, None)
-    ycol = table.column(names.index(target))
-    if ycol.null_count:
-        bad = int(pc.index(pc.is_null(ycol), True).as_py())
-        raise DataFileError(path, f"target column {target!r} has a missing value at {where(bad)}")
-    y = ycol.to_numpy(zero_copy_only=False)
     if y.dtype == object:
         y = np.asarray(ycol.to_pylist(), dtype=str) if all(isinstance(v, str) for v in y) else y
     return Dataset(X, y, feature_names, target)
@@ -417,10 +444,14 @@ def _read_csv(path, ext, target, dt, target_optional=False):
         return "error"
 
     try:
+        # Only the empty field is missing: "nan" and "inf" are read as the numbers they spell
+        # (and named as non-finite), "NA" in a feature column as text (named as not numeric);
+        # pyarrow's other spellings of a missing value are kept for the labels.
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid_row),
+            convert_options=pacsv.ConvertOptions(null_values=[""]),
         )
     except pa.ArrowInvalid as exc:
         if bad_rows:
@@ -437,7 +468,9 @@ def _read_csv(path, ext, target, dt, target_optional=False):
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(path, f"cannot read CSV: {exc}") from None
     # header is line 1; assumes no quoted fields spanning lines
-    return _table_to_dataset(path, table, target, dt, first_line=2, target_optional=target_optional)
+    spellings = [v for v in pacsv.ConvertOptions().null_values if v]
+    return _table_to_dataset(path, table, target, dt, first_line=2, target_optional=target_optional,
+                             null_spellings=spellings)
 
 
 def _read_parquet(path, target, dt, target_optional=False):

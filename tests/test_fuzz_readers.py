@@ -29,7 +29,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastlr import LogisticRegression
-from fastlr import model_file as mf
 from fastlr.io import DataFileError, read_data
 from fastlr.model_file import ModelFileError, load_model, save_model
 from _budget import examples

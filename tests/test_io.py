@@ -132,10 +132,38 @@ def test_csv_missing_and_non_finite_values_are_named_by_column_and_line(tmp_path
     path.write_text("a,b,y\n1.5,2,0\n2.5,,1\n")
     assert error_of(path).endswith("column 'b' has a missing value at line 3")
     path.write_text("a,b,y\n1.5,2,0\n2.5,3,1\nnan,3,1\n")
-    # pyarrow reads "nan", "NA", "null" as missing (its null_values)
-    assert error_of(path).endswith("column 'a' has a missing value at line 4")
+    # a written-out "nan" is the number it spells, not a missing (empty) field
+    assert error_of(path).endswith("column 'a' has the non-finite value nan at line 4")
     path.write_text("a,b,y\n1.5,-inf,0\n")
     assert error_of(path).endswith("column 'b' has the non-finite value -inf at line 2")
+    path.write_text("a,b,y\n1.5,2,0\nNA,3,1\n")  # pyarrow's other null spellings are text
+    assert error_of(path).endswith("column 'a' is not numeric (string) at line 3 (value 'NA')")
+
+
+@pytest.mark.parametrize("rows, expected", [
+    # the problem on the earliest line is named, whichever column and kind it is
+    (["1,inf,0", "2,3,1", ",3,1"], "column 'b' has the non-finite value inf at line 2"),
+    (["1,2,0", "2,inf,1", "3,,1"], "column 'b' has the non-finite value inf at line 3"),
+    (["1,2,0", "2,,1", "3,inf,1"], "column 'b' has a missing value at line 3"),
+    (["1,2,0", "2,3,1", "x,,1", "4,inf,0"], "column 'a' is not numeric (string) at line 4 (value 'x')"),
+    (["1,2,0", "2,3,1", "3,4,", "4,inf,0"], "target column 'y' has a missing value at line 4"),
+    # the same line: the leftmost column
+    (["1,2,0", "inf,,1"], "column 'a' has the non-finite value inf at line 3"),
+])
+def test_csv_names_the_problem_on_the_earliest_line(tmp_path, rows, expected):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    assert error_of(path).endswith(expected)
+
+
+@pytest.mark.parametrize("label", ["NA", "null", "nan", "N/A"])
+def test_csv_label_written_as_missing_is_named(tmp_path, label):
+    path = tmp_path / "d.csv"
+    path.write_text(f"a,y\n1,cat\n2,{label}\n3,dog\n")
+    assert error_of(path).endswith(f"target column 'y' has a missing value ({label!r}) at line 3")
+    path.write_text(f"a,y\n1,0\n2,1\n3,{label}\n")  # numeric labels, then one missing
+    message = error_of(path)
+    assert "target column 'y' has" in message and message.endswith("at line 4")
 
 
 def test_csv_without_a_header_row_is_an_error(tmp_path):
