@@ -424,6 +424,24 @@ def test_random_huge_finite_inputs_never_give_nan_and_backends_agree(seed, k):
             assert not np.isnan(loss)
 
 
+@pytest.mark.parametrize("n", [4, 19], ids=["vector-rows", "with-tail-rows"])
+def test_finite_scores_whose_sum_overflows_take_the_usual_path(n):
+    """The softmax kernel looks for non-finite scores through a block's sum of scores: finite
+    scores near 1e308 whose sum overflows are a false alarm and must give the usual result."""
+    X = np.ones((n, 1))
+    W = np.array([[1e308], [0.9e308], [1.0]])
+    y = np.zeros(n, dtype=int)
+    y[1] = 1  # a loss of 0.1e308; the others' are 0
+    y[2] = 2  # a loss of 1e308 (the mean stays finite)
+    out = {b: fastlr.loss_grad(X, y, W, backend=b) for b in OVERFLOW_BACKENDS}
+    loss, grad, grad_b = out["cpu"]
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    ref = out["numpy"]
+    assert loss == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(grad, ref[1], rtol=1e-12)
+    np.testing.assert_allclose(grad_b, ref[2], rtol=1e-12, atol=1e-12)
+
+
 def test_finite_x_never_reports_nan_in_x():
     """Gradient sums that overflow with both signs: a clear error, not "X contains NaN"."""
     X = np.array([[1e308]] * 4 + [[-1e308]] * 4)

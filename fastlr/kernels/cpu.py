@@ -694,23 +694,38 @@ def _add_class_sums(dz, m, acc, d):
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _block_shift(Z, m, shifted, z_max):
     """``z_max[r] = max_c Z[c, r]`` and ``shifted[c * m + r] = Z[c, r] - z_max[r]`` (X's dtype)
-    for ``r < m``: four rows at a time as float64 vectors, then the last ``m % 4``."""
+    for ``r < m``: four rows at a time as float64 vectors, then the last ``m % 4``.
+
+    Returns ``Σ_{c, r} Z[c, r]``, summed in the same vector loop: finite when every score of
+    the block is finite (a sum of finite scores that overflows is a false alarm, which only
+    costs :func:`_softmax_block_dz` a look at each row's scores). Before, a scalar loop of
+    ``math.isfinite`` over the k scores of every row took 5 of the 29 ns a row of the
+    per-sample step at d = 64, k = 10 (one Zen 3 core, X in cache; 24 ns a row with the sum).
+    """
     k = Z.shape[0]
     m4 = m - m % 4
+    chk = _simd.zeros_like(_simd.wide4(z_max, 0))
     for q in range(0, m4, 4):
         zm = _simd.wide4_2d(Z, 0, q)
+        chk = chk + zm
         for c in range(1, k):
-            zm = _simd.vmax(zm, _simd.wide4_2d(Z, c, q))
+            zc = _simd.wide4_2d(Z, c, q)
+            zm = _simd.vmax(zm, zc)
+            chk = chk + zc
         for c in range(k):
             _simd.store4(shifted, c * m + q, _simd.wide4_2d(Z, c, q) - zm)
         _simd.store4(z_max, q, zm)
+    check = _simd.hsum(chk)
     for r in range(m4, m):
         zm = Z[0, r]
+        check += zm
         for c in range(1, k):
             zm = max(zm, Z[c, r])
+            check += Z[c, r]
         for c in range(k):
             shifted[c * m + r] = Z[c, r] - zm
         z_max[r] = zm
+    return check
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
@@ -744,10 +759,10 @@ def _softmax_block_dz(X, y, sample_weight, s0, m, b, loss_id, acc, scratch, W64,
     inv = per_row[2]
     s = per_row[3]
     m4 = m - m % 4
-    _block_shift(Z, m, shifted, z_max)
+    all_finite = math.isfinite(_block_shift(Z, m, shifted, z_max))
     for r in range(m):
         zy[r] = Z[y[s0 + r], r] - z_max[r]
-    for r in range(m):  # the rare path: a score beyond X's precision (or float64)
+    for r in range(0 if all_finite else m):  # the rare path: a score beyond X's precision
         finite = True
         for c in range(k):
             finite &= math.isfinite(Z[c, r])
