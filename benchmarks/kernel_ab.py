@@ -16,7 +16,8 @@ Usage::
 
 ``PATH_OF_B_TREE`` is a checkout (a git worktree) holding ``fastlr/``. Shapes: 0 = 1M x 64
 k=10, 1 = 60k x 784 k=10 (Fashion-MNIST's), 2 = 1M x 64 binary, 3 = 1M x 64 binary float64,
-4 = 250k x 256 binary, 5 = 60k x 784 binary; all float32 unless named. Threads: Numba's default.
+4 = 250k x 256 binary, 5 = 60k x 784 binary, 6 = 60k x 784 k=10 float64, 7 = 250k x 256
+k=10, 8 = 500k x 64 k=10 float64, 9 = 100k x 100 k=3; all float32 unless named. Threads: Numba's default.
 """
 import argparse
 import importlib
@@ -29,7 +30,9 @@ import time
 import numpy as np
 
 SHAPES = [(1_000_000, 64, 10, "float32"), (60_000, 784, 10, "float32"), (1_000_000, 64, 1, "float32"),
-          (1_000_000, 64, 1, "float64"), (250_000, 256, 1, "float32"), (60_000, 784, 1, "float32")]
+          (1_000_000, 64, 1, "float64"), (250_000, 256, 1, "float32"), (60_000, 784, 1, "float32"),
+          (60_000, 784, 10, "float64"), (250_000, 256, 10, "float32"), (500_000, 64, 10, "float64"),
+          (100_000, 100, 3, "float32")]
 
 
 def load_b(tree):
