@@ -1,7 +1,7 @@
 """Median time of the cpu backend's softmax gradient kernel at two k = 10 float32 shapes.
 
-For comparing two checkouts of fastlr process by process, alternating, when a change
-removes the old code (so the two cannot run in one process)::
+For comparing two checkouts of fastlr process by process, alternating (the README's figures
+of the fourth to sixth sessions were taken so)::
 
     for i in 1 2 3 4 5 6; do for t in OLD NEW; do
         echo "$t $(PYTHONPATH=$t python benchmarks/softmax_ab.py 11)"; done; done
@@ -9,6 +9,10 @@ removes the old code (so the two cannot run in one process)::
 Prints one JSON line: shape -> milliseconds (median of ``argv[1]`` calls after one warm-up).
 The kernel is the one the backend runs on this CPU (``softmax_uses_blas``); the problems are
 ``softmax_kernels.problem``'s, the same data as that script's first two shapes.
+
+``benchmarks/kernel_ab.py`` compares two checkouts in one process instead (the other
+checkout's package imported under another name), pair by pair: on a VM whose speed drifts,
+that shows changes of a few percent that separate processes cannot.
 """
 
 import json
