@@ -52,6 +52,19 @@ def _predict_block(X, model, method):
     return getattr(model, method)(X if sp.issparse(X) else np.asarray(X))
 
 
+def _optimized(frame):
+    """The dask DataFrame or Series with its expression optimised (dask-expr), else as it is.
+
+    ``to_dask_array(lengths=True)`` on a column of ``dd.read_parquet(...)`` compares the row
+    counts of the optimised read, which merges partitions when few columns are read, with the
+    partition count of the unoptimised expression, and raises "The number of items in 'lengths'
+    does not match the number of partitions" (dask 2026.8; dask/dask issue 12411). Optimising
+    first makes the two the same.
+    """
+    optimize = getattr(frame, "optimize", None)
+    return optimize() if callable(optimize) else frame
+
+
 def _as_dask_array(X, what="X"):
     """A dask array from a dask array or dask DataFrame (row lengths computed), and column names."""
     _, da, _ = _modules()
@@ -60,9 +73,9 @@ def _as_dask_array(X, what="X"):
         cols = list(X.columns)
         if cols and all(isinstance(c, str) for c in cols):
             names = np.asarray(cols, dtype=object)
-        X = X.to_dask_array(lengths=True)
+        X = _optimized(X).to_dask_array(lengths=True)
     elif hasattr(X, "to_dask_array"):  # dask Series
-        X = X.to_dask_array(lengths=True)
+        X = _optimized(X).to_dask_array(lengths=True)
     elif not isinstance(X, da.Array):
         raise TypeError(f"{what} must be a dask array or dask DataFrame here, got {type(X).__name__}")
     if any(np.isnan(c) for chunks in X.chunks for c in chunks):

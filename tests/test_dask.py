@@ -313,6 +313,28 @@ def test_dask_dataframe_input(client):
     np.testing.assert_array_equal(pred.compute(), ref.predict(frame.drop(columns="label")))
 
 
+def test_dask_dataframe_from_parquet(client, tmp_path):
+    """The README's example: a DataFrame read from parquet files, its label column alone.
+
+    dask's optimiser reads the one label column in fewer partitions than the whole frame
+    (dask issue 12411: to_dask_array(lengths=True) on it raised before fastlr optimised it)."""
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X, y = make_data(n=8000, seed=29)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["label"] = y
+    for i in range(4):
+        frame.iloc[i * 2000:(i + 1) * 2000].to_parquet(tmp_path / f"part{i}.parquet")
+    ddf = dd.read_parquet(str(tmp_path / "*.parquet"))
+    ref = LogisticRegression(tol=1e-8).fit(frame.drop(columns="label"), frame["label"])
+    model = LogisticRegression(tol=1e-8).fit(ddf.drop(columns="label"), ddf["label"])
+    assert model.backend_ == "dask"
+    assert_same_fit(model, ref, X, y, 1e-8)
+    np.testing.assert_allclose(model.predict_proba(ddf.drop(columns="label")).compute(),
+                               ref.predict_proba(frame.drop(columns="label")), rtol=1e-6, atol=1e-8)
+
+
 def test_bad_input_errors(client):
     X, y = make_data(n=4000, seed=29)
     X_nan = X.copy()
