@@ -8,6 +8,7 @@ May import: :mod:`fastlr.kernels` (cpu, cpu_hessian, cpu_sparse), :mod:`fastlr.b
 
 import types
 
+import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
@@ -251,6 +252,11 @@ class CPUBackend:
             # float64 NumPy Hessian (microseconds at breast-cancer size) instead of a serial
             # compilation of the fused kernel, which took a new user's first fit from 11 to 24 s
             loss, grad = self.loss_grad(data, W, b, loss_id)
+            if not (np.isfinite(loss) and np.isfinite(grad).all()):
+                # NaN/inf in X (or an overflow): the caller raises on the non-finite gradient;
+                # NumPy's products over X would only warn ("invalid value encountered in matmul")
+                k, d = W.shape
+                return loss, grad, np.full((k, d + 1, k, d + 1), np.nan), float("nan")
             hess, hess_weight = log_loss_hessian(X, data.sample_weight, W, b, stride, cpu.CHUNK_ROWS)
             return loss, grad, hess, hess_weight
         binary = W.shape[0] == 1
