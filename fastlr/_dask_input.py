@@ -6,7 +6,7 @@ small ``da.unique`` compute, labels encoded and weights formed lazily per
 partition, the ``dask`` backend from the registry, and lazy prediction (one
 task per row block). Blocks may be NumPy arrays or scipy.sparse matrices
 (made CSR on the workers by :func:`_prepare_block`; never densified). The one trainer then drives the Dask backend as any other.
-May import: NumPy, scikit-learn, :mod:`fastlr._labels`,
+May import: NumPy, scikit-learn, :mod:`fastlr._labels`, :mod:`fastlr._validation`,
 :mod:`fastlr.backends` (the registry, and the dask helpers of ``dask_cluster``),
 and dask (lazily: this module imports without dask). Never the trainer or the
 estimator.
@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._labels import check_classes, per_class_weights
+from ._validation import output_dtype
 from .backends import backend_class, get_backend
 from .backends.dask_cluster import _modules
 
@@ -49,6 +50,14 @@ def _class_weight_block(codes, per_class):
 
 
 def _predict_block(X, model, method):
+    """``model.<method>`` of one row block; an empty block gives an empty result of the right
+    shape and dtype (the estimator's validation refuses 0 rows, as scikit-learn's does)."""
+    if X.shape[0] == 0:
+        k = len(model.classes_)
+        if method == "predict":
+            return np.empty(0, dtype=model.classes_.dtype)
+        values = output_dtype(X)
+        return np.empty(0, values) if method == "decision_function" and k == 2 else np.empty((0, k), values)
     return getattr(model, method)(X if sp.issparse(X) else np.asarray(X))
 
 
@@ -140,12 +149,13 @@ def predict(model, X, method):
     if fitted_names is not None:
         del snapshot.feature_names_in_  # blocks are plain arrays; names were checked above
     k = len(model.classes_)
+    values = output_dtype(X)  # scores and probabilities: float32 for float32 X
     if method == "predict" or (method == "decision_function" and k == 2):
-        dtype = model.classes_.dtype if method == "predict" else np.float64
+        dtype = model.classes_.dtype if method == "predict" else values
         return X.map_blocks(_predict_block, snapshot, method, dtype=dtype, drop_axis=1,
                             meta=np.empty(0, dtype=dtype))
-    return X.map_blocks(_predict_block, snapshot, method, dtype=np.float64,
-                        chunks=(X.chunks[0], (k,)), meta=np.empty((0, 0)))
+    return X.map_blocks(_predict_block, snapshot, method, dtype=values,
+                        chunks=(X.chunks[0], (k,)), meta=np.empty((0, 0), dtype=values))
 
 
 class DaskInput:

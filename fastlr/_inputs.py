@@ -43,7 +43,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from ._labels import chunk_labels, fit_labels, label_table, labels_from_output, sample_class_weights
 from ._sparse import check_csr, issparse
 from ._threads import fastlr_threads
-from ._validation import FLOAT_DTYPES, check_device_features, check_sample_weight, to_host
+from ._validation import FLOAT_DTYPES, check_device_features, check_sample_weight, output_dtype, to_host
 from .backends import for_input, get_backend, is_device_array
 
 
@@ -118,7 +118,7 @@ class HostInput:
                     return labels_from_output(est.classes_, out[0])
             scores = backend.decision_function(X, est.coef_, est.intercept_)
         self.check_scores(est, X, scores)
-        return est._output(method, scores)
+        return est._output(method, scores, output_dtype(X))
 
 
 class DeviceInput(HostInput):

@@ -15,6 +15,12 @@ from ._math import DEPRECATED_LOSS_NAMES, LOSS_IDS
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
+def output_dtype(X):
+    """dtype of the scores and probabilities predicted for ``X``: float32 for float32 X
+    (dense, sparse, dask or device), float64 otherwise, as scikit-learn returns them."""
+    return np.dtype(np.float32) if getattr(X, "dtype", None) == np.float32 else np.dtype(np.float64)
+
+
 def check_loss(loss, stacklevel=3):
     """Return the kernel id of ``loss`` ("log_loss" or "prob_squared").
 

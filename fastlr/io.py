@@ -635,7 +635,8 @@ def write_predictions_csv(path, predictions, *, proba=None, classes=None):
 
     Columns: ``prediction``, then ``proba_<class>`` for each class when
     ``proba`` (n, n_classes) is given (``classes`` names its columns; default
-    ``0..n_classes-1``). The file is written to a temporary file in the same
+    ``0..n_classes-1``), each value written as the shortest string that reads back as it in its
+    dtype (float32 probabilities as float32, anything else as float64). The file is written to a temporary file in the same
     directory, flushed and fsynced, then moved onto ``path`` with
     ``os.replace``; on any error the temporary file is removed and an
     existing ``path`` is left untouched.
@@ -668,7 +669,8 @@ def _predictions_header(predictions, proba, classes):
         raise ValueError(f"predictions must be 1-D, got shape {predictions.shape}")
     header = ["prediction"]
     if proba is not None:
-        proba = np.asarray(proba, dtype=np.float64)
+        proba = np.asarray(proba)
+        proba = proba if proba.dtype == np.float32 else proba.astype(np.float64, copy=False)
         if proba.ndim != 2 or proba.shape[0] != predictions.shape[0]:
             raise ValueError(f"proba must have shape ({predictions.shape[0]}, n_classes), got {proba.shape}")
         if classes is None:
@@ -687,8 +689,9 @@ def _write_prediction_rows(f, header, predictions, proba):
     for start in range(0, predictions.shape[0], step):
         cols = [[_format_cell(v) for v in predictions[start:start + step].tolist()]]
         if proba is not None:
-            cols += [[repr(v) for v in proba[start:start + step, j].tolist()]
-                     for j in range(proba.shape[1])]
+            # each value's shortest repr in its own dtype (a float32 probability as 0.8408,
+            # not as the 17 digits of its float64 expansion); for float64, repr(float)'s digits
+            cols += [proba[start:start + step, j].astype(str).tolist() for j in range(proba.shape[1])]
         writer.writerows(zip(*cols))
 
 

@@ -110,6 +110,18 @@ def test_float32_uneven_and_empty_chunks_numpy_labels_class_weight(client):
     # to about ||grad||^2 / μ (checked by assert_fits_agree on the float64 reference F).
     assert_same_fit(model, ref, X, labels, tol, sample_weight=compute_sample_weight("balanced", y))
     assert model.classes_.tolist() == ["cat", "dog", "emu"]
+    # float32 X: float32 probabilities, declared lazily and computed, as on one machine; the
+    # empty chunk gives no rows (its block raised scikit-learn's "0 sample(s)" error before)
+    for method in ("predict_proba", "predict_log_proba", "decision_function", "predict"):
+        lazy = getattr(model, method)(Xd)
+        local = getattr(model, method)(X)
+        assert lazy.dtype == local.dtype == (labels.dtype if method == "predict" else np.float32)
+        computed = lazy.compute()
+        assert computed.dtype == local.dtype and computed.shape == local.shape
+        if method == "predict":
+            np.testing.assert_array_equal(computed, local)
+        else:  # the blocks' scores may come from the serial kernel: a float64 ulp, then rounded
+            np.testing.assert_allclose(computed, local, rtol=2 ** -22, atol=0)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

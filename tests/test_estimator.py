@@ -111,6 +111,34 @@ def test_float32_input_reaches_the_float64_objective():
     assert objective(b) == pytest.approx(objective(a), rel=1e-6)
 
 
+@pytest.mark.parametrize("k", [2, 3], ids=["binary", "multinomial"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_float32_X_gets_float32_scores_and_probabilities(k, sparse):
+    """As in scikit-learn, float32 X gets float32 scores and probabilities (and labels of the
+    classes' dtype); fastlr computes them in float64 from its float64 coef_ and rounds once, so
+    they are the float64 results for the same (float32) values of X, rounded to float32."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression as SKLogisticRegression
+
+    rng = np.random.default_rng(5)
+    X32 = rng.standard_normal((400, 6)).astype(np.float32)
+    y = rng.integers(0, k, 400)
+    model = LogisticRegression().fit(X32, y)
+    X64 = X32.astype(np.float64)  # the same values
+    if sparse:
+        X32, X64 = sp.csr_matrix(X32), sp.csr_matrix(X64)
+    reference = SKLogisticRegression().fit(X32, y)
+    for method in ("decision_function", "predict_proba", "predict_log_proba"):
+        got = getattr(model, method)(X32)
+        assert got.dtype == np.float32 == getattr(reference, method)(X32).dtype, method
+        want = getattr(model, method)(X64)
+        assert want.dtype == np.float64
+        # float32 rounding of the float64 result (2^-24 relative), and the scores of the two
+        # dtypes' kernels summed in other orders (a few float64 ulps of |x|·|w|)
+        np.testing.assert_allclose(got, want, rtol=2 ** -23, atol=1e-12, err_msg=method)
+    np.testing.assert_array_equal(model.predict(X32), model.predict(X64))
+
+
 def test_warm_start_continues_from_previous_solution():
     X, y = standardised(load_breast_cancer)
     model = LogisticRegression(warm_start=True, tol=1e-8, max_iter=1000).fit(X, y)

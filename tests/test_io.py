@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 pa = pytest.importorskip("pyarrow")
+import pyarrow.csv  # noqa: E402,F401  (pa.csv below: not imported by pyarrow itself)
 import pyarrow.parquet as pq  # noqa: E402
 from sklearn.datasets import dump_svmlight_file  # noqa: E402
 
@@ -420,6 +421,21 @@ def test_predictions_csv_float_proba_round_trip_exactly(tmp_path):
     path = tmp_path / "pred.csv"
     write_predictions_csv(path, np.zeros(50, dtype=int), proba=proba, classes=[0, 1])
     back = np.loadtxt(path, delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(back[:, 1:], proba)
+
+
+def test_predictions_csv_float32_proba_in_its_own_shortest_digits(tmp_path):
+    """float32 probabilities (predict_proba of float32 X) are written as float32 values, in the
+    fewest digits that read back as the same float32, not as their float64 expansions."""
+    rng = np.random.default_rng(2)
+    p = rng.random(50).astype(np.float32)
+    proba = np.column_stack([1 - p, p])
+    path = tmp_path / "pred.csv"
+    write_predictions_csv(path, np.zeros(50, dtype=int), proba=proba, classes=[0, 1])
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
+    assert [row[2] for row in rows] == [str(v) for v in p]  # numpy's shortest float32 repr
+    assert max(len(row[2]) for row in rows) <= 12  # e.g. 0.26978672, not 0.2697867155075073
+    back = np.loadtxt(path, delimiter=",", skiprows=1).astype(np.float32)
     np.testing.assert_array_equal(back[:, 1:], proba)
 
 
