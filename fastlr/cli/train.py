@@ -153,7 +153,7 @@ def _log_loss_hits(model, X, y):
     known = model.classes_[codes] == y
     picked = np.where(known, log_p[np.arange(len(y)), codes], -np.inf)
     hits = int(np.sum(model.classes_[np.argmax(log_p, axis=1)] == y))
-    return float(-np.sum(picked)), hits
+    return float(-np.sum(picked, dtype=np.float64)), hits  # float32 X: float32 log_p, float64 sum
 
 
 def _metrics(model, X, y):
