@@ -636,10 +636,10 @@ def write_predictions_csv(path, predictions, *, proba=None, classes=None):
     Columns: ``prediction``, then ``proba_<class>`` for each class when
     ``proba`` (n, n_classes) is given (``classes`` names its columns; default
     ``0..n_classes-1``), each value written as the shortest string that reads back as it in its
-    dtype (float32 probabilities as float32, anything else as float64). The file is written to a temporary file in the same
-    directory, flushed and fsynced, then moved onto ``path`` with
-    ``os.replace``; on any error the temporary file is removed and an
-    existing ``path`` is left untouched.
+    dtype (float32 probabilities as float32, anything else as float64). The file is written to
+    a temporary file in the same directory, flushed and fsynced, then moved onto ``path`` with
+    ``os.replace``; on any error the temporary file is removed and an existing ``path`` is left
+    untouched.
 
     Raises
     ------
