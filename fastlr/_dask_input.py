@@ -49,15 +49,12 @@ def _class_weight_block(codes, per_class):
     return per_class[codes]
 
 
-def _predict_block(X, model, method):
-    """``model.<method>`` of one row block; an empty block gives an empty result of the right
-    shape and dtype (the estimator's validation refuses 0 rows, as scikit-learn's does)."""
+def _predict_block(X, model, method, empty):
+    """``model.<method>`` of one row block; ``empty`` (the result for no rows, from
+    :func:`predict`) for an empty block, which the estimator's validation refuses as
+    scikit-learn's does."""
     if X.shape[0] == 0:
-        k = len(model.classes_)
-        if method == "predict":
-            return np.empty(0, dtype=model.classes_.dtype)
-        values = output_dtype(X)
-        return np.empty(0, values) if method == "decision_function" and k == 2 else np.empty((0, k), values)
+        return empty
     return getattr(model, method)(X if sp.issparse(X) else np.asarray(X))
 
 
@@ -151,11 +148,12 @@ def predict(model, X, method):
     k = len(model.classes_)
     values = output_dtype(X)  # scores and probabilities: float32 for float32 X
     if method == "predict" or (method == "decision_function" and k == 2):
-        dtype = model.classes_.dtype if method == "predict" else values
-        return X.map_blocks(_predict_block, snapshot, method, dtype=dtype, drop_axis=1,
-                            meta=np.empty(0, dtype=dtype))
-    return X.map_blocks(_predict_block, snapshot, method, dtype=values,
-                        chunks=(X.chunks[0], (k,)), meta=np.empty((0, 0), dtype=values))
+        empty = np.empty(0, dtype=model.classes_.dtype if method == "predict" else values)
+        return X.map_blocks(_predict_block, snapshot, method, empty, dtype=empty.dtype,
+                            drop_axis=1, meta=empty)
+    empty = np.empty((0, k), dtype=values)
+    return X.map_blocks(_predict_block, snapshot, method, empty, dtype=values,
+                        chunks=(X.chunks[0], (k,)), meta=empty)
 
 
 class DaskInput:

@@ -689,8 +689,8 @@ def _write_prediction_rows(f, header, predictions, proba):
     for start in range(0, predictions.shape[0], step):
         cols = [[_format_cell(v) for v in predictions[start:start + step].tolist()]]
         if proba is not None:
-            # each value's shortest repr in its own dtype (a float32 probability as 0.8408,
-            # not as the 17 digits of its float64 expansion); for float64, repr(float)'s digits
+            # each value's shortest repr in its own dtype (a float32 probability as 0.26978672,
+            # not as 0.2697867155075073, its float64 expansion); for float64, repr(float)'s digits
             cols += [proba[start:start + step, j].astype(str).tolist() for j in range(proba.shape[1])]
         writer.writerows(zip(*cols))
 
